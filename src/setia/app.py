@@ -1,0 +1,124 @@
+"""The FastAPI application: routers, problem-details errors, request size limit."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from setia import __version__
+from setia.core.config import get_settings
+from setia.core.db import Database, get_database
+from setia.core.errors import SetiaError
+from setia.events.api import router as events_router
+from setia.ledger.api import router as ledger_router
+from setia.members.api import router as members_router
+from setia.programs.api import router as programs_router
+from setia.tenants.api import router as tenants_router
+
+log = logging.getLogger("setia")
+PROBLEM = "application/problem+json"
+
+
+def _problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
+    body = {"type": f"https://setia.dev/problems/{code}", "title": title, "status": status,
+            "detail": detail, "code": code, **extra}
+    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+
+
+class BodyLimit:
+    """Refuse bodies over the limit with 413 before the app reads them into memory."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._reject(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await self._reject(scope, receive, send)
+
+    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = _problem(413, "payload_too_large", "Request body too large",
+                            f"the body is larger than {self.max_bytes} bytes; send fewer events per batch")
+        await response(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def create_app(db: Database | None = None) -> FastAPI:
+    settings = get_settings()
+    app = FastAPI(
+        title="Setia",
+        version=__version__,
+        summary="Customer loyalty: members, events and a points ledger that never loses a point.",
+        description=(
+            "Authenticate with `Authorization: Bearer <API key>`. Errors are RFC 9457 problem "
+            "details with a stable `code`. Writes accept an `Idempotency-Key` header; events are "
+            "idempotent by their own `id`. Lists use cursor pagination (`cursor`, `next_cursor`)."
+        ),
+    )
+    app.state.db = db or get_database()
+
+    @app.exception_handler(SetiaError)
+    async def setia_error(request: Request, exc: SetiaError) -> JSONResponse:
+        return JSONResponse(exc.problem(str(request.url.path)), status_code=exc.status, media_type=PROBLEM)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
+        detail = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors)
+        return _problem(422, "validation_error", "Invalid payload", detail, errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _problem(exc.status_code, code, str(exc.detail), str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return _problem(500, "internal_error", "Internal error",
+                        "something went wrong on our side; nothing was saved. Try again or contact the operator.")
+
+    @app.get("/healthz", tags=["meta"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/", include_in_schema=False)
+    def index() -> dict[str, str]:
+        return {"name": "Setia", "docs": "/docs", "openapi": "/openapi.json"}
+
+    for router in (tenants_router, programs_router, members_router, events_router, ledger_router):
+        app.include_router(router)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    return app

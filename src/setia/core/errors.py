@@ -1,0 +1,82 @@
+"""Errors with stable codes, rendered as RFC 9457 problem details.
+
+A service raises a ``SetiaError`` subclass; the API turns it into
+``application/problem+json`` with ``type``, ``title``, ``status``, ``detail`` and ``code``;
+the CLI prints ``detail`` and exits non-zero. 422 is only for malformed payloads; business
+conflicts are 409; another tenant's objects are 404.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class SetiaError(Exception):
+    status: ClassVar[int] = 400
+    code: str = "bad_request"
+    title: ClassVar[str] = "Bad request"
+
+    def __init__(
+        self, detail: str, *, extra: dict[str, Any] | None = None, code: str | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra or {}
+        if code is not None:
+            self.code = code
+
+    def problem(self, instance: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": f"https://setia.dev/problems/{self.code}",
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            "code": self.code,
+        }
+        if instance:
+            body["instance"] = instance
+        body.update(self.extra)
+        return body
+
+
+class NotFound(SetiaError):
+    status = 404
+    code = "not_found"
+    title = "Not found"
+
+
+class Conflict(SetiaError):
+    status = 409
+    code = "conflict"
+    title = "Conflict"
+
+
+class InvalidInput(SetiaError):
+    """Well-formed input that a field's rules reject (an unknown currency, a bad phone)."""
+
+    status = 422
+    code = "invalid_input"
+    title = "Invalid input"
+
+
+class Unauthorized(SetiaError):
+    status = 401
+    code = "unauthorized"
+    title = "Unauthorized"
+
+
+class Forbidden(SetiaError):
+    status = 403
+    code = "forbidden"
+    title = "Forbidden"
+
+
+class IdempotencyKeyReused(Conflict):
+    code = "idempotency_key_reused"
+    title = "Idempotency key reused with a different request"
+
+
+class SchemaMissing(SetiaError):
+    status = 503
+    code = "schema_missing"
+    title = "Database schema missing"

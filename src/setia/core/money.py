@@ -1,0 +1,68 @@
+"""Money: ``Decimal`` amounts with an ISO 4217 currency.
+
+Display precision comes from Babel (CLDR). Rupiah is the exception: CLDR lists two
+minor digits for IDR, but its cash digits are 0 and no till or shop in Indonesia uses
+sen, so Setia accepts and shows IDR with no decimals.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+from babel.numbers import format_currency, get_currency_precision, list_currencies
+
+_PRECISION_OVERRIDES = {"IDR": 0}
+_CURRENCIES = frozenset(list_currencies())
+
+
+class MoneyError(ValueError):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def check_currency(code: str) -> str:
+    code = code.strip().upper()
+    if code not in _CURRENCIES:
+        raise MoneyError("unknown_currency", f"unknown currency {code!r}; use an ISO 4217 code such as IDR or MYR")
+    return code
+
+
+def precision(currency: str) -> int:
+    return _PRECISION_OVERRIDES.get(currency, get_currency_precision(currency))
+
+
+def parse_amount(value: object, currency: str, *, allow_zero: bool = False) -> Decimal:
+    """Parse an amount sent as a string (or int); refuse floats, NaN, negatives and extra decimals."""
+    if isinstance(value, bool) or isinstance(value, float):
+        raise MoneyError("invalid_amount", "send amounts as strings, e.g. \"15000\" or \"12.50\"")
+    try:
+        amount = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise MoneyError("invalid_amount", f"{value!r} is not a number") from None
+    if not amount.is_finite():
+        raise MoneyError("invalid_amount", f"{value!r} is not a finite number")
+    if amount < 0 or (amount == 0 and not allow_zero):
+        raise MoneyError("invalid_amount", "the amount must be greater than zero")
+    digits = precision(currency)
+    exponent = amount.normalize().as_tuple().exponent
+    assert isinstance(exponent, int)
+    if -exponent > digits:
+        raise MoneyError(
+            "too_many_decimals",
+            f"{currency} amounts allow {digits} decimal place(s); got {value}",
+        )
+    return amount.quantize(Decimal(1).scaleb(-digits))
+
+
+def to_str(amount: Decimal, currency: str) -> str:
+    return str(amount.quantize(Decimal(1).scaleb(-precision(currency))))
+
+
+def display(amount: Decimal, currency: str, locale: str = "id_ID") -> str:
+    digits = precision(currency)
+    return format_currency(
+        amount, currency, locale=locale, currency_digits=False, format=None, decimal_quantization=True
+    ) if digits == get_currency_precision(currency) else format_currency(
+        amount, currency, locale=locale, format="¤#,##0", currency_digits=False
+    )

@@ -1,0 +1,342 @@
+"""Recording events: idempotency, the member, and what each event does to the ledger.
+
+An event's path: validate → idempotency check on the client id → find (or create) the
+member → earning → ledger → outbox. All of it in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import ROUND_FLOOR, Decimal
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from setia.core.db import new_id
+from setia.core.errors import Conflict, IdempotencyKeyReused, InvalidInput, NotFound
+from setia.core.money import MoneyError, check_currency, parse_amount, to_str
+from setia.core.time import as_utc, utcnow
+from setia.events import earning
+from setia.events.models import Event, Order
+from setia.events.schemas import EventIn
+from setia.ledger import service as ledger
+from setia.members import service as members
+from setia.members.models import Member
+from setia.outbox.service import publish
+from setia.programs import service as programs
+from setia.programs.models import Program
+from setia.tenants.models import Tenant
+
+FUTURE_SKEW = timedelta(minutes=5)
+
+
+class EventIdReused(IdempotencyKeyReused):
+    code = "event_id_reused"
+    title = "Event id already used for a different event"
+
+
+class OrderNotFound(NotFound):
+    code = "order_not_found"
+    title = "Order not found"
+
+
+class OrderExists(Conflict):
+    code = "order_exists"
+    title = "An order with this id was already recorded"
+
+
+class RefundExceedsOrder(Conflict):
+    code = "refund_exceeds_order"
+    title = "Refund larger than what is left of the order"
+
+
+class CurrencyMismatch(Conflict):
+    code = "currency_mismatch"
+    title = "Currency differs from the program's or order's"
+
+
+class OrderMemberMismatch(Conflict):
+    code = "order_member_mismatch"
+    title = "The order belongs to another member"
+
+
+class InvalidAmount(InvalidInput):
+    code = "invalid_amount"
+    title = "Invalid amount"
+
+
+@dataclass
+class Recorded:
+    result: dict[str, Any]
+    created: bool
+
+
+def _money(value: str | None, currency: str, field: str) -> Decimal:
+    try:
+        return parse_amount(value, currency)
+    except MoneyError as exc:
+        raise InvalidAmount(f"{field}: {exc}", extra={"field": field}, code=exc.code) from None
+
+
+def _program(session: Session, tenant: Tenant, program_id: uuid.UUID | None) -> Program:
+    cache: dict[Any, Program] = session.info.setdefault("programs", {})
+    key = (tenant.id, program_id)
+    if key not in cache:
+        cache[key] = programs.get_program(session, tenant.id, program_id)
+    return cache[key]
+
+
+def _member(session: Session, tenant: Tenant, event: EventIn) -> tuple[Member, bool]:
+    ref = event.member
+    member = members.find_member(
+        session, tenant, member_id=ref.id, external_id=ref.external_id, phone=ref.phone, email=ref.email
+    )
+    if member is not None:
+        if member.status != "active":
+            raise members.MemberNotActive(f"member {member.id} is {member.status}")
+        return member, False
+    if ref.id is not None or not tenant.auto_create_members:
+        raise members.MemberNotFound(
+            "no member has these identities"
+            + ("" if ref.id is not None else "; create the member first (auto-creation is off)")
+        )
+    data = ref.model_dump(exclude={"id"}, exclude_none=True)
+    return members.create_member(session, tenant, data, source=f"event:{event.type}"), True
+
+
+def record_event(session: Session, tenant: Tenant, event: EventIn) -> Recorded:
+    """Record one event. The same client id with the same payload returns the first result."""
+    payload = event.model_dump(mode="json", exclude_none=True)
+    digest = ledger.request_hash(payload)
+    existing = session.execute(
+        select(Event.request_hash, Event.result).where(
+            Event.tenant_id == tenant.id, Event.client_event_id == event.id
+        )
+    ).first()
+    if existing is not None:
+        if existing.request_hash != digest:
+            raise EventIdReused(f"event id {event.id!r} was already used for a different event")
+        return Recorded(existing.result, created=False)
+
+    now = utcnow()
+    occurred_at = as_utc(event.occurred_at) if event.occurred_at else now
+    if occurred_at > now + FUTURE_SKEW:
+        raise InvalidInput("occurred_at is in the future", extra={"field": "occurred_at"})
+    program = _program(session, tenant, event.program_id)
+    member, member_created = _member(session, tenant, event)
+
+    event_id = new_id()
+    amount: Decimal | None = None
+    currency: str | None = None
+    if event.currency is not None:
+        try:
+            currency = check_currency(event.currency)
+        except MoneyError as exc:
+            raise InvalidInput(str(exc), extra={"field": "currency"}) from None
+    result: dict[str, Any] = {
+        "id": event.id,
+        "event_id": str(event_id),
+        "type": event.type,
+        "member_id": str(member.id),
+        "program_id": str(program.id),
+        "occurred_at": occurred_at.isoformat(),
+        "member_created": member_created,
+    }
+    # The event row goes in first: its unique client id is what stops a concurrent duplicate.
+    session.execute(
+        insert(Event).values(
+            id=event_id,
+            tenant_id=tenant.id,
+            program_id=program.id,
+            member_id=member.id,
+            client_event_id=event.id,
+            type=event.type,
+            occurred_at=occurred_at,
+            received_at=now,
+            request_hash=digest,
+            order_id=event.order_id,
+            currency=currency,
+            payload=payload,
+            result={},
+        )
+    )
+    if event.type == "purchase":
+        assert currency is not None
+        amount = _money(event.amount, currency, "amount")
+        result["points"] = _purchase(session, tenant, program, member, event, event_id, occurred_at, amount, currency)
+    elif event.type == "refund":
+        result["refund"] = _refund(session, tenant, program, member, event, event_id, occurred_at, currency)
+        amount = Decimal(result["refund"]["amount"])
+    session.execute(update(Event).where(Event.id == event_id).values(result=result, amount=amount))
+    if member.last_activity_at is None or occurred_at > member.last_activity_at:
+        session.execute(update(Member).where(Member.id == member.id).values(last_activity_at=occurred_at))
+        member.last_activity_at = occurred_at
+    publish(session, tenant.id, "event.recorded", {"event_id": str(event_id), "type": event.type, "member_id": str(member.id)})
+    return Recorded(result, created=True)
+
+
+def _purchase(
+    session: Session,
+    tenant: Tenant,
+    program: Program,
+    member: Member,
+    event: EventIn,
+    event_id: uuid.UUID,
+    occurred_at: Any,
+    amount: Decimal,
+    currency: str,
+) -> dict[str, Any]:
+    if currency != program.currency:
+        raise CurrencyMismatch(
+            f"this program counts {program.currency}; the purchase is in {currency}",
+            extra={"field": "currency"},
+        )
+    assert event.order_id is not None
+    lines = []
+    for i, item in enumerate(event.items or []):
+        price = _money(item.unit_price, currency, f"items[{i}].unit_price")
+        lines.append({**item.model_dump(exclude_none=True), "unit_price": to_str(price, currency), "returned": 0})
+    if session.execute(
+        select(Order.id).where(Order.tenant_id == tenant.id, Order.order_id == event.order_id)
+    ).first():
+        raise OrderExists(f"order {event.order_id!r} was already recorded by another event")
+    awards = earning.purchase_awards(program, tenant, member, event, amount, occurred_at)
+    total = sum(a.points for a in awards)
+    session.execute(
+        insert(Order).values(
+            id=new_id(),
+            tenant_id=tenant.id,
+            program_id=program.id,
+            member_id=member.id,
+            order_id=event.order_id,
+            event_id=event_id,
+            amount=amount,
+            currency=currency,
+            lines=lines,
+            points_earned=total,
+            refunded_amount=Decimal(0),
+            points_reversed=0,
+            occurred_at=occurred_at,
+            created_at=utcnow(),
+        )
+    )
+    out: dict[str, Any] = {"earned": total, "awards": []}
+    for n, award in enumerate(awards):
+        if award.points <= 0:
+            continue
+        ctx = ledger.Context(
+            program_id=program.id,
+            idempotency_key=f"event:{event_id}:award:{n}",
+            request_hash=ledger.request_hash({"event": str(event_id), "award": n}),
+            source_type="order",
+            source_id=event.order_id,
+            actor="event",
+            program_revision=program.revision,
+            effective_at=occurred_at,
+            details={"rule": award.rule, "event_id": str(event_id)},
+        )
+        res = ledger.earn(
+            session,
+            ctx,
+            member_id=member.id,
+            amount=award.points,
+            earned_at=occurred_at,
+            pending_until=award.pending_until,
+            expires_at=award.expires_at,
+            check_existing=False,
+        )
+        out["awards"].append(
+            {
+                "rule": award.rule,
+                "program_revision": program.revision,
+                "points": award.points,
+                "transfer_id": str(res.transfer_id),
+                "pending_until": award.pending_until.isoformat() if award.pending_until else None,
+                "expires_at": award.expires_at.isoformat() if award.expires_at else None,
+            }
+        )
+        publish(
+            session,
+            tenant.id,
+            "points.earned",
+            {"member_id": str(member.id), "program_id": str(program.id), "points": award.points,
+             "order_id": event.order_id, "pending_until": out["awards"][-1]["pending_until"]},
+        )
+    return out
+
+
+def _refund(
+    session: Session,
+    tenant: Tenant,
+    program: Program,
+    member: Member,
+    event: EventIn,
+    event_id: uuid.UUID,
+    occurred_at: Any,
+    currency: str | None,
+) -> dict[str, Any]:
+    order = session.execute(
+        select(Order).where(Order.tenant_id == tenant.id, Order.order_id == event.order_id)
+    ).scalar_one_or_none()
+    if order is None:
+        raise OrderNotFound(f"no purchase with order_id {event.order_id!r} was recorded", extra={"field": "order_id"})
+    if order.member_id != member.id:
+        raise OrderMemberMismatch(f"order {order.order_id!r} belongs to another member")
+    if currency is not None and currency != order.currency:
+        raise CurrencyMismatch(f"order {order.order_id!r} was paid in {order.currency}")
+    left = order.amount - order.refunded_amount
+    if event.returned_items is not None:
+        lines = [dict(line) for line in order.lines]
+        by_sku = {line["sku"]: line for line in lines}
+        refund = Decimal(0)
+        for item in event.returned_items:
+            line = by_sku.get(item.sku)
+            if line is None:
+                raise RefundExceedsOrder(f"order {order.order_id!r} has no item {item.sku!r}", extra={"field": "returned_items"})
+            if line["returned"] + item.quantity > line["quantity"]:
+                raise RefundExceedsOrder(
+                    f"only {line['quantity'] - line['returned']} of {item.sku!r} can still be returned",
+                    extra={"field": "returned_items"},
+                )
+            line["returned"] += item.quantity
+            refund += Decimal(line["unit_price"]) * item.quantity
+        refund = min(refund, left)
+        order.lines = lines
+    else:
+        refund = _money(event.amount, order.currency, "amount")
+    if refund > left:
+        raise RefundExceedsOrder(
+            f"only {to_str(left, order.currency)} {order.currency} of order {order.order_id!r} is left to refund",
+            extra={"refundable": to_str(left, order.currency)},
+        )
+    refunded = order.refunded_amount + refund
+    # Cumulative and floored, so the total reversed never exceeds what was earned and a
+    # full refund reverses exactly everything, whatever the order of partial refunds.
+    target = order.points_earned if refunded >= order.amount else int(
+        (Decimal(order.points_earned) * refunded / order.amount).to_integral_value(rounding=ROUND_FLOOR)
+    )
+    to_reverse = max(0, target - order.points_reversed)
+    out: dict[str, Any] = {"amount": to_str(refund, order.currency), "order_id": order.order_id, "points_reversed": to_reverse}
+    if to_reverse:
+        ctx = ledger.Context(
+            program_id=order.program_id,
+            idempotency_key=f"event:{event_id}:refund",
+            request_hash=ledger.request_hash({"event": str(event_id), "refund": to_reverse}),
+            source_type="order",
+            source_id=order.order_id,
+            actor="event",
+            program_revision=program.revision,
+            effective_at=occurred_at,
+            details={"event_id": str(event_id)},
+        )
+        policy = session.get(Program, order.program_id)
+        assert policy is not None
+        out.update(ledger.reverse_order_points(session, ctx, member_id=member.id, amount=to_reverse, shortfall_policy=policy.refund_shortfall))
+        publish(session, tenant.id, "points.reversed", {"member_id": str(member.id), "order_id": order.order_id, **out})
+    order.refunded_amount = refunded
+    order.points_reversed += to_reverse
+    session.flush()
+    return out

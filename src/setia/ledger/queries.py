@@ -1,0 +1,161 @@
+"""Read side of the ledger: balances and statements."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from setia.ledger.models import ISSUANCE, Account, Entry, Lot, Transfer
+from setia.ledger.service import MemberAccounts, member_accounts
+
+
+def balance(
+    session: Session,
+    program_id: uuid.UUID,
+    member_id: uuid.UUID,
+    *,
+    now: datetime,
+    soon_days: int = 30,
+) -> dict[str, Any]:
+    accounts = member_accounts(session, program_id, member_id)
+    rows = {
+        r.id: r
+        for r in session.execute(
+            select(Account).where(
+                Account.id.in_([accounts.points, accounts.pending, accounts.debt])
+            )
+        ).scalars()
+    }
+    pts, pend, debt = rows[accounts.points], rows[accounts.pending], rows[accounts.debt]
+    pending_rows = session.execute(
+        select(Lot.pending_until, func.sum(Lot.remaining))
+        .where(Lot.account_id == accounts.pending, Lot.remaining > 0)
+        .group_by(Lot.pending_until)
+        .order_by(Lot.pending_until)
+    ).all()
+    expiring_rows = session.execute(
+        select(Lot.expires_at, func.sum(Lot.remaining))
+        .where(
+            Lot.account_id == accounts.points,
+            Lot.remaining > 0,
+            Lot.expires_at.is_not(None),
+            Lot.expires_at <= now + timedelta(days=soon_days),
+        )
+        .group_by(Lot.expires_at)
+        .order_by(Lot.expires_at)
+    ).all()
+    lifetime = _lifetime(session, accounts)
+    return {
+        "available": pts.credits_posted - pts.debits_posted - pts.debits_pending,
+        "held": pts.debits_pending,
+        "pending": pend.credits_posted - pend.debits_posted,
+        "pending_lots": [
+            {"points": int(total), "available_at": until} for until, total in pending_rows
+        ],
+        "expiring_soon": [
+            {"points": int(total), "expires_at": at} for at, total in expiring_rows
+        ],
+        "expiring_within_days": soon_days,
+        "debt": debt.debits_posted - debt.credits_posted,
+        "lifetime": lifetime,
+    }
+
+
+def _lifetime(session: Session, accounts: MemberAccounts) -> dict[str, int]:
+    """Lifetime totals by transfer code, from the member's point of view."""
+    member_accs = [accounts.points, accounts.pending]
+    credited = dict(
+        session.execute(
+            select(Transfer.code, func.sum(Transfer.amount))
+            .where(
+                Transfer.credit_account_id.in_(member_accs),
+                Transfer.kind == "POSTED",
+                Transfer.code.in_(["EARN", "ADJUST", "TRANSFER", "MERGE"]),
+            )
+            .group_by(Transfer.code)
+        ).all()
+    )
+    debited = dict(
+        session.execute(
+            select(Transfer.code, func.sum(Transfer.amount))
+            .where(
+                Transfer.debit_account_id.in_(member_accs),
+                Transfer.kind.in_(["POSTED", "POST_PENDING"]),
+                Transfer.code.in_(["REDEEM", "EXPIRE", "REVERSAL"]),
+            )
+            .group_by(Transfer.code)
+        ).all()
+    )
+    return {
+        "earned": int(credited.get("EARN") or 0),
+        "redeemed": int(debited.get("REDEEM") or 0),
+        "expired": int(debited.get("EXPIRE") or 0),
+        "reversed": int(debited.get("REVERSAL") or 0),
+    }
+
+
+ACCOUNT_LABELS = {"POINTS": "available", "PENDING": "pending", "DEBT": "debt"}
+
+
+def statement(
+    session: Session,
+    program_id: uuid.UUID,
+    member_id: uuid.UUID,
+    *,
+    limit: int,
+    before: uuid.UUID | None,
+) -> list[dict[str, Any]]:
+    """Entries of the member's accounts, newest first, with the transfer that made each."""
+    accounts = member_accounts(session, program_id, member_id)
+    code_of = {
+        accounts.points: "available",
+        accounts.pending: "pending",
+        accounts.debt: "debt",
+    }
+    q = (
+        select(Entry, Transfer)
+        .join(Transfer, Transfer.id == Entry.transfer_id)
+        .where(Entry.account_id.in_(list(code_of)))
+        .order_by(Entry.id.desc())
+        .limit(limit)
+    )
+    if before is not None:
+        q = q.where(Entry.id < before)
+    out = []
+    for entry, transfer in session.execute(q).all():
+        out.append(
+            {
+                "id": entry.id,
+                "at": transfer.effective_at,
+                "recorded_at": entry.created_at,
+                "balance": code_of[entry.account_id],
+                "change": entry.amount,
+                "balance_after": entry.balance_after,
+                "transfer_id": transfer.id,
+                "code": transfer.code,
+                "kind": transfer.kind,
+                "amount": transfer.amount,
+                "source_type": transfer.source_type,
+                "source_id": transfer.source_id,
+                "reason": transfer.reason,
+                "program_revision": transfer.program_revision,
+            }
+        )
+    return out
+
+
+def liability(session: Session, program_id: uuid.UUID) -> int:
+    """Points outstanding to members (available + held + pending), from the issuance side."""
+    value = session.execute(
+        select(func.coalesce(func.sum(Account.credits_posted - Account.debits_posted), 0)).where(
+            Account.program_id == program_id, Account.code.in_(["POINTS", "PENDING"])
+        )
+    ).scalar_one()
+    return int(value)
+
+
+__all__ = ["ISSUANCE", "balance", "liability", "statement"]

@@ -1,0 +1,865 @@
+"""Ledger operations. Every function runs inside the caller's transaction and never commits.
+
+How a write stays correct under retries and races:
+
+* **Idempotency.** Every transfer carries an idempotency key, unique per program, and the
+  hash of the request that made it. An operation first looks its key up: the same key with
+  the same hash returns the stored result; with another hash it raises
+  ``IdempotencyKeyReused`` (409).
+* **Locks.** On PostgreSQL the accounts an operation touches are locked with
+  ``SELECT ... FOR UPDATE`` in id order before anything else (so two operations can never
+  wait on each other in a cycle), and lots are only read after their account is locked.
+  On SQLite the transaction already holds the database write lock (``BEGIN IMMEDIATE``).
+* **Guarded updates.** Counters change with ``UPDATE ... WHERE <limit still holds>
+  RETURNING``; no row back means the limit would break, and nothing is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, case, func, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from setia.core.db import new_id
+from setia.core.errors import Conflict, IdempotencyKeyReused, NotFound, SetiaError
+from setia.core.time import utcnow
+from setia.ledger.models import (
+    ADJUSTMENT,
+    DEBT,
+    EXPIRED,
+    ISSUANCE,
+    MEMBER_CODES,
+    PENDING,
+    POINTS,
+    PROGRAM_CODES,
+    REDEEMED,
+    WRITE_OFF,
+    Account,
+    Entry,
+    Lot,
+    LotMovement,
+    Transfer,
+)
+
+
+class InsufficientPoints(Conflict):
+    code = "insufficient_points"
+    title = "Not enough points"
+
+
+class BelowMinimumRedeem(Conflict):
+    code = "below_minimum_redeem"
+    title = "Balance below the program's minimum for redemption"
+
+
+class HoldNotOpen(Conflict):
+    code = "hold_not_open"
+    title = "The hold was already captured, voided or expired"
+
+
+class CaptureExceedsHold(Conflict):
+    code = "capture_exceeds_hold"
+    title = "Capture amount is larger than the hold"
+
+
+class LedgerCorrupt(SetiaError):
+    status = 500
+    code = "ledger_inconsistent"
+    title = "Ledger inconsistency"
+
+
+@dataclass(frozen=True)
+class MemberAccounts:
+    points: uuid.UUID
+    pending: uuid.UUID
+    debt: uuid.UUID
+
+
+@dataclass
+class Context:
+    """Who and what a ledger operation is for; copied onto every transfer it writes."""
+
+    program_id: uuid.UUID
+    idempotency_key: str
+    request_hash: str
+    source_type: str | None = None
+    source_id: str | None = None
+    actor: str | None = None
+    reason: str | None = None
+    program_revision: int | None = None
+    effective_at: datetime | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    _n: int = 0
+
+    def next_key(self) -> str:
+        """The first transfer gets the operation's key; the others a numbered suffix."""
+        key = self.idempotency_key if self._n == 0 else f"{self.idempotency_key}#{self._n}"
+        self._n += 1
+        return key
+
+
+def request_hash(payload: Any) -> str:
+    """A stable digest of a request, to tell a retry from a different request."""
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------- accounts
+
+
+def open_program_accounts(session: Session, program_id: uuid.UUID) -> None:
+    now = utcnow()
+    session.execute(
+        insert(Account),
+        [
+            {"id": new_id(), "program_id": program_id, "code": code, "created_at": now}
+            for code in PROGRAM_CODES
+        ],
+    )
+
+
+def open_member_accounts(
+    session: Session, program_id: uuid.UUID, member_id: uuid.UUID
+) -> MemberAccounts:
+    now = utcnow()
+    ids = {code: new_id() for code in MEMBER_CODES}
+    session.execute(
+        insert(Account),
+        [
+            {
+                "id": ids[code],
+                "program_id": program_id,
+                "code": code,
+                "member_id": member_id,
+                "no_overdraft": code != DEBT,
+                "no_overcredit": code == DEBT,
+                "created_at": now,
+            }
+            for code in MEMBER_CODES
+        ],
+    )
+    accounts = MemberAccounts(points=ids[POINTS], pending=ids[PENDING], debt=ids[DEBT])
+    _cache(session)[(program_id, member_id)] = accounts
+    return accounts
+
+
+def _cache(session: Session) -> dict[Any, Any]:
+    cache: dict[Any, Any] = session.info.setdefault("ledger_accounts", {})
+    return cache
+
+
+def program_account(session: Session, program_id: uuid.UUID, code: str) -> uuid.UUID:
+    key = (program_id, code)
+    cache = _cache(session)
+    if key not in cache:
+        rows = session.execute(
+            select(Account.code, Account.id).where(
+                Account.program_id == program_id, Account.member_id.is_(None)
+            )
+        ).all()
+        for row_code, row_id in rows:
+            cache[(program_id, row_code)] = row_id
+        if key not in cache:
+            raise LedgerCorrupt(f"program {program_id} has no {code} account")
+    account_id: uuid.UUID = cache[key]
+    return account_id
+
+
+def member_accounts(
+    session: Session, program_id: uuid.UUID, member_id: uuid.UUID, *, create: bool = True
+) -> MemberAccounts:
+    cache = _cache(session)
+    key = (program_id, member_id)
+    if key in cache:
+        cached: MemberAccounts = cache[key]
+        return cached
+    rows = dict(
+        session.execute(
+            select(Account.code, Account.id).where(
+                Account.program_id == program_id, Account.member_id == member_id
+            )
+        ).all()
+    )
+    if not rows:
+        if not create:
+            raise NotFound("the member has no account in this program")
+        return open_member_accounts(session, program_id, member_id)
+    accounts = MemberAccounts(points=rows[POINTS], pending=rows[PENDING], debt=rows[DEBT])
+    cache[key] = accounts
+    return accounts
+
+
+def _lock(session: Session, account_ids: list[uuid.UUID]) -> None:
+    """Lock accounts in id order (PostgreSQL). SQLite already holds the write lock."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            select(Account.id)
+            .where(Account.id.in_(sorted(set(account_ids))))
+            .order_by(Account.id)
+            .with_for_update()
+        ).all()
+
+
+def _available(session: Session, account_id: uuid.UUID) -> int:
+    value = session.execute(
+        select(Account.credits_posted - Account.debits_posted - Account.debits_pending).where(
+            Account.id == account_id
+        )
+    ).scalar_one()
+    return int(value)
+
+
+def _owed(session: Session, debt_account_id: uuid.UUID) -> int:
+    value = session.execute(
+        select(Account.debits_posted - Account.credits_posted).where(
+            Account.id == debt_account_id
+        )
+    ).scalar_one()
+    return int(value)
+
+
+# --------------------------------------------------------------------------- transfers
+
+
+def _find(session: Session, ctx: Context) -> uuid.UUID | None:
+    row = session.execute(
+        select(Transfer.id, Transfer.request_hash).where(
+            Transfer.program_id == ctx.program_id,
+            Transfer.idempotency_key == ctx.idempotency_key,
+        )
+    ).first()
+    if row is None:
+        return None
+    if row.request_hash != ctx.request_hash:
+        raise IdempotencyKeyReused(
+            f"idempotency key {ctx.idempotency_key!r} was already used for a different request"
+        )
+    found: uuid.UUID = row.id
+    return found
+
+
+def _apply(
+    session: Session,
+    account_id: uuid.UUID,
+    *,
+    dp: int = 0,
+    cp: int = 0,
+    dpend: int = 0,
+    cpend: int = 0,
+) -> tuple[int, int]:
+    """Change an account's counters if its limits still hold; return (available, version)."""
+    a = Account
+    stmt = (
+        update(a)
+        .where(
+            a.id == account_id,
+            or_(
+                a.no_overdraft.is_(False),
+                a.debits_posted + dp + a.debits_pending + dpend <= a.credits_posted + cp,
+            ),
+            or_(
+                a.no_overcredit.is_(False),
+                a.credits_posted + cp + a.credits_pending + cpend <= a.debits_posted + dp,
+            ),
+        )
+        .values(
+            debits_posted=a.debits_posted + dp,
+            credits_posted=a.credits_posted + cp,
+            debits_pending=a.debits_pending + dpend,
+            credits_pending=a.credits_pending + cpend,
+            version=a.version + 1,
+        )
+        .returning(a.credits_posted - a.debits_posted - a.debits_pending, a.version)
+        .execution_options(synchronize_session=False)
+    )
+    row = session.execute(stmt).first()
+    if row is None:
+        available = _available(session, account_id)
+        raise InsufficientPoints(
+            f"not enough points: {available} available",
+            extra={"available": available},
+        )
+    return int(row[0]), int(row[1])
+
+
+def _move(
+    session: Session,
+    ctx: Context,
+    *,
+    debit: uuid.UUID,
+    credit: uuid.UUID,
+    amount: int,
+    code: str,
+    kind: str = "POSTED",
+    pending: Transfer | None = None,
+    expires_at: datetime | None = None,
+) -> uuid.UUID:
+    """Write one transfer, its counter changes and its two entries. Returns its id."""
+    if amount <= 0:
+        raise LedgerCorrupt(f"transfer amount must be positive, got {amount}")
+    deltas: dict[uuid.UUID, dict[str, int]] = {debit: {}, credit: {}}
+    if kind == "POSTED":
+        deltas[debit]["dp"] = amount
+        deltas[credit]["cp"] = amount
+    elif kind == "PENDING":
+        deltas[debit]["dpend"] = amount
+        deltas[credit]["cpend"] = amount
+    else:
+        assert pending is not None
+        deltas[debit]["dpend"] = -pending.amount
+        deltas[credit]["cpend"] = -pending.amount
+        if kind == "POST_PENDING":
+            deltas[debit]["dp"] = amount
+            deltas[credit]["cp"] = amount
+    transfer_id = new_id()
+    now = utcnow()
+    results = {acc: _apply(session, acc, **deltas[acc]) for acc in sorted(deltas)}
+    session.execute(
+        insert(Transfer).values(
+            id=transfer_id,
+            program_id=ctx.program_id,
+            debit_account_id=debit,
+            credit_account_id=credit,
+            amount=amount,
+            code=code,
+            kind=kind,
+            pending_id=pending.id if pending is not None else None,
+            idempotency_key=ctx.next_key(),
+            request_hash=ctx.request_hash,
+            source_type=ctx.source_type,
+            source_id=ctx.source_id,
+            program_revision=ctx.program_revision,
+            actor=ctx.actor,
+            reason=ctx.reason,
+            details=ctx.details,
+            expires_at=expires_at,
+            effective_at=ctx.effective_at or now,
+            created_at=now,
+        )
+    )
+    entries = []
+    for acc, d in deltas.items():
+        change = d.get("cp", 0) - d.get("dp", 0) - d.get("dpend", 0)
+        available, version = results[acc]
+        entries.append(
+            {
+                "id": new_id(),
+                "account_id": acc,
+                "transfer_id": transfer_id,
+                "amount": change,
+                "balance_after": available,
+                "account_version": version,
+                "created_at": now,
+            }
+        )
+    session.execute(insert(Entry), entries)
+    return transfer_id
+
+
+# --------------------------------------------------------------------------- lots
+
+
+def _new_lot(
+    session: Session,
+    ctx: Context,
+    *,
+    account_id: uuid.UUID,
+    member_id: uuid.UUID,
+    transfer_id: uuid.UUID,
+    amount: int,
+    earned_at: datetime,
+    pending_until: datetime | None,
+    expires_at: datetime | None,
+    released: bool,
+) -> uuid.UUID:
+    lot_id = new_id()
+    session.execute(
+        insert(Lot).values(
+            id=lot_id,
+            program_id=ctx.program_id,
+            account_id=account_id,
+            member_id=member_id,
+            transfer_id=transfer_id,
+            source_type=ctx.source_type,
+            source_id=ctx.source_id,
+            amount=amount,
+            remaining=amount,
+            earned_at=earned_at,
+            pending_until=pending_until,
+            released_at=utcnow() if released else None,
+            expires_at=expires_at,
+        )
+    )
+    return lot_id
+
+
+def _consume(
+    session: Session,
+    account_id: uuid.UUID,
+    amount: int,
+    transfer_id: uuid.UUID,
+    *,
+    prefer: tuple[str | None, str | None] | None = None,
+) -> list[tuple[Lot, int]]:
+    """Take ``amount`` from an account's lots, soonest expiry first (never-expiring last).
+
+    ``prefer`` = (source_type, source_id) takes those lots first (a refund reverses the
+    order's own points before touching others). The account is already locked.
+    """
+    never = 1
+    order = [
+        case((Lot.expires_at.is_(None), never), else_=0),
+        Lot.expires_at,
+        Lot.earned_at,
+        Lot.id,
+    ]
+    if prefer is not None:
+        order.insert(
+            0,
+            case(
+                (and_(Lot.source_type == prefer[0], Lot.source_id == prefer[1]), 0), else_=1
+            ),
+        )
+    lots = (
+        session.execute(
+            select(Lot).where(Lot.account_id == account_id, Lot.remaining > 0).order_by(*order)
+        )
+        .scalars()
+        .all()
+    )
+    left = amount
+    taken: list[tuple[Lot, int]] = []
+    for lot in lots:
+        if left == 0:
+            break
+        take = min(lot.remaining, left)
+        taken.append((lot, take))
+        left -= take
+    if left:
+        raise LedgerCorrupt(f"lots of account {account_id} hold {amount - left} of {amount} points")
+    for lot, take in taken:
+        _lot_change(session, lot.id, -take, transfer_id)
+    return taken
+
+
+def _lot_change(session: Session, lot_id: uuid.UUID, delta: int, transfer_id: uuid.UUID) -> None:
+    session.execute(
+        update(Lot)
+        .where(Lot.id == lot_id)
+        .values(remaining=Lot.remaining + delta)
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        insert(LotMovement).values(
+            id=new_id(), lot_id=lot_id, transfer_id=transfer_id, amount=delta
+        )
+    )
+
+
+def _give_back(session: Session, hold_id: uuid.UUID, amount: int, transfer_id: uuid.UUID) -> None:
+    """Return ``amount`` of a hold's points to the lots it took them from.
+
+    Latest-expiring lots get theirs back first, so what was kept is what expires soonest.
+    """
+    rows = session.execute(
+        select(LotMovement.lot_id, func.sum(LotMovement.amount), Lot.expires_at)
+        .join(Lot, Lot.id == LotMovement.lot_id)
+        .where(LotMovement.transfer_id == hold_id)
+        .group_by(LotMovement.lot_id, Lot.expires_at)
+    ).all()
+    far = datetime.max.replace(tzinfo=None)
+    rows = sorted(
+        rows,
+        key=lambda r: (r[2].replace(tzinfo=None) if r[2] else far, r[0]),
+        reverse=True,
+    )
+    left = amount
+    for lot_id, taken, _exp in rows:
+        if left == 0:
+            break
+        give = min(-int(taken), left)
+        _lot_change(session, lot_id, give, transfer_id)
+        left -= give
+
+
+# --------------------------------------------------------------------------- operations
+
+
+@dataclass
+class Result:
+    """What an operation did; ``created`` is False when an idempotent retry found it done."""
+
+    transfer_id: uuid.UUID
+    created: bool
+    amounts: dict[str, int] = field(default_factory=dict)
+    lot_id: uuid.UUID | None = None
+
+
+def earn(
+    session: Session,
+    ctx: Context,
+    *,
+    member_id: uuid.UUID,
+    amount: int,
+    earned_at: datetime,
+    pending_until: datetime | None,
+    expires_at: datetime | None,
+    code: str = "EARN",
+    source_account: str = ISSUANCE,
+    check_existing: bool = True,
+) -> Result:
+    """Credit points as a lot: to PENDING until ``pending_until``, else straight to POINTS."""
+    if check_existing and (found := _find(session, ctx)) is not None:
+        return Result(found, created=False)
+    accounts = member_accounts(session, ctx.program_id, member_id)
+    issuance = program_account(session, ctx.program_id, source_account)
+    is_pending = pending_until is not None and pending_until > utcnow()
+    target = accounts.pending if is_pending else accounts.points
+    _lock(session, [issuance, target, accounts.debt])
+    transfer_id = _move(session, ctx, debit=issuance, credit=target, amount=amount, code=code)
+    lot_id = _new_lot(
+        session,
+        ctx,
+        account_id=target,
+        member_id=member_id,
+        transfer_id=transfer_id,
+        amount=amount,
+        earned_at=earned_at,
+        pending_until=pending_until,
+        expires_at=expires_at,
+        released=not is_pending,
+    )
+    result = Result(transfer_id, created=True, lot_id=lot_id, amounts={"earned": amount})
+    if not is_pending:
+        result.amounts["debt_repaid"] = _repay_debt(session, ctx, accounts, amount)
+    return result
+
+
+def _repay_debt(session: Session, ctx: Context, accounts: MemberAccounts, landed: int) -> int:
+    owed = _owed(session, accounts.debt)
+    repay = min(owed, landed)
+    if repay > 0:
+        transfer_id = _move(
+            session, ctx, debit=accounts.points, credit=accounts.debt, amount=repay, code="DEBT_REPAY"
+        )
+        _consume(session, accounts.points, repay, transfer_id)
+    return repay
+
+
+def release_lot(session: Session, lot_id: uuid.UUID, *, now: datetime) -> int:
+    """Move a pending lot's remaining points to the member's available balance (a job)."""
+    lot = session.execute(select(Lot).where(Lot.id == lot_id)).scalar_one()
+    accounts = member_accounts(session, lot.program_id, lot.member_id)
+    _lock(session, [accounts.pending, accounts.points, accounts.debt])
+    # Re-read under the lock: another worker may have released it meanwhile.
+    lot = session.execute(
+        select(Lot).where(Lot.id == lot_id).execution_options(populate_existing=True)
+    ).scalar_one()
+    if lot.released_at is not None or lot.account_id != accounts.pending:
+        return 0
+    amount = lot.remaining
+    ctx = Context(
+        program_id=lot.program_id,
+        idempotency_key=f"release:{lot.id}",
+        request_hash=request_hash({"release": str(lot.id)}),
+        source_type=lot.source_type,
+        source_id=lot.source_id,
+        actor="job",
+    )
+    session.execute(
+        update(Lot)
+        .where(Lot.id == lot.id)
+        .values(account_id=accounts.points, released_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if amount > 0:
+        _move(session, ctx, debit=accounts.pending, credit=accounts.points, amount=amount, code="RELEASE")
+        _repay_debt(session, ctx, accounts, amount)
+    return amount
+
+
+def expire_lot(session: Session, lot_id: uuid.UUID, *, now: datetime, reason: str = "expiry") -> int:
+    """Expire what is left of an available lot (a job). Returns the points expired."""
+    lot = session.execute(select(Lot).where(Lot.id == lot_id)).scalar_one()
+    accounts = member_accounts(session, lot.program_id, lot.member_id)
+    expired_acc = program_account(session, lot.program_id, EXPIRED)
+    _lock(session, [accounts.points, expired_acc])
+    lot = session.execute(
+        select(Lot).where(Lot.id == lot_id).execution_options(populate_existing=True)
+    ).scalar_one()
+    if lot.remaining == 0 or lot.account_id != accounts.points:
+        return 0
+    amount = lot.remaining
+    ctx = Context(
+        program_id=lot.program_id,
+        idempotency_key=f"expire:{lot.id}:{new_id()}",
+        request_hash=request_hash({"expire": str(lot.id), "amount": amount}),
+        source_type=lot.source_type,
+        source_id=lot.source_id,
+        actor="job",
+        reason=reason,
+        effective_at=now,
+    )
+    transfer_id = _move(session, ctx, debit=accounts.points, credit=expired_acc, amount=amount, code="EXPIRE")
+    _lot_change(session, lot.id, -amount, transfer_id)
+    return amount
+
+
+def spend(
+    session: Session,
+    ctx: Context,
+    *,
+    member_id: uuid.UUID,
+    amount: int,
+    min_balance: int = 0,
+    code: str = "REDEEM",
+    to_account: str = REDEEMED,
+    hold_for: timedelta | None = None,
+) -> Result:
+    """Redeem points now, or reserve them (a hold) when ``hold_for`` is given."""
+    if (found := _find(session, ctx)) is not None:
+        return Result(found, created=False)
+    accounts = member_accounts(session, ctx.program_id, member_id)
+    target = program_account(session, ctx.program_id, to_account)
+    _lock(session, [accounts.points, target])
+    if min_balance:
+        available = _available(session, accounts.points)
+        if available < min_balance:
+            raise BelowMinimumRedeem(
+                f"a balance of at least {min_balance} points is needed to redeem; "
+                f"the member has {available}",
+                extra={"available": available, "minimum": min_balance},
+            )
+    if hold_for is not None:
+        transfer_id = _move(
+            session,
+            ctx,
+            debit=accounts.points,
+            credit=target,
+            amount=amount,
+            code=code,
+            kind="PENDING",
+            expires_at=utcnow() + hold_for,
+        )
+    else:
+        transfer_id = _move(session, ctx, debit=accounts.points, credit=target, amount=amount, code=code)
+    _consume(session, accounts.points, amount, transfer_id)
+    return Result(transfer_id, created=True, amounts={"amount": amount})
+
+
+def get_hold(session: Session, program_ids: list[uuid.UUID], hold_id: uuid.UUID) -> Transfer:
+    hold = session.execute(
+        select(Transfer).where(
+            Transfer.id == hold_id, Transfer.kind == "PENDING", Transfer.program_id.in_(program_ids)
+        )
+    ).scalar_one_or_none()
+    if hold is None:
+        raise NotFound(f"hold {hold_id} not found")
+    return hold
+
+
+def hold_resolution(session: Session, hold_id: uuid.UUID) -> Transfer | None:
+    return session.execute(
+        select(Transfer).where(Transfer.pending_id == hold_id)
+    ).scalar_one_or_none()
+
+
+def resolve_hold(
+    session: Session,
+    ctx: Context,
+    hold: Transfer,
+    *,
+    action: str,
+    amount: int | None = None,
+) -> Result:
+    """Capture (all or part), void, or expire a hold. A hold is resolved at most once."""
+    if (found := _find(session, ctx)) is not None:
+        return Result(found, created=False)
+    _lock(session, [hold.debit_account_id, hold.credit_account_id])
+    if hold_resolution(session, hold.id) is not None:
+        raise HoldNotOpen(f"hold {hold.id} was already resolved")
+    if action == "capture":
+        capture = hold.amount if amount is None else amount
+        if capture > hold.amount:
+            raise CaptureExceedsHold(
+                f"cannot capture {capture} points from a hold of {hold.amount}",
+                extra={"held": hold.amount},
+            )
+        if capture <= 0:
+            raise CaptureExceedsHold("the capture amount must be positive")
+        transfer_id = _move(
+            session,
+            ctx,
+            debit=hold.debit_account_id,
+            credit=hold.credit_account_id,
+            amount=capture,
+            code=hold.code,
+            kind="POST_PENDING",
+            pending=hold,
+        )
+        if capture < hold.amount:
+            _give_back(session, hold.id, hold.amount - capture, transfer_id)
+        return Result(transfer_id, created=True, amounts={"captured": capture, "released": hold.amount - capture})
+    kind = "VOID_PENDING" if action == "void" else "EXPIRE_PENDING"
+    transfer_id = _move(
+        session,
+        ctx,
+        debit=hold.debit_account_id,
+        credit=hold.credit_account_id,
+        amount=hold.amount,
+        code=hold.code,
+        kind=kind,
+        pending=hold,
+    )
+    _give_back(session, hold.id, hold.amount, transfer_id)
+    return Result(transfer_id, created=True, amounts={"released": hold.amount})
+
+
+def adjust(
+    session: Session,
+    ctx: Context,
+    *,
+    member_id: uuid.UUID,
+    delta: int,
+    earned_at: datetime,
+    expires_at: datetime | None,
+) -> Result:
+    """A manual correction by an admin: positive adds a lot, negative takes points away."""
+    if delta > 0:
+        return earn(
+            session,
+            ctx,
+            member_id=member_id,
+            amount=delta,
+            earned_at=earned_at,
+            pending_until=None,
+            expires_at=expires_at,
+            code="ADJUST",
+            source_account=ADJUSTMENT,
+        )
+    return spend(session, ctx, member_id=member_id, amount=-delta, code="ADJUST", to_account=ADJUSTMENT)
+
+
+def transfer_between_members(
+    session: Session, ctx: Context, *, from_member: uuid.UUID, to_member: uuid.UUID, amount: int, code: str = "TRANSFER"
+) -> Result:
+    """Move available points to another member; the lots keep their expiry dates."""
+    if (found := _find(session, ctx)) is not None:
+        return Result(found, created=False)
+    src = member_accounts(session, ctx.program_id, from_member)
+    dst = member_accounts(session, ctx.program_id, to_member)
+    _lock(session, [src.points, dst.points, dst.debt])
+    transfer_id = _move(session, ctx, debit=src.points, credit=dst.points, amount=amount, code=code)
+    for lot, take in _consume(session, src.points, amount, transfer_id):
+        _new_lot(
+            session,
+            ctx,
+            account_id=dst.points,
+            member_id=to_member,
+            transfer_id=transfer_id,
+            amount=take,
+            earned_at=lot.earned_at,
+            pending_until=lot.pending_until,
+            expires_at=lot.expires_at,
+            released=True,
+        )
+    repaid = _repay_debt(session, ctx, dst, amount)
+    return Result(transfer_id, created=True, amounts={"amount": amount, "debt_repaid": repaid})
+
+
+def reverse_order_points(
+    session: Session,
+    ctx: Context,
+    *,
+    member_id: uuid.UUID,
+    amount: int,
+    shortfall_policy: str,
+) -> dict[str, int]:
+    """Take back ``amount`` points earned by an order (``ctx.source_*``), for a refund.
+
+    Order of recovery: the order's own lots still pending; then the member's available
+    points (the order's own lot first); whatever the member has already spent becomes
+    recorded debt (repaid from future earnings) or a recorded write-off, per the program.
+    """
+    accounts = member_accounts(session, ctx.program_id, member_id)
+    issuance = program_account(session, ctx.program_id, ISSUANCE)
+    write_off = program_account(session, ctx.program_id, WRITE_OFF)
+    _lock(session, [accounts.points, accounts.pending, accounts.debt, issuance, write_off])
+    out = {"from_pending": 0, "from_available": 0, "debt": 0, "written_off": 0}
+    left = amount
+    pending_lots = session.execute(
+        select(Lot.id, Lot.remaining).where(
+            Lot.account_id == accounts.pending,
+            Lot.source_type == ctx.source_type,
+            Lot.source_id == ctx.source_id,
+            Lot.remaining > 0,
+        ).order_by(Lot.id)
+    ).all()
+    for lot_id, remaining in pending_lots:
+        if left == 0:
+            break
+        take = min(left, int(remaining))
+        tid = _move(session, ctx, debit=accounts.pending, credit=issuance, amount=take, code="REVERSAL")
+        _lot_change(session, lot_id, -take, tid)
+        out["from_pending"] += take
+        left -= take
+    if left:
+        take = min(left, _available(session, accounts.points))
+        if take > 0:
+            tid = _move(session, ctx, debit=accounts.points, credit=issuance, amount=take, code="REVERSAL")
+            _consume(session, accounts.points, take, tid, prefer=(ctx.source_type, ctx.source_id))
+            out["from_available"] = take
+            left -= take
+    if left:
+        if shortfall_policy == "debt":
+            _move(session, ctx, debit=accounts.debt, credit=issuance, amount=left, code="DEBT")
+            out["debt"] = left
+        else:
+            _move(session, ctx, debit=write_off, credit=issuance, amount=left, code="WRITE_OFF")
+            out["written_off"] = left
+    return out
+
+
+def move_member(
+    session: Session, ctx: Context, *, program_id: uuid.UUID, source: uuid.UUID, survivor: uuid.UUID
+) -> dict[str, int]:
+    """Merge: move a member's available points, pending points and debt to the survivor.
+
+    Lots move with their dates; the source's accounts end at zero. Open holds must be
+    resolved first (the caller checks).
+    """
+    src = member_accounts(session, program_id, source)
+    dst = member_accounts(session, program_id, survivor)
+    _lock(session, [src.points, src.pending, src.debt, dst.points, dst.pending, dst.debt])
+    moved = {"points": 0, "pending": 0, "debt": 0}
+    for kind, s_acc, d_acc in (("points", src.points, dst.points), ("pending", src.pending, dst.pending)):
+        amount = _available(session, s_acc)
+        if amount > 0:
+            _move(session, ctx, debit=s_acc, credit=d_acc, amount=amount, code="MERGE")
+            session.execute(
+                update(Lot)
+                .where(Lot.account_id == s_acc)
+                .values(account_id=d_acc, member_id=survivor)
+                .execution_options(synchronize_session=False)
+            )
+            moved[kind] = amount
+    owed = _owed(session, src.debt)
+    if owed > 0:
+        _move(session, ctx, debit=dst.debt, credit=src.debt, amount=owed, code="MERGE")
+        moved["debt"] = owed
+        moved["debt_repaid"] = _repay_debt(session, ctx, dst, _available(session, dst.points))
+    return moved
+
+
+def open_holds(session: Session, program_id: uuid.UUID, member_id: uuid.UUID) -> int:
+    accounts = member_accounts(session, program_id, member_id)
+    value = session.execute(
+        select(Account.debits_pending).where(Account.id == accounts.points)
+    ).scalar_one()
+    return int(value)

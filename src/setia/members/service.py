@@ -1,0 +1,397 @@
+"""Members: identities, profile, consent, merge, export and erasure (UU PDP / PDPA)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from setia.audit import service as audit
+from setia.core.db import new_id
+from setia.core.errors import Conflict, InvalidInput, NotFound
+from setia.core.time import utcnow, zone
+from setia.ledger import queries as ledger_queries
+from setia.ledger import service as ledger
+from setia.members.models import ConsentChange, Member
+from setia.outbox.service import publish
+from setia.programs.models import Program
+from setia.tenants.models import Tenant
+
+CHANNELS = ("email", "whatsapp", "sms")
+LOCALES = ("id", "ms", "en")
+PROFILE_FIELDS = ("external_id", "name", "phone", "email", "locale", "birthday", "timezone", "tags", "attributes")
+
+
+class MemberNotFound(NotFound):
+    code = "member_not_found"
+    title = "Member not found"
+
+
+class IdentityTaken(Conflict):
+    code = "member_identity_taken"
+    title = "Another member already has this identity"
+
+
+class InvalidPhone(InvalidInput):
+    code = "invalid_phone"
+    title = "Invalid phone number"
+
+
+class InvalidEmail(InvalidInput):
+    code = "invalid_email"
+    title = "Invalid email address"
+
+
+class MemberNotActive(Conflict):
+    code = "member_not_active"
+    title = "The member was merged or erased"
+
+
+class OpenHolds(Conflict):
+    code = "member_has_open_holds"
+    title = "The member has open holds"
+
+
+def normalize_phone(raw: str, country: str) -> str:
+    """E.164 from what people type: "0812-3456-7890" in ID is "+6281234567890"."""
+    try:
+        number = phonenumbers.parse(raw, country)
+    except phonenumbers.NumberParseException:
+        raise InvalidPhone(f"{raw!r} is not a phone number") from None
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidPhone(
+            f"{raw!r} is not a valid phone number for {country}; "
+            "give it with its country code, e.g. +6281234567890"
+        )
+    formatted: str = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return formatted
+
+
+def normalize_email(raw: str) -> str:
+    try:
+        info = validate_email(raw, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise InvalidEmail(f"{raw!r} is not a valid email address: {exc}") from None
+    return str(info.normalized).lower()
+
+
+def _clean(tenant: Tenant, data: dict[str, Any]) -> dict[str, Any]:
+    out = dict(data)
+    if out.get("phone") is not None:
+        out["phone"] = normalize_phone(out["phone"], tenant.country)
+    if out.get("email") is not None:
+        out["email"] = normalize_email(out["email"])
+    if out.get("locale") is not None and out["locale"] not in LOCALES:
+        raise InvalidInput(f"locale must be one of {', '.join(LOCALES)}")
+    if out.get("timezone") is not None:
+        try:
+            zone(out["timezone"])
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from None
+    if out.get("external_id") is not None and not str(out["external_id"]).strip():
+        raise InvalidInput("external_id must not be blank")
+    return out
+
+
+def _check_unique(session: Session, tenant_id: uuid.UUID, data: dict[str, Any], exclude: uuid.UUID | None) -> None:
+    for field in ("external_id", "phone", "email"):
+        value = data.get(field)
+        if value is None:
+            continue
+        q = select(Member.id).where(Member.tenant_id == tenant_id, getattr(Member, field) == value)
+        if exclude is not None:
+            q = q.where(Member.id != exclude)
+        if session.execute(q).first() is not None:
+            raise IdentityTaken(
+                f"another member already has {field} {value!r}",
+                extra={"field": field},
+            )
+
+
+def create_member(
+    session: Session,
+    tenant: Tenant,
+    data: dict[str, Any],
+    *,
+    source: str,
+    consents: dict[str, bool] | None = None,
+) -> Member:
+    data = _clean(tenant, data)
+    _check_unique(session, tenant.id, data, None)
+    now = utcnow()
+    member = Member(
+        id=new_id(),
+        tenant_id=tenant.id,
+        locale=data.pop("locale", None) or tenant.locale,
+        tags=sorted(set(data.pop("tags", None) or [])),
+        attributes=data.pop("attributes", None) or {},
+        status="active",
+        created_at=now,
+        updated_at=now,
+        **data,
+    )
+    session.add(member)
+    session.flush()
+    for program_id in session.execute(select(Program.id).where(Program.tenant_id == tenant.id)).scalars():
+        ledger.open_member_accounts(session, program_id, member.id)
+    for channel, granted in (consents or {}).items():
+        set_consent(session, member, channel, granted, source=source)
+    publish(session, tenant.id, "member.created", {"member_id": str(member.id)})
+    return member
+
+
+def update_member(session: Session, tenant: Tenant, member: Member, changes: dict[str, Any], *, actor: str) -> Member:
+    _active(member)
+    changes = _clean(tenant, changes)
+    _check_unique(session, tenant.id, changes, member.id)
+    if "tags" in changes:
+        changes["tags"] = sorted(set(changes["tags"] or []))
+    before = {k: _jsonable(getattr(member, k)) for k in changes}
+    for k, v in changes.items():
+        setattr(member, k, v)
+    member.updated_at = utcnow()
+    audit.record(
+        session, tenant_id=tenant.id, actor=actor, action="member.updated", subject_type="member",
+        subject_id=member.id, details={"before": before, "after": {k: _jsonable(v) for k, v in changes.items()}},
+    )
+    session.flush()
+    return member
+
+
+def _jsonable(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, date | datetime) else value
+
+
+def _active(member: Member) -> None:
+    if member.status != "active":
+        raise MemberNotActive(
+            f"member {member.id} is {member.status}"
+            + (f"; use {member.merged_into_id}" if member.merged_into_id else "")
+        )
+
+
+def get_member(session: Session, tenant_id: uuid.UUID, member_id: uuid.UUID) -> Member:
+    member = session.execute(
+        select(Member).where(Member.id == member_id, Member.tenant_id == tenant_id)
+    ).scalar_one_or_none()
+    if member is None:
+        raise MemberNotFound(f"member {member_id} not found")
+    return member
+
+
+def find_member(
+    session: Session,
+    tenant: Tenant,
+    *,
+    member_id: uuid.UUID | None = None,
+    external_id: str | None = None,
+    phone: str | None = None,
+    email: str | None = None,
+) -> Member | None:
+    """Find by any identity; a merged member resolves to the member it was merged into."""
+    conds = []
+    if member_id is not None:
+        conds.append(Member.id == member_id)
+    if external_id is not None:
+        conds.append(Member.external_id == external_id)
+    if phone is not None:
+        conds.append(Member.phone == normalize_phone(phone, tenant.country))
+    if email is not None:
+        conds.append(Member.email == normalize_email(email))
+    if not conds:
+        return None
+    rows = list(
+        session.execute(select(Member).where(Member.tenant_id == tenant.id, or_(*conds)).order_by(Member.id)).scalars()
+    )
+    if len({m.id for m in rows}) > 1:
+        raise IdentityTaken(
+            "the identities given belong to different members: "
+            + ", ".join(str(m.id) for m in rows),
+        )
+    member = rows[0] if rows else None
+    seen = 0
+    while member is not None and member.status == "merged" and member.merged_into_id and seen < 10:
+        member = session.get(Member, member.merged_into_id)
+        seen += 1
+    return member
+
+
+def search_members(
+    session: Session,
+    tenant_id: uuid.UUID,
+    *,
+    q: str | None,
+    tag: str | None,
+    limit: int,
+    after: uuid.UUID | None,
+) -> list[Member]:
+    stmt = select(Member).where(Member.tenant_id == tenant_id, Member.status != "merged").order_by(Member.id).limit(limit)
+    if after is not None:
+        stmt = stmt.where(Member.id > after)
+    if q:
+        like = f"%{q.strip().lower()}%"
+        digits = "".join(ch for ch in q if ch.isdigit())
+        conds = [Member.external_id == q.strip(), Member.email.ilike(like), Member.name.ilike(like)]
+        if len(digits) >= 4:
+            conds.append(Member.phone.like(f"%{digits.lstrip('0')}%"))
+        stmt = stmt.where(or_(*conds))
+    members = list(session.execute(stmt).scalars())
+    if tag:
+        members = [m for m in members if tag in (m.tags or [])]
+    return members
+
+
+def set_consent(session: Session, member: Member, channel: str, granted: bool, *, source: str) -> ConsentChange:
+    if channel not in CHANNELS:
+        raise InvalidInput(f"channel must be one of {', '.join(CHANNELS)}")
+    if not source.strip():
+        raise InvalidInput("say where the consent came from (source), e.g. 'pos-form' or 'portal'")
+    change = ConsentChange(
+        id=new_id(), tenant_id=member.tenant_id, member_id=member.id, channel=channel,
+        granted=granted, source=source, changed_at=utcnow(),
+    )
+    session.add(change)
+    session.flush()
+    publish(session, member.tenant_id, "member.consent_changed",
+            {"member_id": str(member.id), "channel": channel, "granted": granted})
+    return change
+
+
+def consent_history(session: Session, member_id: uuid.UUID) -> list[ConsentChange]:
+    return list(
+        session.execute(
+            select(ConsentChange).where(ConsentChange.member_id == member_id).order_by(ConsentChange.id)
+        ).scalars()
+    )
+
+
+def current_consents(session: Session, member_id: uuid.UUID) -> dict[str, bool]:
+    """Latest decision per channel; a channel never asked is ``False`` (no consent)."""
+    state = dict.fromkeys(CHANNELS, False)
+    for change in consent_history(session, member_id):
+        state[change.channel] = change.granted
+    return state
+
+
+def merge_members(
+    session: Session, tenant: Tenant, survivor: Member, source: Member, *, actor: str, reason: str
+) -> dict[str, Any]:
+    """Fold ``source`` into ``survivor``: balances, lots, debt, events, orders and consents.
+
+    Identities the survivor lacks are taken over; the source keeps a pointer to the
+    survivor, so lookups by its old identities still find the right member.
+    """
+    from setia.events.models import Event, Order
+
+    if survivor.id == source.id:
+        raise InvalidInput("a member cannot be merged into itself")
+    _active(survivor)
+    _active(source)
+    programs = list(session.execute(select(Program).where(Program.tenant_id == tenant.id)).scalars())
+    for program in programs:
+        if ledger.open_holds(session, program.id, source.id):
+            raise OpenHolds(f"member {source.id} has open holds in {program.name}; capture or void them first")
+    moved: dict[str, Any] = {}
+    for program in programs:
+        ctx = ledger.Context(
+            program_id=program.id,
+            idempotency_key=f"merge:{source.id}:{survivor.id}",
+            request_hash=ledger.request_hash({"merge": [str(source.id), str(survivor.id)]}),
+            source_type="merge",
+            source_id=str(source.id),
+            actor=actor,
+            reason=reason,
+            program_revision=program.revision,
+        )
+        moved[str(program.id)] = ledger.move_member(session, ctx, program_id=program.id, source=source.id, survivor=survivor.id)
+    session.execute(update(Event).where(Event.member_id == source.id).values(member_id=survivor.id))
+    session.execute(update(Order).where(Order.member_id == source.id).values(member_id=survivor.id))
+    # Consent is personal: the survivor keeps its own, the source's history is kept on the source.
+    taken = {}
+    for field in ("external_id", "phone", "email", "name", "birthday"):
+        if getattr(survivor, field) is None and getattr(source, field) is not None:
+            taken[field] = getattr(source, field)
+    for field in taken:
+        if field in ("external_id", "phone", "email"):
+            setattr(source, field, None)
+    session.flush()
+    for field, value in taken.items():
+        setattr(survivor, field, value)
+    survivor.tags = sorted(set(survivor.tags or []) | set(source.tags or []))
+    survivor.attributes = {**(source.attributes or {}), **(survivor.attributes or {})}
+    if source.last_activity_at and (not survivor.last_activity_at or source.last_activity_at > survivor.last_activity_at):
+        survivor.last_activity_at = source.last_activity_at
+    source.status = "merged"
+    source.merged_into_id = survivor.id
+    survivor.updated_at = source.updated_at = utcnow()
+    details = {"source": str(source.id), "survivor": str(survivor.id), "reason": reason,
+               "identities_taken": {k: _jsonable(v) for k, v in taken.items()}, "moved": moved}
+    audit.record(session, tenant_id=tenant.id, actor=actor, action="member.merged", subject_type="member",
+                 subject_id=survivor.id, details=details)
+    publish(session, tenant.id, "member.merged", details)
+    session.flush()
+    return details
+
+
+def export_member(session: Session, tenant: Tenant, member: Member) -> dict[str, Any]:
+    """Everything Setia holds about a member, for a data-access request."""
+    from setia.audit.models import AuditRecord
+    from setia.events.models import Event
+
+    now = utcnow()
+    profile = {k: _jsonable(getattr(member, k)) for k in PROFILE_FIELDS}
+    profile.update(id=str(member.id), status=member.status, created_at=member.created_at.isoformat())
+    programs = list(session.execute(select(Program).where(Program.tenant_id == tenant.id)).scalars())
+    ledgers = {}
+    for program in programs:
+        ledgers[program.name] = {
+            "balance": ledger_queries.balance(session, program.id, member.id, now=now),
+            "statement": ledger_queries.statement(session, program.id, member.id, limit=100_000, before=None),
+        }
+    events = session.execute(select(Event).where(Event.member_id == member.id).order_by(Event.id)).scalars()
+    audits = session.execute(
+        select(AuditRecord).where(AuditRecord.subject_type == "member", AuditRecord.subject_id == str(member.id))
+    ).scalars()
+    return {
+        "exported_at": now.isoformat(),
+        "tenant": tenant.name,
+        "profile": profile,
+        "consents": [
+            {"channel": c.channel, "granted": c.granted, "source": c.source, "at": c.changed_at.isoformat()}
+            for c in consent_history(session, member.id)
+        ],
+        "events": [
+            {"id": e.client_event_id, "type": e.type, "occurred_at": e.occurred_at.isoformat(), "payload": e.payload}
+            for e in events
+        ],
+        "points": ledgers,
+        "audit": [{"action": a.action, "actor": a.actor, "at": a.created_at.isoformat(), "details": a.details} for a in audits],
+    }
+
+
+def erase_member(session: Session, tenant: Tenant, member: Member, *, actor: str, reason: str) -> Member:
+    """Remove personal data; keep the anonymous member row so the ledger still balances."""
+    from setia.events.models import Event
+
+    if member.status == "erased":
+        return member
+    member.external_id = member.name = member.phone = member.email = member.timezone = None
+    member.birthday = None
+    member.tags = []
+    member.attributes = {}
+    member.status = "erased"
+    member.erased_at = member.updated_at = utcnow()
+    # Event payloads may carry names, phones and addresses: keep only what accounting needs.
+    session.execute(update(Event).where(Event.member_id == member.id).values(payload={}))
+    for channel in CHANNELS:
+        set_consent(session, member, channel, False, source="erasure")
+    audit.record(session, tenant_id=tenant.id, actor=actor, action="member.erased", subject_type="member",
+                 subject_id=member.id, details={"reason": reason})
+    publish(session, tenant.id, "member.erased", {"member_id": str(member.id)})
+    session.flush()
+    return member

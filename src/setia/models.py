@@ -1,0 +1,29 @@
+"""Imports every domain's models so that ``Base.metadata`` knows all tables."""
+
+from setia.audit.models import AuditRecord
+from setia.core.db import Base
+from setia.events.models import Event, Order
+from setia.ledger.models import Account, Entry, Lot, LotMovement, Transfer
+from setia.members.models import ConsentChange, Member
+from setia.outbox.models import OutboxMessage
+from setia.programs.models import Program, ProgramRevision
+from setia.tenants.models import ApiKey, Tenant
+
+__all__ = [
+    "Account",
+    "ApiKey",
+    "AuditRecord",
+    "Base",
+    "ConsentChange",
+    "Entry",
+    "Event",
+    "Lot",
+    "LotMovement",
+    "Member",
+    "Order",
+    "OutboxMessage",
+    "Program",
+    "ProgramRevision",
+    "Tenant",
+    "Transfer",
+]
