@@ -26,8 +26,14 @@ PROBLEM = "application/problem+json"
 
 
 def _problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
-    body = {"type": f"https://setia.dev/problems/{code}", "title": title, "status": status,
-            "detail": detail, "code": code, **extra}
+    body = {
+        "type": f"https://setia.dev/problems/{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        **extra,
+    }
     return JSONResponse(body, status_code=status, media_type=PROBLEM)
 
 
@@ -63,8 +69,12 @@ class BodyLimit:
             await self._reject(scope, receive, send)
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = _problem(413, "payload_too_large", "Request body too large",
-                            f"the body is larger than {self.max_bytes} bytes; send fewer events per batch")
+        response = _problem(
+            413,
+            "payload_too_large",
+            "Request body too large",
+            f"the body is larger than {self.max_bytes} bytes; send fewer events per batch",
+        )
         await response(scope, receive, send)
 
 
@@ -88,7 +98,9 @@ def create_app(db: Database | None = None) -> FastAPI:
 
     @app.exception_handler(SetiaError)
     async def setia_error(request: Request, exc: SetiaError) -> JSONResponse:
-        return JSONResponse(exc.problem(str(request.url.path)), status_code=exc.status, media_type=PROBLEM)
+        return JSONResponse(
+            exc.problem(str(request.url.path)), status_code=exc.status, media_type=PROBLEM
+        )
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -107,8 +119,12 @@ def create_app(db: Database | None = None) -> FastAPI:
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return _problem(500, "internal_error", "Internal error",
-                        "something went wrong on our side; nothing was saved. Try again or contact the operator.")
+        return _problem(
+            500,
+            "internal_error",
+            "Internal error",
+            "something went wrong on our side; nothing was saved. Try again or contact the operator.",
+        )
 
     @app.get("/healthz", tags=["meta"])
     def healthz() -> dict[str, str]:

@@ -44,7 +44,11 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
         422: "Malformed payload; see `errors`",
     }
     return {
-        s: {"model": Problem, "description": descriptions.get(s, ""), "content": {"application/problem+json": {}}}
+        s: {
+            "model": Problem,
+            "description": descriptions.get(s, ""),
+            "content": {"application/problem+json": {}},
+        }
         for s in (401, 422, *statuses)
     }
 
@@ -121,7 +125,9 @@ def _caller(
 def require(scope: str) -> Any:
     def dep(caller: Annotated[Caller, Depends(_caller)]) -> Caller:
         if scope not in tenants.SCOPE_GRANTS[caller.key.scope]:
-            raise Forbidden(f"this needs an API key with the {scope!r} scope; yours is {caller.key.scope!r}")
+            raise Forbidden(
+                f"this needs an API key with the {scope!r} scope; yours is {caller.key.scope!r}"
+            )
         return caller
 
     return Depends(dep)
@@ -138,7 +144,9 @@ IdempotencyKey = Annotated[
 
 class Page(BaseModel, Generic[T]):
     data: list[T]
-    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null at the end")
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null at the end"
+    )
 
 
 def encode_cursor(last_id: uuid.UUID) -> str:
@@ -151,7 +159,9 @@ def decode_cursor(cursor: str | None) -> uuid.UUID | None:
     try:
         return uuid.UUID(bytes=base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (ValueError, TypeError):
-        raise InvalidInput("the cursor is not valid; use next_cursor from the previous page") from None
+        raise InvalidInput(
+            "the cursor is not valid; use next_cursor from the previous page"
+        ) from None
 
 
 Limit = Annotated[int, Query(ge=1, le=500, description="Page size")]

@@ -24,7 +24,10 @@ class MoneyError(ValueError):
 def check_currency(code: str) -> str:
     code = code.strip().upper()
     if code not in _CURRENCIES:
-        raise MoneyError("unknown_currency", f"unknown currency {code!r}; use an ISO 4217 code such as IDR or MYR")
+        raise MoneyError(
+            "unknown_currency",
+            f"unknown currency {code!r}; use an ISO 4217 code such as IDR or MYR",
+        )
     return code
 
 
@@ -34,8 +37,8 @@ def precision(currency: str) -> int:
 
 def parse_amount(value: object, currency: str, *, allow_zero: bool = False) -> Decimal:
     """Parse an amount sent as a string (or int); refuse floats, NaN, negatives and extra decimals."""
-    if isinstance(value, bool) or isinstance(value, float):
-        raise MoneyError("invalid_amount", "send amounts as strings, e.g. \"15000\" or \"12.50\"")
+    if isinstance(value, bool | float):
+        raise MoneyError("invalid_amount", 'send amounts as strings, e.g. "15000" or "12.50"')
     try:
         amount = Decimal(str(value).strip())
     except InvalidOperation:
@@ -61,8 +64,17 @@ def to_str(amount: Decimal, currency: str) -> str:
 
 def display(amount: Decimal, currency: str, locale: str = "id_ID") -> str:
     digits = precision(currency)
-    return format_currency(
-        amount, currency, locale=locale, currency_digits=False, format=None, decimal_quantization=True
-    ) if digits == get_currency_precision(currency) else format_currency(
-        amount, currency, locale=locale, format="¤#,##0", currency_digits=False
+    return (
+        format_currency(
+            amount,
+            currency,
+            locale=locale,
+            currency_digits=False,
+            format=None,
+            decimal_quantization=True,
+        )
+        if digits == get_currency_precision(currency)
+        else format_currency(
+            amount, currency, locale=locale, format="¤#,##0", currency_digits=False
+        )
     )

@@ -27,7 +27,9 @@ def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown time zone {name!r}; use an IANA name such as Asia/Jakarta") from exc
+        raise ValueError(
+            f"unknown time zone {name!r}; use an IANA name such as Asia/Jakarta"
+        ) from exc
 
 
 def add_months(moment: datetime, months: int) -> datetime:
@@ -46,15 +48,17 @@ def end_of_period(moment_utc: datetime, tz_name: str, months_after: int, period:
     local = as_utc(moment_utc).astimezone(tz)
     target = (local + relativedelta(months=months_after)).date()
     if period == "month":
-        start_next = datetime(target.year, target.month, 1) + relativedelta(months=1)
+        start_next = datetime(target.year, target.month, 1, tzinfo=tz) + relativedelta(months=1)
     elif period == "quarter":
         quarter_first_month = 3 * ((target.month - 1) // 3) + 1
-        start_next = datetime(target.year, quarter_first_month, 1) + relativedelta(months=3)
+        start_next = datetime(target.year, quarter_first_month, 1, tzinfo=tz) + relativedelta(
+            months=3
+        )
     elif period == "year":
-        start_next = datetime(target.year + 1, 1, 1)
+        start_next = datetime(target.year + 1, 1, 1, tzinfo=tz)
     else:  # pragma: no cover - validated by the schema
         raise ValueError(f"unknown period {period!r}")
-    return start_next.replace(tzinfo=tz).astimezone(UTC)
+    return start_next.astimezone(UTC)
 
 
 def days(n: int) -> timedelta:

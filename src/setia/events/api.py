@@ -16,7 +16,9 @@ from setia.tenants.models import Tenant
 router = APIRouter(prefix="/v1/events", tags=["events"])
 
 
-@router.post("", response_model=EventResult, status_code=201, responses=problems(403, 404, 409, 413))
+@router.post(
+    "", response_model=EventResult, status_code=201, responses=problems(403, 404, 409, 413)
+)
 def record_event(event: EventIn, session: SessionDep, caller: PosCaller, response: Response) -> Any:
     """Record what a member did. Sending the same `id` again returns the first result (200);
     the same `id` with a different payload is 409 `event_id_reused`."""
@@ -26,12 +28,17 @@ def record_event(event: EventIn, session: SessionDep, caller: PosCaller, respons
 
 
 def validation_problem(exc: ValidationError) -> dict[str, Any]:
-    errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors(include_url=False)]
+    errors = [
+        {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
+        for e in exc.errors(include_url=False)
+    ]
     return {
         "type": "https://setia.dev/problems/validation_error",
         "title": "Invalid payload",
         "status": 422,
-        "detail": "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'event'}: {e['msg']}" for e in errors),
+        "detail": "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'event'}: {e['msg']}" for e in errors
+        ),
         "code": "validation_error",
         "errors": errors,
     }
@@ -52,8 +59,13 @@ def record_batch(session: Session, tenant: Tenant, raw_events: list[dict[str, An
             try:
                 with session.begin_nested():
                     recorded = service.record_event(session, tenant, event)
-                results.append(BatchItem(index=index, status=201 if recorded.created else 200,
-                                         result=EventResult.model_validate(recorded.result)))
+                results.append(
+                    BatchItem(
+                        index=index,
+                        status=201 if recorded.created else 200,
+                        result=EventResult.model_validate(recorded.result),
+                    )
+                )
                 created += recorded.created
                 duplicates += not recorded.created
                 break
@@ -73,14 +85,38 @@ def record_batch(session: Session, tenant: Tenant, raw_events: list[dict[str, An
 def record_events(
     session: SessionDep,
     caller: PosCaller,
-    body: BatchIn = Body(openapi_examples={"two purchases": {"value": {"events": [
-        {"id": "pos-1", "type": "purchase", "member": {"phone": "081234567890"}, "order_id": "A-1", "amount": "50000", "currency": "IDR"},
-        {"id": "pos-2", "type": "purchase", "member": {"external_id": "C-7"}, "order_id": "A-2", "amount": "125000", "currency": "IDR"},
-    ]}}}),
+    body: BatchIn = Body(
+        openapi_examples={
+            "two purchases": {
+                "value": {
+                    "events": [
+                        {
+                            "id": "pos-1",
+                            "type": "purchase",
+                            "member": {"phone": "081234567890"},
+                            "order_id": "A-1",
+                            "amount": "50000",
+                            "currency": "IDR",
+                        },
+                        {
+                            "id": "pos-2",
+                            "type": "purchase",
+                            "member": {"external_id": "C-7"},
+                            "order_id": "A-2",
+                            "amount": "125000",
+                            "currency": "IDR",
+                        },
+                    ]
+                }
+            }
+        }
+    ),
 ) -> BatchOut:
     """Record up to 1,000 events in one transaction; the answer lists each event's own status
     (201 recorded, 200 duplicate, 4xx with problem details)."""
     limit = session.info.get("batch_max", 1000)
     if len(body.events) > limit:
-        raise InvalidInput(f"a batch holds at most {limit} events; got {len(body.events)}", code="batch_too_large")
+        raise InvalidInput(
+            f"a batch holds at most {limit} events; got {len(body.events)}", code="batch_too_large"
+        )
     return write(session, lambda: record_batch(session, caller.tenant, body.events))

@@ -37,7 +37,9 @@ class LineItem(Strict):
     category: str | None = Field(default=None, max_length=100)
     brand: str | None = Field(default=None, max_length=100)
     quantity: int = Field(gt=0, le=1_000_000)
-    unit_price: str = Field(description="Price of one unit, as a decimal string", examples=["25000"])
+    unit_price: str = Field(
+        description="Price of one unit, as a decimal string", examples=["25000"]
+    )
 
 
 class ReturnedItem(Strict):
@@ -62,30 +64,58 @@ class EventIn(Strict):
                     "amount": "85000",
                     "currency": "IDR",
                     "items": [
-                        {"sku": "KOPI-SUSU", "name": "Es Kopi Susu", "category": "coffee", "quantity": 2, "unit_price": "25000"},
-                        {"sku": "CROISSANT", "category": "bakery", "quantity": 1, "unit_price": "35000"},
+                        {
+                            "sku": "KOPI-SUSU",
+                            "name": "Es Kopi Susu",
+                            "category": "coffee",
+                            "quantity": 2,
+                            "unit_price": "25000",
+                        },
+                        {
+                            "sku": "CROISSANT",
+                            "category": "bakery",
+                            "quantity": 1,
+                            "unit_price": "35000",
+                        },
                     ],
                     "store": "bandung-dago",
                     "channel": "pos",
                 },
-                {"id": "pos-42-000124", "type": "refund", "member": {"phone": "+6281234567890"},
-                 "order_id": "INV-2026-000123", "items": [{"sku": "CROISSANT", "quantity": 1}]},
-                {"id": "app-778", "type": "review.submitted", "member": {"external_id": "C-1001"},
-                 "attributes": {"rating": 5}},
+                {
+                    "id": "pos-42-000124",
+                    "type": "refund",
+                    "member": {"phone": "+6281234567890"},
+                    "order_id": "INV-2026-000123",
+                    "items": [{"sku": "CROISSANT", "quantity": 1}],
+                },
+                {
+                    "id": "app-778",
+                    "type": "review.submitted",
+                    "member": {"external_id": "C-1001"},
+                    "attributes": {"rating": 5},
+                },
             ]
         },
     )
 
     id: str = Field(min_length=1, max_length=200, description="Client event id (idempotency key)")
     type: str = Field(
-        min_length=1, max_length=60, pattern=EVENT_TYPE_PATTERN,
+        min_length=1,
+        max_length=60,
+        pattern=EVENT_TYPE_PATTERN,
         description="purchase, refund, or a custom type such as review.submitted",
     )
-    occurred_at: AwareDatetime | None = Field(default=None, description="Defaults to the time received")
-    program_id: uuid.UUID | None = Field(default=None, description="Defaults to the tenant's default program")
+    occurred_at: AwareDatetime | None = Field(
+        default=None, description="Defaults to the time received"
+    )
+    program_id: uuid.UUID | None = Field(
+        default=None, description="Defaults to the tenant's default program"
+    )
     member: MemberRef
     order_id: str | None = Field(default=None, min_length=1, max_length=200)
-    amount: str | None = Field(default=None, max_length=40, description="Decimal string, e.g. \"85000\"")
+    amount: str | None = Field(
+        default=None, max_length=40, description='Decimal string, e.g. "85000"'
+    )
     currency: str | None = Field(default=None, min_length=3, max_length=3)
     items: list[LineItem] | None = Field(default=None, max_length=500)
     returned_items: list[ReturnedItem] | None = Field(default=None, max_length=500)

@@ -92,7 +92,12 @@ def _program(session: Session, tenant: Tenant, program_id: uuid.UUID | None) -> 
 def _member(session: Session, tenant: Tenant, event: EventIn) -> tuple[Member, bool]:
     ref = event.member
     member = members.find_member(
-        session, tenant, member_id=ref.id, external_id=ref.external_id, phone=ref.phone, email=ref.email
+        session,
+        tenant,
+        member_id=ref.id,
+        external_id=ref.external_id,
+        phone=ref.phone,
+        email=ref.email,
     )
     if member is not None:
         if member.status != "active":
@@ -166,15 +171,26 @@ def record_event(session: Session, tenant: Tenant, event: EventIn) -> Recorded:
     if event.type == "purchase":
         assert currency is not None
         amount = _money(event.amount, currency, "amount")
-        result["points"] = _purchase(session, tenant, program, member, event, event_id, occurred_at, amount, currency)
+        result["points"] = _purchase(
+            session, tenant, program, member, event, event_id, occurred_at, amount, currency
+        )
     elif event.type == "refund":
-        result["refund"] = _refund(session, tenant, program, member, event, event_id, occurred_at, currency)
+        result["refund"] = _refund(
+            session, tenant, program, member, event, event_id, occurred_at, currency
+        )
         amount = Decimal(result["refund"]["amount"])
     session.execute(update(Event).where(Event.id == event_id).values(result=result, amount=amount))
     if member.last_activity_at is None or occurred_at > member.last_activity_at:
-        session.execute(update(Member).where(Member.id == member.id).values(last_activity_at=occurred_at))
+        session.execute(
+            update(Member).where(Member.id == member.id).values(last_activity_at=occurred_at)
+        )
         member.last_activity_at = occurred_at
-    publish(session, tenant.id, "event.recorded", {"event_id": str(event_id), "type": event.type, "member_id": str(member.id)})
+    publish(
+        session,
+        tenant.id,
+        "event.recorded",
+        {"event_id": str(event_id), "type": event.type, "member_id": str(member.id)},
+    )
     return Recorded(result, created=True)
 
 
@@ -198,7 +214,13 @@ def _purchase(
     lines = []
     for i, item in enumerate(event.items or []):
         price = _money(item.unit_price, currency, f"items[{i}].unit_price")
-        lines.append({**item.model_dump(exclude_none=True), "unit_price": to_str(price, currency), "returned": 0})
+        lines.append(
+            {
+                **item.model_dump(exclude_none=True),
+                "unit_price": to_str(price, currency),
+                "returned": 0,
+            }
+        )
     if session.execute(
         select(Order.id).where(Order.tenant_id == tenant.id, Order.order_id == event.order_id)
     ).first():
@@ -262,8 +284,13 @@ def _purchase(
             session,
             tenant.id,
             "points.earned",
-            {"member_id": str(member.id), "program_id": str(program.id), "points": award.points,
-             "order_id": event.order_id, "pending_until": out["awards"][-1]["pending_until"]},
+            {
+                "member_id": str(member.id),
+                "program_id": str(program.id),
+                "points": award.points,
+                "order_id": event.order_id,
+                "pending_until": out["awards"][-1]["pending_until"],
+            },
         )
     return out
 
@@ -282,7 +309,10 @@ def _refund(
         select(Order).where(Order.tenant_id == tenant.id, Order.order_id == event.order_id)
     ).scalar_one_or_none()
     if order is None:
-        raise OrderNotFound(f"no purchase with order_id {event.order_id!r} was recorded", extra={"field": "order_id"})
+        raise OrderNotFound(
+            f"no purchase with order_id {event.order_id!r} was recorded",
+            extra={"field": "order_id"},
+        )
     if order.member_id != member.id:
         raise OrderMemberMismatch(f"order {order.order_id!r} belongs to another member")
     if currency is not None and currency != order.currency:
@@ -295,7 +325,10 @@ def _refund(
         for item in event.returned_items:
             line = by_sku.get(item.sku)
             if line is None:
-                raise RefundExceedsOrder(f"order {order.order_id!r} has no item {item.sku!r}", extra={"field": "returned_items"})
+                raise RefundExceedsOrder(
+                    f"order {order.order_id!r} has no item {item.sku!r}",
+                    extra={"field": "returned_items"},
+                )
             if line["returned"] + item.quantity > line["quantity"]:
                 raise RefundExceedsOrder(
                     f"only {line['quantity'] - line['returned']} of {item.sku!r} can still be returned",
@@ -315,11 +348,21 @@ def _refund(
     refunded = order.refunded_amount + refund
     # Cumulative and floored, so the total reversed never exceeds what was earned and a
     # full refund reverses exactly everything, whatever the order of partial refunds.
-    target = order.points_earned if refunded >= order.amount else int(
-        (Decimal(order.points_earned) * refunded / order.amount).to_integral_value(rounding=ROUND_FLOOR)
+    target = (
+        order.points_earned
+        if refunded >= order.amount
+        else int(
+            (Decimal(order.points_earned) * refunded / order.amount).to_integral_value(
+                rounding=ROUND_FLOOR
+            )
+        )
     )
     to_reverse = max(0, target - order.points_reversed)
-    out: dict[str, Any] = {"amount": to_str(refund, order.currency), "order_id": order.order_id, "points_reversed": to_reverse}
+    out: dict[str, Any] = {
+        "amount": to_str(refund, order.currency),
+        "order_id": order.order_id,
+        "points_reversed": to_reverse,
+    }
     if to_reverse:
         ctx = ledger.Context(
             program_id=order.program_id,
@@ -334,8 +377,21 @@ def _refund(
         )
         policy = session.get(Program, order.program_id)
         assert policy is not None
-        out.update(ledger.reverse_order_points(session, ctx, member_id=member.id, amount=to_reverse, shortfall_policy=policy.refund_shortfall))
-        publish(session, tenant.id, "points.reversed", {"member_id": str(member.id), "order_id": order.order_id, **out})
+        out.update(
+            ledger.reverse_order_points(
+                session,
+                ctx,
+                member_id=member.id,
+                amount=to_reverse,
+                shortfall_policy=policy.refund_shortfall,
+            )
+        )
+        publish(
+            session,
+            tenant.id,
+            "points.reversed",
+            {"member_id": str(member.id), "order_id": order.order_id, **out},
+        )
     order.refunded_amount = refunded
     order.points_reversed += to_reverse
     session.flush()

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import Select, select
@@ -42,21 +43,35 @@ class JobReport:
         return self.__dict__.copy()
 
 
-def _claim(session: Session, stmt: Select[tuple[uuid.UUID]], of: type | None = None) -> list[uuid.UUID]:
+def _claim(
+    session: Session, stmt: Select[Any], of: type | None = None
+) -> list[uuid.UUID]:
     """Pick due items. On PostgreSQL lock what the work will lock first, skipping rows another
     worker holds: for lots that is the member's account (accounts are always locked before
     lots), so claiming never waits and never deadlocks with a redemption."""
     if session.get_bind().dialect.name == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True, of=of) if of is not None else stmt.with_for_update(skip_locked=True)
-    return list(session.execute(stmt.limit(BATCH)).scalars())
+        stmt = (
+            stmt.with_for_update(skip_locked=True, of=of)
+            if of is not None
+            else stmt.with_for_update(skip_locked=True)
+        )
+    return [row[0] for row in session.execute(stmt.limit(BATCH))]
 
 
 def _tenant_of(session: Session, program_id: uuid.UUID) -> uuid.UUID:
-    tenant_id: uuid.UUID = session.execute(select(Program.tenant_id).where(Program.id == program_id)).scalar_one()
+    tenant_id: uuid.UUID = session.execute(
+        select(Program.tenant_id).where(Program.id == program_id)
+    ).scalar_one()
     return tenant_id
 
 
-def _loop(db: Database, find: Callable[[Session, datetime], list[uuid.UUID]], work: Callable[[Session, uuid.UUID, datetime], None], now: datetime, report: JobReport) -> None:
+def _loop(
+    db: Database,
+    find: Callable[[Session, datetime], list[uuid.UUID]],
+    work: Callable[[Session, uuid.UUID, datetime], None],
+    now: datetime,
+    report: JobReport,
+) -> None:
     """Claim a batch, work it in one transaction, repeat until nothing is due."""
     done: set[uuid.UUID] = set()
     while True:
@@ -79,7 +94,14 @@ def run_due(db: Database, now: datetime | None = None) -> JobReport:
     report = JobReport()
 
     def find_pending(session: Session, at: datetime) -> list[uuid.UUID]:
-        return _claim(session, select(Lot.id).join(Account, Account.id == Lot.account_id).where(Lot.released_at.is_(None), Lot.pending_until <= at).order_by(Lot.pending_until, Lot.id), of=Account)
+        return _claim(
+            session,
+            select(Lot.id)
+            .join(Account, Account.id == Lot.account_id)
+            .where(Lot.released_at.is_(None), Lot.pending_until <= at)
+            .order_by(Lot.pending_until, Lot.id),
+            of=Account,
+        )
 
     def release(session: Session, lot_id: uuid.UUID, at: datetime) -> None:
         points = ledger.release_lot(session, lot_id, now=at)
@@ -88,19 +110,35 @@ def run_due(db: Database, now: datetime | None = None) -> JobReport:
             assert lot is not None
             report.released_lots += 1
             report.released_points += points
-            publish(session, _tenant_of(session, lot.program_id), "points.available",
-                    {"member_id": str(lot.member_id), "points": points, "lot_id": str(lot_id)})
+            publish(
+                session,
+                _tenant_of(session, lot.program_id),
+                "points.available",
+                {"member_id": str(lot.member_id), "points": points, "lot_id": str(lot_id)},
+            )
 
     def find_holds(session: Session, at: datetime) -> list[uuid.UUID]:
         resolved = select(Transfer.pending_id).where(Transfer.pending_id.is_not(None))
-        return _claim(session, select(Transfer.id).where(Transfer.kind == "PENDING", Transfer.expires_at <= at, Transfer.id.not_in(resolved)).order_by(Transfer.id))
+        return _claim(
+            session,
+            select(Transfer.id)
+            .where(
+                Transfer.kind == "PENDING", Transfer.expires_at <= at, Transfer.id.not_in(resolved)
+            )
+            .order_by(Transfer.id),
+        )
 
     def expire_hold(session: Session, hold_id: uuid.UUID, at: datetime) -> None:
         hold = session.get(Transfer, hold_id)
         assert hold is not None
-        ctx = ledger.Context(program_id=hold.program_id, idempotency_key=f"hold-expire:{hold_id}",
-                             request_hash=ledger.request_hash({"expire_hold": str(hold_id)}), actor="job",
-                             source_type=hold.source_type, source_id=hold.source_id)
+        ctx = ledger.Context(
+            program_id=hold.program_id,
+            idempotency_key=f"hold-expire:{hold_id}",
+            request_hash=ledger.request_hash({"expire_hold": str(hold_id)}),
+            actor="job",
+            source_type=hold.source_type,
+            source_id=hold.source_id,
+        )
         try:
             res = ledger.resolve_hold(session, ctx, hold, action="expire")
         except ledger.HoldNotOpen:
@@ -109,8 +147,14 @@ def run_due(db: Database, now: datetime | None = None) -> JobReport:
             report.expired_holds += 1
 
     def find_expiring(session: Session, at: datetime) -> list[uuid.UUID]:
-        return _claim(session, select(Lot.id).join(Account, Account.id == Lot.account_id).where(
-            Account.code == POINTS, Lot.remaining > 0, Lot.expires_at <= at).order_by(Lot.expires_at, Lot.id), of=Account)
+        return _claim(
+            session,
+            select(Lot.id)
+            .join(Account, Account.id == Lot.account_id)
+            .where(Account.code == POINTS, Lot.remaining > 0, Lot.expires_at <= at)
+            .order_by(Lot.expires_at, Lot.id),
+            of=Account,
+        )
 
     def expire(session: Session, lot_id: uuid.UUID, at: datetime, reason: str = "expiry") -> None:
         points = ledger.expire_lot(session, lot_id, now=at, reason=reason)
@@ -119,18 +163,41 @@ def run_due(db: Database, now: datetime | None = None) -> JobReport:
             assert lot is not None
             report.expired_lots += 1
             report.expired_points += points
-            publish(session, _tenant_of(session, lot.program_id), "points.expired",
-                    {"member_id": str(lot.member_id), "points": points, "lot_id": str(lot_id), "reason": reason})
+            publish(
+                session,
+                _tenant_of(session, lot.program_id),
+                "points.expired",
+                {
+                    "member_id": str(lot.member_id),
+                    "points": points,
+                    "lot_id": str(lot_id),
+                    "reason": reason,
+                },
+            )
 
     def find_inactive(session: Session, at: datetime) -> list[uuid.UUID]:
         found: list[uuid.UUID] = []
-        programs = session.execute(select(Program).where(Program.expiry_policy == "inactivity")).scalars().all()
+        programs = (
+            session.execute(select(Program).where(Program.expiry_policy == "inactivity"))
+            .scalars()
+            .all()
+        )
         for program in programs:
             cutoff = at - relativedelta(months=program.expiry_months)
-            found += _claim(session, select(Lot.id).join(Account, Account.id == Lot.account_id)
-                            .join(Member, Member.id == Lot.member_id)
-                            .where(Lot.program_id == program.id, Account.code == POINTS, Lot.remaining > 0,
-                                   Member.last_activity_at < cutoff).order_by(Lot.id), of=Account)
+            found += _claim(
+                session,
+                select(Lot.id)
+                .join(Account, Account.id == Lot.account_id)
+                .join(Member, Member.id == Lot.member_id)
+                .where(
+                    Lot.program_id == program.id,
+                    Account.code == POINTS,
+                    Lot.remaining > 0,
+                    Member.last_activity_at < cutoff,
+                )
+                .order_by(Lot.id),
+                of=Account,
+            )
         return found
 
     _loop(db, find_pending, release, now, report)

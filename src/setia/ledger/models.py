@@ -20,7 +20,15 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    String,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from setia.core.db import Base, new_id
@@ -158,10 +166,18 @@ class Lot(Base):
     __table_args__ = (
         CheckConstraint("remaining >= 0 AND remaining <= amount", name="remaining_range"),
         Index("ix_point_lots_account_expiry", "account_id", "expires_at"),
-        Index("ix_point_lots_pending", "pending_until", postgresql_where=text("released_at IS NULL"),
-              sqlite_where=text("released_at IS NULL")),
-        Index("ix_point_lots_expiring", "expires_at", postgresql_where=text("remaining > 0"),
-              sqlite_where=text("remaining > 0")),
+        Index(
+            "ix_point_lots_pending",
+            "pending_until",
+            postgresql_where=text("released_at IS NULL"),
+            sqlite_where=text("released_at IS NULL"),
+        ),
+        Index(
+            "ix_point_lots_expiring",
+            "expires_at",
+            postgresql_where=text("remaining > 0"),
+            sqlite_where=text("remaining > 0"),
+        ),
         Index("ix_point_lots_source", "program_id", "source_type", "source_id"),
     )
 

@@ -56,9 +56,7 @@ def balance(
         "pending_lots": [
             {"points": int(total), "available_at": until} for until, total in pending_rows
         ],
-        "expiring_soon": [
-            {"points": int(total), "expires_at": at} for at, total in expiring_rows
-        ],
+        "expiring_soon": [{"points": int(total), "expires_at": at} for at, total in expiring_rows],
         "expiring_within_days": soon_days,
         "debt": debt.debits_posted - debt.credits_posted,
         "lifetime": lifetime,

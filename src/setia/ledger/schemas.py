@@ -50,7 +50,9 @@ class StatementLine(BaseModel):
     change: int
     balance_after: int
     transfer_id: uuid.UUID
-    code: str = Field(description="EARN, RELEASE, REDEEM, EXPIRE, ADJUST, REVERSAL, DEBT, DEBT_REPAY, TRANSFER, MERGE")
+    code: str = Field(
+        description="EARN, RELEASE, REDEEM, EXPIRE, ADJUST, REVERSAL, DEBT, DEBT_REPAY, TRANSFER, MERGE"
+    )
     kind: str
     amount: int
     source_type: str | None
@@ -67,12 +69,15 @@ class Statement(BaseModel):
 class RedeemIn(Strict):
     points: int = Field(gt=0, le=10**12)
     program_id: uuid.UUID | None = None
-    reference: str | None = Field(default=None, max_length=200, description="Your order or reward id")
+    reference: str | None = Field(
+        default=None, max_length=200, description="Your order or reward id"
+    )
 
 
 class HoldIn(RedeemIn):
-    timeout_minutes: int | None = Field(default=None, gt=0, le=60 * 24 * 30,
-                                        description="Defaults to the program's hold timeout")
+    timeout_minutes: int | None = Field(
+        default=None, gt=0, le=60 * 24 * 30, description="Defaults to the program's hold timeout"
+    )
 
 
 class CaptureIn(Strict):
@@ -80,7 +85,9 @@ class CaptureIn(Strict):
 
 
 class AdjustIn(Strict):
-    points: int = Field(description="Positive adds points, negative removes them", examples=[500, -200])
+    points: int = Field(
+        description="Positive adds points, negative removes them", examples=[500, -200]
+    )
     reason: str = Field(min_length=3, max_length=500)
     program_id: uuid.UUID | None = None
 

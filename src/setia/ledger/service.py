@@ -217,9 +217,7 @@ def _available(session: Session, account_id: uuid.UUID) -> int:
 
 def _owed(session: Session, debt_account_id: uuid.UUID) -> int:
     value = session.execute(
-        select(Account.debits_posted - Account.credits_posted).where(
-            Account.id == debt_account_id
-        )
+        select(Account.debits_posted - Account.credits_posted).where(Account.id == debt_account_id)
     ).scalar_one()
     return int(value)
 
@@ -422,9 +420,7 @@ def _consume(
     if prefer is not None:
         order.insert(
             0,
-            case(
-                (and_(Lot.source_type == prefer[0], Lot.source_id == prefer[1]), 0), else_=1
-            ),
+            case((and_(Lot.source_type == prefer[0], Lot.source_id == prefer[1]), 0), else_=1),
         )
     lots = (
         session.execute(
@@ -546,7 +542,12 @@ def _repay_debt(session: Session, ctx: Context, accounts: MemberAccounts, landed
     repay = min(owed, landed)
     if repay > 0:
         transfer_id = _move(
-            session, ctx, debit=accounts.points, credit=accounts.debt, amount=repay, code="DEBT_REPAY"
+            session,
+            ctx,
+            debit=accounts.points,
+            credit=accounts.debt,
+            amount=repay,
+            code="DEBT_REPAY",
         )
         _consume(session, accounts.points, repay, transfer_id)
     return repay
@@ -579,12 +580,21 @@ def release_lot(session: Session, lot_id: uuid.UUID, *, now: datetime) -> int:
         .execution_options(synchronize_session=False)
     )
     if amount > 0:
-        _move(session, ctx, debit=accounts.pending, credit=accounts.points, amount=amount, code="RELEASE")
+        _move(
+            session,
+            ctx,
+            debit=accounts.pending,
+            credit=accounts.points,
+            amount=amount,
+            code="RELEASE",
+        )
         _repay_debt(session, ctx, accounts, amount)
     return amount
 
 
-def expire_lot(session: Session, lot_id: uuid.UUID, *, now: datetime, reason: str = "expiry") -> int:
+def expire_lot(
+    session: Session, lot_id: uuid.UUID, *, now: datetime, reason: str = "expiry"
+) -> int:
     """Expire what is left of an available lot (a job). Returns the points expired."""
     lot = session.execute(select(Lot).where(Lot.id == lot_id)).scalar_one()
     accounts = member_accounts(session, lot.program_id, lot.member_id)
@@ -606,7 +616,9 @@ def expire_lot(session: Session, lot_id: uuid.UUID, *, now: datetime, reason: st
         reason=reason,
         effective_at=now,
     )
-    transfer_id = _move(session, ctx, debit=accounts.points, credit=expired_acc, amount=amount, code="EXPIRE")
+    transfer_id = _move(
+        session, ctx, debit=accounts.points, credit=expired_acc, amount=amount, code="EXPIRE"
+    )
     _lot_change(session, lot.id, -amount, transfer_id)
     return amount
 
@@ -648,7 +660,9 @@ def spend(
             expires_at=utcnow() + hold_for,
         )
     else:
-        transfer_id = _move(session, ctx, debit=accounts.points, credit=target, amount=amount, code=code)
+        transfer_id = _move(
+            session, ctx, debit=accounts.points, credit=target, amount=amount, code=code
+        )
     _consume(session, accounts.points, amount, transfer_id)
     return Result(transfer_id, created=True, amounts={"amount": amount})
 
@@ -705,7 +719,11 @@ def resolve_hold(
         )
         if capture < hold.amount:
             _give_back(session, hold.id, hold.amount - capture, transfer_id)
-        return Result(transfer_id, created=True, amounts={"captured": capture, "released": hold.amount - capture})
+        return Result(
+            transfer_id,
+            created=True,
+            amounts={"captured": capture, "released": hold.amount - capture},
+        )
     kind = "VOID_PENDING" if action == "void" else "EXPIRE_PENDING"
     transfer_id = _move(
         session,
@@ -743,11 +761,19 @@ def adjust(
             code="ADJUST",
             source_account=ADJUSTMENT,
         )
-    return spend(session, ctx, member_id=member_id, amount=-delta, code="ADJUST", to_account=ADJUSTMENT)
+    return spend(
+        session, ctx, member_id=member_id, amount=-delta, code="ADJUST", to_account=ADJUSTMENT
+    )
 
 
 def transfer_between_members(
-    session: Session, ctx: Context, *, from_member: uuid.UUID, to_member: uuid.UUID, amount: int, code: str = "TRANSFER"
+    session: Session,
+    ctx: Context,
+    *,
+    from_member: uuid.UUID,
+    to_member: uuid.UUID,
+    amount: int,
+    code: str = "TRANSFER",
 ) -> Result:
     """Move available points to another member; the lots keep their expiry dates."""
     if (found := _find(session, ctx)) is not None:
@@ -794,25 +820,31 @@ def reverse_order_points(
     out = {"from_pending": 0, "from_available": 0, "debt": 0, "written_off": 0}
     left = amount
     pending_lots = session.execute(
-        select(Lot.id, Lot.remaining).where(
+        select(Lot.id, Lot.remaining)
+        .where(
             Lot.account_id == accounts.pending,
             Lot.source_type == ctx.source_type,
             Lot.source_id == ctx.source_id,
             Lot.remaining > 0,
-        ).order_by(Lot.id)
+        )
+        .order_by(Lot.id)
     ).all()
     for lot_id, remaining in pending_lots:
         if left == 0:
             break
         take = min(left, int(remaining))
-        tid = _move(session, ctx, debit=accounts.pending, credit=issuance, amount=take, code="REVERSAL")
+        tid = _move(
+            session, ctx, debit=accounts.pending, credit=issuance, amount=take, code="REVERSAL"
+        )
         _lot_change(session, lot_id, -take, tid)
         out["from_pending"] += take
         left -= take
     if left:
         take = min(left, _available(session, accounts.points))
         if take > 0:
-            tid = _move(session, ctx, debit=accounts.points, credit=issuance, amount=take, code="REVERSAL")
+            tid = _move(
+                session, ctx, debit=accounts.points, credit=issuance, amount=take, code="REVERSAL"
+            )
             _consume(session, accounts.points, take, tid, prefer=(ctx.source_type, ctx.source_id))
             out["from_available"] = take
             left -= take
@@ -838,7 +870,10 @@ def move_member(
     dst = member_accounts(session, program_id, survivor)
     _lock(session, [src.points, src.pending, src.debt, dst.points, dst.pending, dst.debt])
     moved = {"points": 0, "pending": 0, "debt": 0}
-    for kind, s_acc, d_acc in (("points", src.points, dst.points), ("pending", src.pending, dst.pending)):
+    for kind, s_acc, d_acc in (
+        ("points", src.points, dst.points),
+        ("pending", src.pending, dst.pending),
+    ):
         amount = _available(session, s_acc)
         if amount > 0:
             _move(session, ctx, debit=s_acc, credit=d_acc, amount=amount, code="MERGE")

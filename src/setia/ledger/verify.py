@@ -91,7 +91,9 @@ def _counters(session: Session, limit: int) -> list[str]:
 
 def _versions(session: Session, limit: int) -> list[str]:
     counts = (
-        select(Entry.account_id, func.count().label("n"), func.max(Entry.account_version).label("mx"))
+        select(
+            Entry.account_id, func.count().label("n"), func.max(Entry.account_version).label("mx")
+        )
         .group_by(Entry.account_id)
         .subquery()
     )
@@ -104,7 +106,9 @@ def _versions(session: Session, limit: int) -> list[str]:
         )
         .limit(limit)
     ).all()
-    return [f"account {i} ({c}): version {v}, {n or 0} entries, last {mx}" for i, c, v, n, mx in rows]
+    return [
+        f"account {i} ({c}): version {v}, {n or 0} entries, last {mx}" for i, c, v, n, mx in rows
+    ]
 
 
 def _limits(session: Session, limit: int) -> list[str]:

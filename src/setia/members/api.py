@@ -40,12 +40,18 @@ def _out(session: SessionDep, member: Member) -> MemberOut:
     return out
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=MemberOut, responses=problems(403, 409))
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, response_model=MemberOut, responses=problems(403, 409)
+)
 def create_member(body: MemberCreate, session: SessionDep, caller: PosCaller) -> MemberOut:
     """Enrol a member. External id, phone and email must each be unused in the tenant (409)."""
     data = body.model_dump(exclude_none=True, exclude={"consents", "consent_source"})
-    member = write(session, lambda: service.create_member(
-        session, caller.tenant, data, source=body.consent_source, consents=body.consents))
+    member = write(
+        session,
+        lambda: service.create_member(
+            session, caller.tenant, data, source=body.consent_source, consents=body.consents
+        ),
+    )
     return _out(session, member)
 
 
@@ -58,8 +64,13 @@ def list_members(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[MemberOut]:
-    rows = service.search_members(session, caller.tenant.id, q=q, tag=tag, limit=limit, after=decode_cursor(cursor))
-    return Page(data=[_out(session, m) for m in rows], next_cursor=encode_cursor(rows[-1].id) if len(rows) == limit else None)
+    rows = service.search_members(
+        session, caller.tenant.id, q=q, tag=tag, limit=limit, after=decode_cursor(cursor)
+    )
+    return Page(
+        data=[_out(session, m) for m in rows],
+        next_cursor=encode_cursor(rows[-1].id) if len(rows) == limit else None,
+    )
 
 
 @router.get("/lookup", response_model=MemberOut, responses=problems(403, 404))
@@ -73,7 +84,9 @@ def lookup_member(
     """Find one member by an identity (phone in any local format). Merged ids resolve to the survivor."""
     if not (external_id or phone or email):
         raise InvalidInput("give external_id, phone or email")
-    member = service.find_member(session, caller.tenant, external_id=external_id, phone=phone, email=email)
+    member = service.find_member(
+        session, caller.tenant, external_id=external_id, phone=phone, email=email
+    )
     if member is None:
         raise service.MemberNotFound("no member has this identity")
     return _out(session, member)
@@ -85,18 +98,43 @@ def get_member(member_id: uuid.UUID, session: SessionDep, caller: ReadCaller) ->
 
 
 @router.patch("/{member_id}", response_model=MemberOut, responses=problems(403, 404, 409))
-def update_member(member_id: uuid.UUID, body: MemberUpdate, session: SessionDep, caller: PosCaller) -> MemberOut:
+def update_member(
+    member_id: uuid.UUID, body: MemberUpdate, session: SessionDep, caller: PosCaller
+) -> MemberOut:
     changes = body.model_dump(exclude_unset=True)
-    member = write(session, lambda: service.update_member(
-        session, caller.tenant, service.get_member(session, caller.tenant.id, member_id), changes, actor=caller.actor))
+    member = write(
+        session,
+        lambda: service.update_member(
+            session,
+            caller.tenant,
+            service.get_member(session, caller.tenant.id, member_id),
+            changes,
+            actor=caller.actor,
+        ),
+    )
     return _out(session, member)
 
 
-@router.post("/{member_id}/consents", response_model=ConsentOut, status_code=201, responses=problems(403, 404))
-def set_consent(member_id: uuid.UUID, body: ConsentIn, session: SessionDep, caller: PosCaller) -> Any:
+@router.post(
+    "/{member_id}/consents",
+    response_model=ConsentOut,
+    status_code=201,
+    responses=problems(403, 404),
+)
+def set_consent(
+    member_id: uuid.UUID, body: ConsentIn, session: SessionDep, caller: PosCaller
+) -> Any:
     """Record a consent decision; the history of every change is kept."""
-    return write(session, lambda: service.set_consent(
-        session, service.get_member(session, caller.tenant.id, member_id), body.channel, body.granted, source=body.source))
+    return write(
+        session,
+        lambda: service.set_consent(
+            session,
+            service.get_member(session, caller.tenant.id, member_id),
+            body.channel,
+            body.granted,
+            source=body.source,
+        ),
+    )
 
 
 @router.get("/{member_id}/consents", response_model=list[ConsentOut], responses=problems(403, 404))
@@ -106,12 +144,18 @@ def consent_history(member_id: uuid.UUID, session: SessionDep, caller: ReadCalle
 
 
 @router.post("/{member_id}/merge", responses=problems(403, 404, 409))
-def merge_member(member_id: uuid.UUID, body: MergeIn, session: SessionDep, caller: AdminCaller) -> dict[str, Any]:
+def merge_member(
+    member_id: uuid.UUID, body: MergeIn, session: SessionDep, caller: AdminCaller
+) -> dict[str, Any]:
     """Fold a duplicate into this member: points, pending points, debt, orders and events move here."""
+
     def run() -> dict[str, Any]:
         survivor = service.get_member(session, caller.tenant.id, member_id)
         source = service.get_member(session, caller.tenant.id, body.source_member_id)
-        return service.merge_members(session, caller.tenant, survivor, source, actor=caller.actor, reason=body.reason)
+        return service.merge_members(
+            session, caller.tenant, survivor, source, actor=caller.actor, reason=body.reason
+        )
+
     return write(session, run)
 
 
@@ -123,10 +167,20 @@ def export_member(member_id: uuid.UUID, session: SessionDep, caller: AdminCaller
 
 
 @router.post("/{member_id}/erase", response_model=MemberOut, responses=problems(403, 404))
-def erase_member(member_id: uuid.UUID, body: EraseIn, session: SessionDep, caller: AdminCaller) -> MemberOut:
+def erase_member(
+    member_id: uuid.UUID, body: EraseIn, session: SessionDep, caller: AdminCaller
+) -> MemberOut:
     """Erase personal data. The anonymous ledger stays so the books still balance."""
     if not body.confirm:
         raise InvalidInput("set confirm to true: erasure cannot be undone")
-    member = write(session, lambda: service.erase_member(
-        session, caller.tenant, service.get_member(session, caller.tenant.id, member_id), actor=caller.actor, reason=body.reason))
+    member = write(
+        session,
+        lambda: service.erase_member(
+            session,
+            caller.tenant,
+            service.get_member(session, caller.tenant.id, member_id),
+            actor=caller.actor,
+            reason=body.reason,
+        ),
+    )
     return _out(session, member)

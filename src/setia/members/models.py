@@ -38,9 +38,7 @@ class Member(Base):
     tags: Mapped[list[str]] = mapped_column(JSONType, default=list)
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
     status: Mapped[str] = mapped_column(String(10), default="active")
-    merged_into_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("members.id"), default=None
-    )
+    merged_into_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("members.id"), default=None)
     last_activity_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)

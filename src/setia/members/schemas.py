@@ -34,7 +34,9 @@ class MemberCreate(Strict):
 
     external_id: str | None = Field(default=None, min_length=1, max_length=200)
     name: str | None = Field(default=None, max_length=200)
-    phone: str | None = Field(default=None, max_length=40, description="Any format; stored as E.164")
+    phone: str | None = Field(
+        default=None, max_length=40, description="Any format; stored as E.164"
+    )
     email: str | None = Field(default=None, max_length=320)
     locale: str | None = Field(default=None, pattern="^(id|ms|en)$")
     birthday: date | None = None
@@ -80,7 +82,9 @@ class MemberOut(BaseModel):
 class ConsentIn(Strict):
     channel: str = Field(pattern="^(email|whatsapp|sms)$")
     granted: bool
-    source: str = Field(min_length=1, max_length=100, examples=["portal", "pos-form", "whatsapp-optout"])
+    source: str = Field(
+        min_length=1, max_length=100, examples=["portal", "pos-form", "whatsapp-optout"]
+    )
 
 
 class ConsentOut(BaseModel):

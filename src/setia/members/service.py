@@ -24,7 +24,17 @@ from setia.tenants.models import Tenant
 
 CHANNELS = ("email", "whatsapp", "sms")
 LOCALES = ("id", "ms", "en")
-PROFILE_FIELDS = ("external_id", "name", "phone", "email", "locale", "birthday", "timezone", "tags", "attributes")
+PROFILE_FIELDS = (
+    "external_id",
+    "name",
+    "phone",
+    "email",
+    "locale",
+    "birthday",
+    "timezone",
+    "tags",
+    "attributes",
+)
 
 
 class MemberNotFound(NotFound):
@@ -98,7 +108,9 @@ def _clean(tenant: Tenant, data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _check_unique(session: Session, tenant_id: uuid.UUID, data: dict[str, Any], exclude: uuid.UUID | None) -> None:
+def _check_unique(
+    session: Session, tenant_id: uuid.UUID, data: dict[str, Any], exclude: uuid.UUID | None
+) -> None:
     for field in ("external_id", "phone", "email"):
         value = data.get(field)
         if value is None:
@@ -137,7 +149,9 @@ def create_member(
     )
     session.add(member)
     session.flush()
-    for program_id in session.execute(select(Program.id).where(Program.tenant_id == tenant.id)).scalars():
+    for program_id in session.execute(
+        select(Program.id).where(Program.tenant_id == tenant.id)
+    ).scalars():
         ledger.open_member_accounts(session, program_id, member.id)
     for channel, granted in (consents or {}).items():
         set_consent(session, member, channel, granted, source=source)
@@ -145,7 +159,9 @@ def create_member(
     return member
 
 
-def update_member(session: Session, tenant: Tenant, member: Member, changes: dict[str, Any], *, actor: str) -> Member:
+def update_member(
+    session: Session, tenant: Tenant, member: Member, changes: dict[str, Any], *, actor: str
+) -> Member:
     _active(member)
     changes = _clean(tenant, changes)
     _check_unique(session, tenant.id, changes, member.id)
@@ -156,8 +172,13 @@ def update_member(session: Session, tenant: Tenant, member: Member, changes: dic
         setattr(member, k, v)
     member.updated_at = utcnow()
     audit.record(
-        session, tenant_id=tenant.id, actor=actor, action="member.updated", subject_type="member",
-        subject_id=member.id, details={"before": before, "after": {k: _jsonable(v) for k, v in changes.items()}},
+        session,
+        tenant_id=tenant.id,
+        actor=actor,
+        action="member.updated",
+        subject_type="member",
+        subject_id=member.id,
+        details={"before": before, "after": {k: _jsonable(v) for k, v in changes.items()}},
     )
     session.flush()
     return member
@@ -206,7 +227,9 @@ def find_member(
     if not conds:
         return None
     rows = list(
-        session.execute(select(Member).where(Member.tenant_id == tenant.id, or_(*conds)).order_by(Member.id)).scalars()
+        session.execute(
+            select(Member).where(Member.tenant_id == tenant.id, or_(*conds)).order_by(Member.id)
+        ).scalars()
     )
     if len({m.id for m in rows}) > 1:
         raise IdentityTaken(
@@ -230,7 +253,12 @@ def search_members(
     limit: int,
     after: uuid.UUID | None,
 ) -> list[Member]:
-    stmt = select(Member).where(Member.tenant_id == tenant_id, Member.status != "merged").order_by(Member.id).limit(limit)
+    stmt = (
+        select(Member)
+        .where(Member.tenant_id == tenant_id, Member.status != "merged")
+        .order_by(Member.id)
+        .limit(limit)
+    )
     if after is not None:
         stmt = stmt.where(Member.id > after)
     if q:
@@ -246,26 +274,39 @@ def search_members(
     return members
 
 
-def set_consent(session: Session, member: Member, channel: str, granted: bool, *, source: str) -> ConsentChange:
+def set_consent(
+    session: Session, member: Member, channel: str, granted: bool, *, source: str
+) -> ConsentChange:
     if channel not in CHANNELS:
         raise InvalidInput(f"channel must be one of {', '.join(CHANNELS)}")
     if not source.strip():
         raise InvalidInput("say where the consent came from (source), e.g. 'pos-form' or 'portal'")
     change = ConsentChange(
-        id=new_id(), tenant_id=member.tenant_id, member_id=member.id, channel=channel,
-        granted=granted, source=source, changed_at=utcnow(),
+        id=new_id(),
+        tenant_id=member.tenant_id,
+        member_id=member.id,
+        channel=channel,
+        granted=granted,
+        source=source,
+        changed_at=utcnow(),
     )
     session.add(change)
     session.flush()
-    publish(session, member.tenant_id, "member.consent_changed",
-            {"member_id": str(member.id), "channel": channel, "granted": granted})
+    publish(
+        session,
+        member.tenant_id,
+        "member.consent_changed",
+        {"member_id": str(member.id), "channel": channel, "granted": granted},
+    )
     return change
 
 
 def consent_history(session: Session, member_id: uuid.UUID) -> list[ConsentChange]:
     return list(
         session.execute(
-            select(ConsentChange).where(ConsentChange.member_id == member_id).order_by(ConsentChange.id)
+            select(ConsentChange)
+            .where(ConsentChange.member_id == member_id)
+            .order_by(ConsentChange.id)
         ).scalars()
     )
 
@@ -292,10 +333,14 @@ def merge_members(
         raise InvalidInput("a member cannot be merged into itself")
     _active(survivor)
     _active(source)
-    programs = list(session.execute(select(Program).where(Program.tenant_id == tenant.id)).scalars())
+    programs = list(
+        session.execute(select(Program).where(Program.tenant_id == tenant.id)).scalars()
+    )
     for program in programs:
         if ledger.open_holds(session, program.id, source.id):
-            raise OpenHolds(f"member {source.id} has open holds in {program.name}; capture or void them first")
+            raise OpenHolds(
+                f"member {source.id} has open holds in {program.name}; capture or void them first"
+            )
     moved: dict[str, Any] = {}
     for program in programs:
         ctx = ledger.Context(
@@ -308,7 +353,9 @@ def merge_members(
             reason=reason,
             program_revision=program.revision,
         )
-        moved[str(program.id)] = ledger.move_member(session, ctx, program_id=program.id, source=source.id, survivor=survivor.id)
+        moved[str(program.id)] = ledger.move_member(
+            session, ctx, program_id=program.id, source=source.id, survivor=survivor.id
+        )
     session.execute(update(Event).where(Event.member_id == source.id).values(member_id=survivor.id))
     session.execute(update(Order).where(Order.member_id == source.id).values(member_id=survivor.id))
     # Consent is personal: the survivor keeps its own, the source's history is kept on the source.
@@ -324,15 +371,29 @@ def merge_members(
         setattr(survivor, field, value)
     survivor.tags = sorted(set(survivor.tags or []) | set(source.tags or []))
     survivor.attributes = {**(source.attributes or {}), **(survivor.attributes or {})}
-    if source.last_activity_at and (not survivor.last_activity_at or source.last_activity_at > survivor.last_activity_at):
+    if source.last_activity_at and (
+        not survivor.last_activity_at or source.last_activity_at > survivor.last_activity_at
+    ):
         survivor.last_activity_at = source.last_activity_at
     source.status = "merged"
     source.merged_into_id = survivor.id
     survivor.updated_at = source.updated_at = utcnow()
-    details = {"source": str(source.id), "survivor": str(survivor.id), "reason": reason,
-               "identities_taken": {k: _jsonable(v) for k, v in taken.items()}, "moved": moved}
-    audit.record(session, tenant_id=tenant.id, actor=actor, action="member.merged", subject_type="member",
-                 subject_id=survivor.id, details=details)
+    details = {
+        "source": str(source.id),
+        "survivor": str(survivor.id),
+        "reason": reason,
+        "identities_taken": {k: _jsonable(v) for k, v in taken.items()},
+        "moved": moved,
+    }
+    audit.record(
+        session,
+        tenant_id=tenant.id,
+        actor=actor,
+        action="member.merged",
+        subject_type="member",
+        subject_id=survivor.id,
+        details=details,
+    )
     publish(session, tenant.id, "member.merged", details)
     session.flush()
     return details
@@ -345,36 +406,66 @@ def export_member(session: Session, tenant: Tenant, member: Member) -> dict[str,
 
     now = utcnow()
     profile = {k: _jsonable(getattr(member, k)) for k in PROFILE_FIELDS}
-    profile.update(id=str(member.id), status=member.status, created_at=member.created_at.isoformat())
-    programs = list(session.execute(select(Program).where(Program.tenant_id == tenant.id)).scalars())
+    profile.update(
+        id=str(member.id), status=member.status, created_at=member.created_at.isoformat()
+    )
+    programs = list(
+        session.execute(select(Program).where(Program.tenant_id == tenant.id)).scalars()
+    )
     ledgers = {}
     for program in programs:
         ledgers[program.name] = {
             "balance": ledger_queries.balance(session, program.id, member.id, now=now),
-            "statement": ledger_queries.statement(session, program.id, member.id, limit=100_000, before=None),
+            "statement": ledger_queries.statement(
+                session, program.id, member.id, limit=100_000, before=None
+            ),
         }
-    events = session.execute(select(Event).where(Event.member_id == member.id).order_by(Event.id)).scalars()
+    events = session.execute(
+        select(Event).where(Event.member_id == member.id).order_by(Event.id)
+    ).scalars()
     audits = session.execute(
-        select(AuditRecord).where(AuditRecord.subject_type == "member", AuditRecord.subject_id == str(member.id))
+        select(AuditRecord).where(
+            AuditRecord.subject_type == "member", AuditRecord.subject_id == str(member.id)
+        )
     ).scalars()
     return {
         "exported_at": now.isoformat(),
         "tenant": tenant.name,
         "profile": profile,
         "consents": [
-            {"channel": c.channel, "granted": c.granted, "source": c.source, "at": c.changed_at.isoformat()}
+            {
+                "channel": c.channel,
+                "granted": c.granted,
+                "source": c.source,
+                "at": c.changed_at.isoformat(),
+            }
             for c in consent_history(session, member.id)
         ],
         "events": [
-            {"id": e.client_event_id, "type": e.type, "occurred_at": e.occurred_at.isoformat(), "payload": e.payload}
+            {
+                "id": e.client_event_id,
+                "type": e.type,
+                "occurred_at": e.occurred_at.isoformat(),
+                "payload": e.payload,
+            }
             for e in events
         ],
         "points": ledgers,
-        "audit": [{"action": a.action, "actor": a.actor, "at": a.created_at.isoformat(), "details": a.details} for a in audits],
+        "audit": [
+            {
+                "action": a.action,
+                "actor": a.actor,
+                "at": a.created_at.isoformat(),
+                "details": a.details,
+            }
+            for a in audits
+        ],
     }
 
 
-def erase_member(session: Session, tenant: Tenant, member: Member, *, actor: str, reason: str) -> Member:
+def erase_member(
+    session: Session, tenant: Tenant, member: Member, *, actor: str, reason: str
+) -> Member:
     """Remove personal data; keep the anonymous member row so the ledger still balances."""
     from setia.events.models import Event
 
@@ -390,8 +481,15 @@ def erase_member(session: Session, tenant: Tenant, member: Member, *, actor: str
     session.execute(update(Event).where(Event.member_id == member.id).values(payload={}))
     for channel in CHANNELS:
         set_consent(session, member, channel, False, source="erasure")
-    audit.record(session, tenant_id=tenant.id, actor=actor, action="member.erased", subject_type="member",
-                 subject_id=member.id, details={"reason": reason})
+    audit.record(
+        session,
+        tenant_id=tenant.id,
+        actor=actor,
+        action="member.erased",
+        subject_type="member",
+        subject_id=member.id,
+        details={"reason": reason},
+    )
     publish(session, tenant.id, "member.erased", {"member_id": str(member.id)})
     session.flush()
     return member

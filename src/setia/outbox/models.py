@@ -20,8 +20,12 @@ class OutboxMessage(Base):
 
     __tablename__ = "outbox"
     __table_args__ = (
-        Index("ix_outbox_unprocessed", "id", postgresql_where=text("processed_at IS NULL"),
-              sqlite_where=text("processed_at IS NULL")),
+        Index(
+            "ix_outbox_unprocessed",
+            "id",
+            postgresql_where=text("processed_at IS NULL"),
+            sqlite_where=text("processed_at IS NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)

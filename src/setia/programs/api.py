@@ -24,14 +24,25 @@ def get_program(program_id: uuid.UUID, session: SessionDep, caller: ReadCaller) 
 
 
 @router.patch("/{program_id}", response_model=ProgramOut, responses=problems(403, 404))
-def update_program(program_id: uuid.UUID, body: ProgramUpdate, session: SessionDep, caller: AdminCaller) -> Any:
+def update_program(
+    program_id: uuid.UUID, body: ProgramUpdate, session: SessionDep, caller: AdminCaller
+) -> Any:
     """Change settings. A new revision is recorded; history is never rewritten."""
     changes = body.model_dump(exclude_unset=True)
-    return write(session, lambda: service.update_program(
-        session, service.get_program(session, caller.tenant.id, program_id), changes, actor=caller.actor))
+    return write(
+        session,
+        lambda: service.update_program(
+            session,
+            service.get_program(session, caller.tenant.id, program_id),
+            changes,
+            actor=caller.actor,
+        ),
+    )
 
 
-@router.get("/{program_id}/revisions", response_model=list[RevisionOut], responses=problems(403, 404))
+@router.get(
+    "/{program_id}/revisions", response_model=list[RevisionOut], responses=problems(403, 404)
+)
 def list_revisions(program_id: uuid.UUID, session: SessionDep, caller: ReadCaller) -> Any:
     program = service.get_program(session, caller.tenant.id, program_id)
     return service.revisions(session, program.id)
@@ -42,5 +53,10 @@ def liability(program_id: uuid.UUID, session: SessionDep, caller: ReadCaller) ->
     """Points outstanding (available, held and pending) and what they cost at cost_per_point."""
     program = service.get_program(session, caller.tenant.id, program_id)
     points = queries.liability(session, program.id)
-    return LiabilityOut(program_id=program.id, points_outstanding=points, cost_per_point=program.cost_per_point,
-                        liability=points * program.cost_per_point, currency=program.currency)
+    return LiabilityOut(
+        program_id=program.id,
+        points_outstanding=points,
+        cost_per_point=program.cost_per_point,
+        liability=points * program.cost_per_point,
+        currency=program.currency,
+    )

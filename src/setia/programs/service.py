@@ -52,7 +52,10 @@ ROUNDINGS = {"floor": ROUND_FLOOR, "ceil": ROUND_CEILING, "round": ROUND_HALF_UP
 
 
 def snapshot(program: Program) -> dict[str, Any]:
-    return {k: str(v) if isinstance(v, Decimal) else v for k, v in ((k, getattr(program, k)) for k in SETTINGS)}
+    return {
+        k: str(v) if isinstance(v, Decimal) else v
+        for k, v in ((k, getattr(program, k)) for k in SETTINGS)
+    }
 
 
 def _check(program: Program) -> None:
@@ -60,21 +63,31 @@ def _check(program: Program) -> None:
         raise InvalidInput("earn_points must be >= 0 and earn_per_amount > 0")
     if program.rounding not in ROUNDINGS:
         raise InvalidInput("rounding must be floor, ceil or round")
-    if program.pending_days < 0 or program.min_redeem_points < 0 or program.hold_timeout_minutes <= 0:
-        raise InvalidInput("pending_days and min_redeem_points must be >= 0; hold_timeout_minutes > 0")
+    if (
+        program.pending_days < 0
+        or program.min_redeem_points < 0
+        or program.hold_timeout_minutes <= 0
+    ):
+        raise InvalidInput(
+            "pending_days and min_redeem_points must be >= 0; hold_timeout_minutes > 0"
+        )
     if program.expiry_policy not in ("none", "after_duration", "end_of_period", "inactivity"):
-        raise InvalidInput("expiry_policy must be none, after_duration, end_of_period or inactivity")
+        raise InvalidInput(
+            "expiry_policy must be none, after_duration, end_of_period or inactivity"
+        )
     if program.expiry_policy != "none" and program.expiry_months < 0:
         raise InvalidInput("expiry_months must be >= 0")
-    if program.expiry_policy == "end_of_period" and program.expiry_period not in ("month", "quarter", "year"):
+    if program.expiry_policy == "end_of_period" and program.expiry_period not in (
+        "month",
+        "quarter",
+        "year",
+    ):
         raise InvalidInput("expiry_period must be month, quarter or year for end_of_period expiry")
     if program.refund_shortfall not in ("debt", "write_off"):
         raise InvalidInput("refund_shortfall must be debt or write_off")
 
 
-def create_program(
-    session: Session, tenant: Tenant, *, actor: str, **fields: Any
-) -> Program:
+def create_program(session: Session, tenant: Tenant, *, actor: str, **fields: Any) -> Program:
     now = utcnow()
     program = Program(
         id=new_id(), tenant_id=tenant.id, created_at=now, updated_at=now, **{**DEFAULTS, **fields}
@@ -83,11 +96,17 @@ def create_program(
     session.add(program)
     session.flush()
     ledger.open_program_accounts(session, program.id)
-    session.add(ProgramRevision(program_id=program.id, revision=1, settings=snapshot(program), changed_by=actor))
+    session.add(
+        ProgramRevision(
+            program_id=program.id, revision=1, settings=snapshot(program), changed_by=actor
+        )
+    )
     return program
 
 
-def update_program(session: Session, program: Program, changes: dict[str, Any], *, actor: str) -> Program:
+def update_program(
+    session: Session, program: Program, changes: dict[str, Any], *, actor: str
+) -> Program:
     unknown = set(changes) - set(SETTINGS)
     if unknown:
         raise InvalidInput(f"cannot change {', '.join(sorted(unknown))}")
@@ -98,7 +117,14 @@ def update_program(session: Session, program: Program, changes: dict[str, Any], 
     _check(program)
     program.revision += 1
     program.updated_at = utcnow()
-    session.add(ProgramRevision(program_id=program.id, revision=program.revision, settings=snapshot(program), changed_by=actor))
+    session.add(
+        ProgramRevision(
+            program_id=program.id,
+            revision=program.revision,
+            settings=snapshot(program),
+            changed_by=actor,
+        )
+    )
     session.flush()
     return program
 
@@ -114,13 +140,19 @@ def get_program(session: Session, tenant_id: uuid.UUID, program_id: uuid.UUID | 
 
 
 def list_programs(session: Session, tenant_id: uuid.UUID) -> list[Program]:
-    return list(session.execute(select(Program).where(Program.tenant_id == tenant_id).order_by(Program.id)).scalars())
+    return list(
+        session.execute(
+            select(Program).where(Program.tenant_id == tenant_id).order_by(Program.id)
+        ).scalars()
+    )
 
 
 def revisions(session: Session, program_id: uuid.UUID) -> list[ProgramRevision]:
     return list(
         session.execute(
-            select(ProgramRevision).where(ProgramRevision.program_id == program_id).order_by(ProgramRevision.revision)
+            select(ProgramRevision)
+            .where(ProgramRevision.program_id == program_id)
+            .order_by(ProgramRevision.revision)
         ).scalars()
     )
 

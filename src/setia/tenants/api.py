@@ -60,7 +60,10 @@ def list_keys(session: SessionDep, caller: AdminCaller) -> Any:
 
 @router.post("/api-keys", response_model=NewKeyOut, status_code=201, responses=problems(403))
 def create_key(body: KeyIn, session: SessionDep, caller: AdminCaller) -> Any:
-    key, secret = write(session, lambda: service.create_key(session, caller.tenant.id, scope=body.scope, name=body.name))
+    key, secret = write(
+        session,
+        lambda: service.create_key(session, caller.tenant.id, scope=body.scope, name=body.name),
+    )
     return NewKeyOut(**KeyOut.model_validate(key).model_dump(), api_key=secret)
 
 

@@ -72,7 +72,9 @@ def create_tenant(
         Locale.parse(locale)
     except (UnknownLocaleError, ValueError):
         raise InvalidInput(f"unknown locale {locale!r}") from None
-    tenant = Tenant(name=name.strip(), country=country, currency=currency, timezone=timezone, locale=locale)
+    tenant = Tenant(
+        name=name.strip(), country=country, currency=currency, timezone=timezone, locale=locale
+    )
     session.add(tenant)
     session.flush()
     program = programs.create_program(
@@ -113,7 +115,9 @@ def create_key(
 
 def list_keys(session: Session, tenant_id: uuid.UUID) -> list[ApiKey]:
     return list(
-        session.execute(select(ApiKey).where(ApiKey.tenant_id == tenant_id).order_by(ApiKey.id)).scalars()
+        session.execute(
+            select(ApiKey).where(ApiKey.tenant_id == tenant_id).order_by(ApiKey.id)
+        ).scalars()
     )
 
 

@@ -1,0 +1,49 @@
+# Setia: the two set-up commands are `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_DB ?= sqlite:///./demo.db
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: install demo test test-sqlite test-postgres lint postgres bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+# PostgreSQL server binaries for the test cluster (Debian's package), when missing.
+postgres:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; else \
+	  echo "installing PostgreSQL server binaries (Debian package postgresql)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql >/dev/null; \
+	fi
+
+demo: install
+	SETIA_DATABASE_URL=$(DEMO_DB) $(BIN)/setia demo --fresh --host $(HOST) --port $(PORT)
+
+test: install postgres lint
+	$(BIN)/pytest tests --db=sqlite
+	$(BIN)/pytest tests --db=postgres
+
+test-sqlite: install
+	$(BIN)/pytest tests --db=sqlite
+
+test-postgres: install postgres
+	$(BIN)/pytest tests --db=postgres
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+
+bench: install postgres
+	$(BIN)/python bench/ingest.py
+
+clean:
+	rm -rf $(VENV) demo.db demo.db-wal demo.db-shm *.egg-info src/*.egg-info
