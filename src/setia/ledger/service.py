@@ -469,11 +469,9 @@ def _give_back(session: Session, hold_id: uuid.UUID, amount: int, transfer_id: u
         .where(LotMovement.transfer_id == hold_id)
         .group_by(LotMovement.lot_id, Lot.expires_at)
     ).all()
-    far = datetime.max.replace(tzinfo=None)
+    # Never-expiring lots first, then the latest expiry: they get their points back first.
     rows = sorted(
-        rows,
-        key=lambda r: (r[2].replace(tzinfo=None) if r[2] else far, r[0]),
-        reverse=True,
+        rows, key=lambda r: (r[2] is None, r[2].timestamp() if r[2] else 0.0, r[0]), reverse=True
     )
     left = amount
     for lot_id, taken, _exp in rows:
