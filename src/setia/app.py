@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -15,6 +17,7 @@ from setia import __version__
 from setia.core.config import get_settings
 from setia.core.db import Database, get_database
 from setia.core.errors import SetiaError
+from setia.core.migrate import check_schema
 from setia.events.api import router as events_router
 from setia.ledger.api import router as ledger_router
 from setia.members.api import router as members_router
@@ -84,7 +87,16 @@ class _TooLarge(Exception):
 
 def create_app(db: Database | None = None) -> FastAPI:
     settings = get_settings()
+    database = db or get_database()
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Refuse to start on a database without the current schema, with the fix in the message.
+        check_schema(database.engine)
+        yield
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Setia",
         version=__version__,
         summary="Customer loyalty: members, events and a points ledger that never loses a point.",
@@ -94,7 +106,7 @@ def create_app(db: Database | None = None) -> FastAPI:
             "idempotent by their own `id`. Lists use cursor pagination (`cursor`, `next_cursor`)."
         ),
     )
-    app.state.db = db or get_database()
+    app.state.db = database
 
     @app.exception_handler(SetiaError)
     async def setia_error(request: Request, exc: SetiaError) -> JSONResponse:

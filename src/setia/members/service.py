@@ -8,7 +8,7 @@ from typing import Any
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from setia.audit import service as audit
@@ -268,10 +268,16 @@ def search_members(
         if len(digits) >= 4:
             conds.append(Member.phone.like(f"%{digits.lstrip('0')}%"))
         stmt = stmt.where(or_(*conds))
-    members = list(session.execute(stmt).scalars())
     if tag:
-        members = [m for m in members if tag in (m.tags or [])]
-    return members
+        if session.get_bind().dialect.name == "postgresql":
+            stmt = stmt.where(Member.tags.op("@>")(func.jsonb_build_array(tag)))
+        else:
+            stmt = stmt.where(
+                text(
+                    "EXISTS (SELECT 1 FROM json_each(members.tags) WHERE value = :tag)"
+                ).bindparams(tag=tag)
+            )
+    return list(session.execute(stmt).scalars())
 
 
 def set_consent(
