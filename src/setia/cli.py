@@ -162,6 +162,57 @@ def key_revoke(key_id: str) -> None:
     emit(out)
 
 
+@tenant_app.command("list")
+def tenant_list() -> None:
+    """List tenants with their default program."""
+    from sqlalchemy import select
+
+    from setia.programs.models import Program
+    from setia.tenants.models import Tenant
+
+    db = ready_db()
+    with db.session() as session:
+        rows = session.execute(
+            select(Tenant, Program.id)
+            .join(Program, (Program.tenant_id == Tenant.id) & Program.is_default.is_(True))
+            .order_by(Tenant.id)
+        ).all()
+        out = [
+            {
+                "tenant_id": t.id,
+                "name": t.name,
+                "country": t.country,
+                "currency": t.currency,
+                "timezone": t.timezone,
+                "program_id": pid,
+            }
+            for t, pid in rows
+        ]
+    emit(out)
+
+
+@key_app.command("list")
+def key_list(tenant: Annotated[str, typer.Option(help="Tenant id")]) -> None:
+    """List a tenant's API keys (never the keys themselves)."""
+    from setia.tenants import service
+
+    db = ready_db()
+    with db.session() as session:
+        out = [
+            {
+                "api_key_id": k.id,
+                "name": k.name,
+                "scope": k.scope,
+                "prefix": k.prefix,
+                "created_at": k.created_at,
+                "last_used_at": k.last_used_at,
+                "revoked_at": k.revoked_at,
+            }
+            for k in service.list_keys(session, _uuid(tenant, "tenant"))
+        ]
+    emit(out)
+
+
 @import_app.command("events")
 def import_events(
     file: Annotated[

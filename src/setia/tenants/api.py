@@ -53,6 +53,27 @@ def get_tenant(caller: ReadCaller) -> Any:
     return caller.tenant
 
 
+class TenantUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    locale: str | None = Field(default=None, pattern="^(id|ms|en)$")
+    timezone: str | None = Field(default=None, max_length=64, examples=["Asia/Kuala_Lumpur"])
+    auto_create_members: bool | None = Field(
+        default=None, description="Create a member when an event names an unknown identity"
+    )
+
+
+@router.patch("/tenant", response_model=TenantOut, responses=problems(403))
+def update_tenant(body: TenantUpdate, session: SessionDep, caller: AdminCaller) -> Any:
+    """Change the tenant's settings (admin)."""
+    changes = body.model_dump(exclude_unset=True)
+    return write(
+        session,
+        lambda: service.update_tenant(session, caller.tenant.id, changes, actor=caller.actor),
+    )
+
+
 @router.get("/api-keys", response_model=list[KeyOut], responses=problems(403))
 def list_keys(session: SessionDep, caller: AdminCaller) -> Any:
     return service.list_keys(session, caller.tenant.id)

@@ -11,6 +11,7 @@ from babel import Locale, UnknownLocaleError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from setia.audit import service as audit
 from setia.core.errors import InvalidInput, NotFound, Unauthorized
 from setia.core.money import MoneyError, check_currency
 from setia.core.time import utcnow, zone
@@ -94,6 +95,35 @@ def get_tenant(session: Session, tenant_id: uuid.UUID) -> Tenant:
     tenant = session.get(Tenant, tenant_id)
     if tenant is None:
         raise NotFound(f"tenant {tenant_id} not found")
+    return tenant
+
+
+def update_tenant(
+    session: Session, tenant_id: uuid.UUID, changes: dict[str, object], *, actor: str
+) -> Tenant:
+    tenant = get_tenant(session, tenant_id)
+    if changes.get("timezone") is not None:
+        try:
+            zone(str(changes["timezone"]))
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from None
+    if changes.get("locale") is not None and changes["locale"] not in LOCALES:
+        raise InvalidInput(f"locale must be one of {', '.join(LOCALES)}")
+    before = {k: getattr(tenant, k) for k in changes}
+    for k, v in changes.items():
+        if v is None:
+            raise InvalidInput(f"{k} cannot be null")
+        setattr(tenant, k, v)
+    audit.record(
+        session,
+        tenant_id=tenant.id,
+        actor=actor,
+        action="tenant.updated",
+        subject_type="tenant",
+        subject_id=tenant.id,
+        details={"before": before, "after": changes},
+    )
+    session.flush()
     return tenant
 
 
