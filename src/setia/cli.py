@@ -228,7 +228,10 @@ def import_events(
     from setia.events.importer import run_import
 
     db = ready_db()
-    report = run_import(db, _uuid(tenant, "tenant"), file, batch_size=batch_size, progress=True)
+    try:
+        report = run_import(db, _uuid(tenant, "tenant"), file, batch_size=batch_size, progress=True)
+    except SetiaError as exc:
+        fail(exc.detail, 2)
     typer.echo(
         f"{report.created} recorded, {report.duplicates} already present, {len(report.errors)} rejected "
         f"(of {report.rows} rows)"
