@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -56,20 +56,32 @@ class BodyLimit:
             await self._reject(scope, receive, send)
             return
         seen = 0
+        started = rejected = False
 
         async def limited() -> Message:
-            nonlocal seen
+            nonlocal seen, rejected
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
+                    # Answer 413 now: FastAPI turns any error raised while it reads the body
+                    # into its own 400, which ``guarded`` then drops.
+                    if not started and not rejected:
+                        await self._reject(scope, receive, send)
+                    rejected = True
                     raise _TooLarge
             return message
 
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await self._reject(scope, receive, send)
+        async def guarded(message: Message) -> None:
+            nonlocal started
+            if rejected:
+                return
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        with suppress(_TooLarge):
+            await self.app(scope, limited, guarded)
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = _problem(

@@ -12,6 +12,8 @@ from decimal import Decimal, InvalidOperation
 from babel.numbers import format_currency, get_currency_precision, list_currencies
 
 _PRECISION_OVERRIDES = {"IDR": 0}
+# Amounts are stored as NUMERIC(18, 4): fourteen digits before the point.
+MAX_AMOUNT = Decimal(10) ** 14
 _CURRENCIES = frozenset(list_currencies())
 
 
@@ -47,6 +49,8 @@ def parse_amount(value: object, currency: str, *, allow_zero: bool = False) -> D
         raise MoneyError("invalid_amount", f"{value!r} is not a finite number")
     if amount < 0 or (amount == 0 and not allow_zero):
         raise MoneyError("invalid_amount", "the amount must be greater than zero")
+    if amount >= MAX_AMOUNT:
+        raise MoneyError("invalid_amount", f"the amount must be less than {MAX_AMOUNT:,}")
     digits = precision(currency)
     exponent = amount.normalize().as_tuple().exponent
     assert isinstance(exponent, int)

@@ -74,6 +74,16 @@ class Recorded:
     created: bool
 
 
+def _canonical(value: Any) -> Any:
+    """Nested keys in sorted order, so a replay answers byte for byte like the first call
+    (PostgreSQL's JSONB does not keep the order the result was written in)."""
+    if isinstance(value, dict):
+        return {k: _canonical(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_canonical(v) for v in value]
+    return value
+
+
 def _money(value: str | None, currency: str, field: str) -> Decimal:
     try:
         return parse_amount(value, currency)
@@ -124,7 +134,7 @@ def record_event(session: Session, tenant: Tenant, event: EventIn) -> Recorded:
     if existing is not None:
         if existing.request_hash != digest:
             raise EventIdReused(f"event id {event.id!r} was already used for a different event")
-        return Recorded(existing.result, created=False)
+        return Recorded(_canonical(existing.result), created=False)
 
     now = utcnow()
     occurred_at = as_utc(event.occurred_at) if event.occurred_at else now
@@ -140,7 +150,7 @@ def record_event(session: Session, tenant: Tenant, event: EventIn) -> Recorded:
         try:
             currency = check_currency(event.currency)
         except MoneyError as exc:
-            raise InvalidInput(str(exc), extra={"field": "currency"}) from None
+            raise InvalidInput(str(exc), extra={"field": "currency"}, code=exc.code) from None
     result: dict[str, Any] = {
         "id": event.id,
         "event_id": str(event_id),
@@ -191,7 +201,7 @@ def record_event(session: Session, tenant: Tenant, event: EventIn) -> Recorded:
         "event.recorded",
         {"event_id": str(event_id), "type": event.type, "member_id": str(member.id)},
     )
-    return Recorded(result, created=True)
+    return Recorded(_canonical(result), created=True)
 
 
 def _purchase(
