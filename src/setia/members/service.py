@@ -167,7 +167,7 @@ def update_member(
     _check_unique(session, tenant.id, changes, member.id)
     if "tags" in changes:
         changes["tags"] = sorted(set(changes["tags"] or []))
-    before = {k: _jsonable(getattr(member, k)) for k in changes}
+    before = {k: _audit_value(k, getattr(member, k)) for k in changes}
     for k, v in changes.items():
         setattr(member, k, v)
     member.updated_at = utcnow()
@@ -178,7 +178,7 @@ def update_member(
         action="member.updated",
         subject_type="member",
         subject_id=member.id,
-        details={"before": before, "after": {k: _jsonable(v) for k, v in changes.items()}},
+        details={"before": before, "after": {k: _audit_value(k, v) for k, v in changes.items()}},
     )
     session.flush()
     return member
@@ -186,6 +186,17 @@ def update_member(
 
 def _jsonable(value: Any) -> Any:
     return value.isoformat() if isinstance(value, date | datetime) else value
+
+
+# The audit log is append-only, so erasure could not remove personal data written there:
+# it records that these fields changed, never their values.
+PERSONAL_FIELDS = frozenset({"external_id", "name", "phone", "email", "birthday", "attributes"})
+
+
+def _audit_value(field: str, value: Any) -> Any:
+    if field in PERSONAL_FIELDS:
+        return None if value is None else "(personal data)"
+    return _jsonable(value)
 
 
 def _active(member: Member) -> None:
@@ -388,7 +399,7 @@ def merge_members(
         "source": str(source.id),
         "survivor": str(survivor.id),
         "reason": reason,
-        "identities_taken": {k: _jsonable(v) for k, v in taken.items()},
+        "identities_taken": sorted(taken),
         "moved": moved,
     }
     audit.record(
