@@ -152,6 +152,7 @@ def create_app(db: Database | None = None) -> FastAPI:
 
     @app.get("/healthz", tags=["meta"])
     def healthz() -> dict[str, str]:
+        """Liveness check for load balancers; needs no API key."""
         return {"status": "ok", "version": __version__}
 
     @app.get("/", include_in_schema=False)
@@ -161,4 +162,20 @@ def create_app(db: Database | None = None) -> FastAPI:
     for router in (tenants_router, programs_router, members_router, events_router, ledger_router):
         app.include_router(router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+
+    def openapi() -> dict[str, Any]:
+        # Problem responses are sent as application/problem+json only; FastAPI would put
+        # their schema under application/json.
+        if app.openapi_schema is None:
+            schema = FastAPI.openapi(app)
+            for item in schema.get("paths", {}).values():
+                for op in item.values():
+                    for status, response in op.get("responses", {}).items():
+                        content = response.get("content", {})
+                        if status[:1] in ("4", "5") and PROBLEM in content:
+                            content[PROBLEM] = content.pop("application/json", content[PROBLEM])
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

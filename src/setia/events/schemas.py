@@ -86,7 +86,7 @@ class EventIn(Strict):
                     "type": "refund",
                     "member": {"phone": "+6281234567890"},
                     "order_id": "INV-2026-000123",
-                    "items": [{"sku": "CROISSANT", "quantity": 1}],
+                    "returned_items": [{"sku": "CROISSANT", "quantity": 1}],
                 },
                 {
                     "id": "app-778",

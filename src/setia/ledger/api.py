@@ -233,6 +233,7 @@ def _hold_out(session: SessionDep, caller: Caller, hold_id: uuid.UUID) -> HoldOu
 
 @router.get("/holds/{hold_id}", response_model=HoldOut, responses=problems(403, 404))
 def get_hold(hold_id: uuid.UUID, session: SessionDep, caller: ReadCaller) -> HoldOut:
+    """A hold and what became of it: open, captured, voided or expired."""
     return _hold_out(session, caller, hold_id)
 
 

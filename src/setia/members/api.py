@@ -64,6 +64,7 @@ def list_members(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[MemberOut]:
+    """Members, oldest first, filtered by a search term or a tag; merged members are left out."""
     rows = service.search_members(
         session, caller.tenant.id, q=q, tag=tag, limit=limit, after=decode_cursor(cursor)
     )
@@ -94,6 +95,7 @@ def lookup_member(
 
 @router.get("/{member_id}", response_model=MemberOut, responses=problems(403, 404))
 def get_member(member_id: uuid.UUID, session: SessionDep, caller: ReadCaller) -> MemberOut:
+    """A member's profile, status and current consents."""
     return _out(session, service.get_member(session, caller.tenant.id, member_id))
 
 
@@ -101,6 +103,7 @@ def get_member(member_id: uuid.UUID, session: SessionDep, caller: ReadCaller) ->
 def update_member(
     member_id: uuid.UUID, body: MemberUpdate, session: SessionDep, caller: PosCaller
 ) -> MemberOut:
+    """Change profile fields; only the fields sent change. Identities must stay unique (409)."""
     changes = body.model_dump(exclude_unset=True)
     member = write(
         session,
@@ -139,6 +142,7 @@ def set_consent(
 
 @router.get("/{member_id}/consents", response_model=list[ConsentOut], responses=problems(403, 404))
 def consent_history(member_id: uuid.UUID, session: SessionDep, caller: ReadCaller) -> Any:
+    """Every consent decision for the member, oldest first, with where it came from."""
     member = service.get_member(session, caller.tenant.id, member_id)
     return service.consent_history(session, member.id)
 

@@ -15,11 +15,13 @@ router = APIRouter(prefix="/v1/programs", tags=["programs"])
 
 @router.get("", response_model=list[ProgramOut], responses=problems(403))
 def list_programs(session: SessionDep, caller: ReadCaller) -> Any:
+    """The tenant's points programs with their current settings."""
     return service.list_programs(session, caller.tenant.id)
 
 
 @router.get("/{program_id}", response_model=ProgramOut, responses=problems(403, 404))
 def get_program(program_id: uuid.UUID, session: SessionDep, caller: ReadCaller) -> Any:
+    """One program: earn rate, pending days, expiry policy and the current revision."""
     return service.get_program(session, caller.tenant.id, program_id)
 
 
@@ -44,6 +46,7 @@ def update_program(
     "/{program_id}/revisions", response_model=list[RevisionOut], responses=problems(403, 404)
 )
 def list_revisions(program_id: uuid.UUID, session: SessionDep, caller: ReadCaller) -> Any:
+    """Every revision of the program's settings, oldest first; awards name the revision used."""
     program = service.get_program(session, caller.tenant.id, program_id)
     return service.revisions(session, program.id)
 

@@ -50,6 +50,7 @@ class NewKeyOut(KeyOut):
 
 @router.get("/tenant", response_model=TenantOut, responses=problems(403))
 def get_tenant(caller: ReadCaller) -> Any:
+    """The tenant (business) the API key belongs to, with its settings."""
     return caller.tenant
 
 
@@ -76,11 +77,13 @@ def update_tenant(body: TenantUpdate, session: SessionDep, caller: AdminCaller) 
 
 @router.get("/api-keys", response_model=list[KeyOut], responses=problems(403))
 def list_keys(session: SessionDep, caller: AdminCaller) -> Any:
+    """The tenant's API keys, revoked ones included. Keys are shown by prefix only."""
     return service.list_keys(session, caller.tenant.id)
 
 
 @router.post("/api-keys", response_model=NewKeyOut, status_code=201, responses=problems(403))
 def create_key(body: KeyIn, session: SessionDep, caller: AdminCaller) -> Any:
+    """Create an API key with the `admin`, `pos` or `read` scope. The key is in this answer only."""
     key, secret = write(
         session,
         lambda: service.create_key(session, caller.tenant.id, scope=body.scope, name=body.name),
@@ -90,4 +93,5 @@ def create_key(body: KeyIn, session: SessionDep, caller: AdminCaller) -> Any:
 
 @router.delete("/api-keys/{key_id}", response_model=KeyOut, responses=problems(403, 404))
 def revoke_key(key_id: uuid.UUID, session: SessionDep, caller: AdminCaller) -> Any:
+    """Revoke an API key; it is refused (401) from the next request on."""
     return write(session, lambda: service.revoke_key(session, key_id, caller.tenant.id))
