@@ -291,25 +291,59 @@ def worker(interval: Annotated[float, typer.Option(help="Seconds between runs")]
 
 @app.command()
 def demo(
-    members: Annotated[int, typer.Option(help="How many members")] = 2000,
+    members: Annotated[int, typer.Option(min=1, help="How many members")] = 2000,
+    fresh: Annotated[
+        bool,
+        typer.Option(
+            "--fresh", help="Drop the demo database and build it again (refuses on a real one)"
+        ),
+    ] = False,
     serve_after: Annotated[
         bool, typer.Option("--serve/--no-serve", help="Start the API afterwards")
     ] = True,
     host: str = "127.0.0.1",
     port: int = 8000,
-    seed: int = 7,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed builds the same data")] = 7,
 ) -> None:
     """Create the "Kopi Nusantara" demo tenant with a year of purchases, then serve the API."""
-    from setia.demo.generate import build_demo
+    from setia.demo.fresh import reset_database
+    from setia.demo.generate import DemoError, build_demo, find_demo_tenant, reuse_demo
 
     db = get_database()
-    upgrade(db.engine.url.render_as_string(hide_password=False))
-    summary = build_demo(db, members=members, seed=seed, progress=True)
-    emit(summary)
+    where = db.engine.url.render_as_string(hide_password=True)
+    try:
+        if fresh:
+            typer.echo(reset_database(db))
+            existing = None
+        else:
+            upgrade(db.engine.url.render_as_string(hide_password=False))
+            existing = find_demo_tenant(db)
+    except DemoError as exc:
+        fail(str(exc))
+    except Exception as exc:
+        fail(f"cannot prepare the demo database {where}: {exc}", 2)
+    if existing is not None:
+        summary = reuse_demo(db, existing)
+        emit(summary)
+        typer.secho(
+            f'\nThe demo tenant "Kopi Nusantara" already exists in {where}; it was not rebuilt.\n'
+            "API keys are stored only as hashes, so the first key cannot be shown again: a new "
+            "admin key was issued.\nRun `setia demo --fresh` to build the demo from scratch.",
+            fg=typer.colors.YELLOW,
+        )
+    else:
+        typer.echo(f"building the demo in {where} ({members} members, a year of history)...")
+        summary = build_demo(db, members=members, seed=seed, progress=True)
+        emit(summary)
+        typer.echo(
+            f"\nBuilt in {summary['build_seconds']} s: {summary['members']} members, "
+            f"{summary['events']} events, {summary['redemptions']} redemptions."
+        )
+    base = f"http://{host}:{port}"
     typer.echo(f"\nAdmin API key: {summary['api_key']}")
-    typer.echo(f"API docs:      http://{host}:{port}/docs")
+    typer.echo(f"API docs:      {base}/docs")
     typer.echo(
-        f'Try:           curl -H "Authorization: Bearer {summary["api_key"]}" http://{host}:{port}/v1/members?limit=3'
+        f'Try:           curl -H "Authorization: Bearer {summary["api_key"]}" "{base}/v1/members?limit=3"'
     )
     if serve_after:
         serve(host=host, port=port, workers=1)

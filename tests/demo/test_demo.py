@@ -1,0 +1,145 @@
+"""The "Kopi Nusantara" demo builds on both backends and leaves a sound, lived-in ledger."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from setia.app import create_app
+from setia.core.db import Database
+from setia.core.time import add_months
+from setia.demo.fresh import reset_database
+from setia.demo.generate import (
+    DemoError,
+    build_demo,
+    find_demo_tenant,
+    make_actions,
+    make_personas,
+    number_events,
+    reuse_demo,
+)
+from setia.events.models import Event, Order
+from setia.ledger.models import Transfer
+from setia.ledger.verify import verify
+from setia.members.models import ConsentChange, Member
+from setia.programs.models import Program
+from tests.conftest import make_tenant
+
+
+def test_demo_builds_a_sound_lived_in_ledger(db: Database) -> None:
+    summary = build_demo(db, members=60, seed=7)
+
+    assert summary["members"] == 60
+    assert summary["purchases"] > 500
+    assert summary["refunds"] > 0
+    assert summary["redemptions"] > 0
+    assert summary["events"] == summary["purchases"] + summary["refunds"]
+    assert summary["points_expired"] > 0
+    assert summary["points_outstanding"] == summary["points_available"] + summary["points_pending"]
+    assert int(summary["liability"]) == summary["points_outstanding"] * 10
+
+    with db.session() as s:
+        assert verify(s).ok, verify(s).checks
+        program = s.execute(select(Program)).scalar_one()
+        assert program.name == "Kopi Nusantara Poin"
+        assert (program.pending_days, program.expiry_policy, program.expiry_months) == (
+            7,
+            "end_of_period",
+            6,
+        )
+        types = dict(
+            s.execute(select(Event.type, func.count()).group_by(Event.type)).tuples().all()
+        )
+        assert types == {"purchase": summary["purchases"], "refund": summary["refunds"]}
+        codes = dict(
+            s.execute(select(Transfer.code, func.count()).group_by(Transfer.code)).tuples().all()
+        )
+        assert codes["REDEEM"] == summary["redemptions"]
+        assert codes["EXPIRE"] > 0
+        assert codes["REVERSAL"] > 0
+        # Some refunds returned single items, some the whole order.
+        refunds = [
+            e.payload for e in s.execute(select(Event).where(Event.type == "refund")).scalars()
+        ]
+        assert any("returned_items" in p for p in refunds)
+        assert any("amount" in p for p in refunds)
+        partly = s.execute(
+            select(func.count())
+            .select_from(Order)
+            .where(Order.refunded_amount > 0, Order.refunded_amount < Order.amount)
+        ).scalar_one()
+        assert partly > 0
+        # Members look like people: E.164 phones, emails for most, consents with a source.
+        people = list(s.execute(select(Member)).scalars())
+        assert all(m.phone and m.phone.startswith("+628") for m in people)
+        assert 0.4 < sum(m.email is not None for m in people) / len(people) < 0.8
+        assert {m.locale for m in people} <= {"id", "en"}
+        assert all(c.source for c in s.execute(select(ConsentChange)).scalars())
+        # The history is in the past, ends now and starts a year ago.
+        first, last = s.execute(
+            select(func.min(Event.occurred_at), func.max(Event.occurred_at))
+        ).one()
+        assert (last - first).days > 300
+
+    # The admin key works against the API.
+    with TestClient(create_app(db)) as client:
+        headers = {"Authorization": f"Bearer {summary['api_key']}"}
+        r = client.get("/v1/members?limit=3", headers=headers)
+        assert r.status_code == 200, r.text
+        member_id = r.json()["data"][0]["id"]
+        assert client.get(f"/v1/members/{member_id}/balance", headers=headers).status_code == 200
+        assert client.get(f"/v1/members/{member_id}/ledger", headers=headers).status_code == 200
+
+    # Running the demo again without --fresh issues a new key instead of rebuilding.
+    tenant_id = find_demo_tenant(db)
+    assert tenant_id is not None
+    assert str(tenant_id) == summary["tenant_id"]
+    again = reuse_demo(db, tenant_id)
+    assert again["api_key"] != summary["api_key"]
+    assert again["events"] == summary["events"]
+    with TestClient(create_app(db)) as client:
+        r = client.get("/v1/tenant", headers={"Authorization": f"Bearer {again['api_key']}"})
+        assert r.status_code == 200
+        assert r.json()["name"] == "Kopi Nusantara"
+
+
+def test_same_seed_same_history() -> None:
+    now = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
+    start = add_months(now, -12)
+
+    def history(seed: int) -> list[dict[str, object]]:
+        rng = random.Random(seed)
+        people = make_personas(rng, 40, start, now)
+        return number_events(make_actions(rng, people, start, now))
+
+    first = history(7)
+    assert first == history(7)
+    assert first != history(8)
+    assert [e["id"] for e in first[:3]] == ["demo-1", "demo-2", "demo-3"]
+    times = [datetime.fromisoformat(str(e["occurred_at"])) for e in first]
+    assert times == sorted(times)
+    assert start <= times[0]
+    assert times[-1] <= now
+    assert len({e["order_id"] for e in first if e["type"] == "purchase"}) == sum(
+        e["type"] == "purchase" for e in first
+    )
+
+
+def test_fresh_refuses_a_database_with_other_tenants(db: Database) -> None:
+    make_tenant(db, name="Toko Batik Sekar")
+    with pytest.raises(DemoError, match="other tenants"):
+        reset_database(db)
+    with db.session() as s:
+        assert s.execute(select(func.count()).select_from(Program)).scalar_one() == 1
+
+
+def test_fresh_empties_a_demo_database(db: Database) -> None:
+    make_tenant(db, name="Kopi Nusantara")
+    reset_database(db)
+    assert find_demo_tenant(db) is None
+    with db.session() as s:
+        assert s.execute(select(func.count()).select_from(Program)).scalar_one() == 0
