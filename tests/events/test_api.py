@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
+from setia.core.config import get_settings
 from setia.core.db import Database
 from setia.core.time import utcnow
 from setia.tenants.models import Tenant
@@ -459,11 +460,38 @@ def test_batch_of_more_than_1000_is_refused(
 def test_batch_of_exactly_1000_is_accepted(
     client: TestClient, db: Database, tenant: TenantFixture
 ) -> None:
-    events = [custom(i) for i in range(1000)]
+    # 999 of them fail validation (cheap), so the batch is quick but full size.
+    events = [custom(0)] + [{"id": f"bad{i}", "type": "app.opened"} for i in range(999)]
     r = client.post("/v1/events/batch", json={"events": events}, headers=tenant.headers)
     assert r.status_code == 200, r.text
-    assert r.json()["created"] == 1000
-    assert row_counts(db)["events"] == 1000
+    out = r.json()
+    assert (out["created"], out["failed"], len(out["results"])) == (1, 999, 1000)
+    assert row_counts(db)["events"] == 1
+
+
+def test_batch_limit_is_a_setting(
+    client: TestClient, db: Database, tenant: TenantFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SETIA_BATCH_MAX_EVENTS", "3")
+    get_settings.cache_clear()
+    try:
+        r = client.post(
+            "/v1/events/batch",
+            json={"events": [custom(i) for i in range(4)]},
+            headers=tenant.headers,
+        )
+        body = assert_problem(r, 422, "batch_too_large")
+        assert "at most 3" in body["detail"]
+        r = client.post(
+            "/v1/events/batch",
+            json={"events": [custom(i) for i in range(3)]},
+            headers=tenant.headers,
+        )
+        assert r.status_code == 200, r.text
+    finally:
+        monkeypatch.delenv("SETIA_BATCH_MAX_EVENTS")
+        get_settings.cache_clear()
+    assert row_counts(db)["events"] == 3
 
 
 def test_empty_or_malformed_batch_is_422(client: TestClient, tenant: TenantFixture) -> None:

@@ -8,6 +8,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from setia.core.api import PosCaller, SessionDep, problems, write
+from setia.core.config import get_settings
 from setia.core.errors import InvalidInput, SetiaError
 from setia.events import service
 from setia.events.schemas import BatchIn, BatchItem, BatchOut, EventIn, EventResult
@@ -114,7 +115,7 @@ def record_events(
 ) -> BatchOut:
     """Record up to 1,000 events in one transaction; the answer lists each event's own status
     (201 recorded, 200 duplicate, 4xx with problem details)."""
-    limit = session.info.get("batch_max", 1000)
+    limit = get_settings().batch_max_events
     if len(body.events) > limit:
         raise InvalidInput(
             f"a batch holds at most {limit} events; got {len(body.events)}", code="batch_too_large"
