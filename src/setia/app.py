@@ -22,6 +22,7 @@ from setia.events.api import router as events_router
 from setia.ledger.api import router as ledger_router
 from setia.members.api import router as members_router
 from setia.programs.api import router as programs_router
+from setia.rules.api import router as rules_router
 from setia.tenants.api import router as tenants_router
 
 log = logging.getLogger("setia")
@@ -159,7 +160,14 @@ def create_app(db: Database | None = None) -> FastAPI:
     def index() -> dict[str, str]:
         return {"name": "Setia", "docs": "/docs", "openapi": "/openapi.json"}
 
-    for router in (tenants_router, programs_router, members_router, events_router, ledger_router):
+    for router in (
+        tenants_router,
+        programs_router,
+        members_router,
+        events_router,
+        ledger_router,
+        rules_router,
+    ):
         app.include_router(router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
 

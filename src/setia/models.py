@@ -7,6 +7,7 @@ from setia.ledger.models import Account, Entry, Lot, LotMovement, Transfer
 from setia.members.models import ConsentChange, Member
 from setia.outbox.models import OutboxMessage
 from setia.programs.models import Program, ProgramRevision
+from setia.rules.models import Campaign, Rule, RuleAward, RuleRevision
 from setia.tenants.models import ApiKey, Tenant
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "ApiKey",
     "AuditRecord",
     "Base",
+    "Campaign",
     "ConsentChange",
     "Entry",
     "Event",
@@ -24,6 +26,9 @@ __all__ = [
     "OutboxMessage",
     "Program",
     "ProgramRevision",
+    "Rule",
+    "RuleAward",
+    "RuleRevision",
     "Tenant",
     "Transfer",
 ]

@@ -7,7 +7,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from setia.core.api import PosCaller, SessionDep, problems, write
+from setia.core.api import PosCaller, ReadCaller, SessionDep, problems, write
 from setia.core.config import get_settings
 from setia.core.errors import InvalidInput, SetiaError
 from setia.events import service
@@ -121,3 +121,11 @@ def record_events(
             f"a batch holds at most {limit} events; got {len(body.events)}", code="batch_too_large"
         )
     return write(session, lambda: record_batch(session, caller.tenant, body.events))
+
+
+@router.get("/{event_id}", responses=problems(403, 404))
+def get_event(event_id: str, session: SessionDep, caller: ReadCaller) -> dict[str, Any]:
+    """An event as recorded: its payload, the awards it made with the rule and revision of
+    each, and the rules that did not fire with their reasons. `event_id` is Setia's id or
+    your own client event id."""
+    return service.get_event(session, caller.tenant, event_id)

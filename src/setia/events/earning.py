@@ -1,21 +1,32 @@
-"""What a purchase earns: the seam where the rules engine plugs in.
+"""What an event earns: the program's rules (its base rate among them), evaluated and explained.
 
-Today the program's base earn rate is the only rule. The rules engine (a later issue)
-replaces ``purchase_awards`` with an evaluation of the program's rules that returns the
-same ``Award`` list; every award names the rule that made it, and the ledger records it
-with the program revision, so nothing downstream changes.
+``evaluate`` turns an event into awards (with the rule and revision that made each, and
+its pending and expiry dates) plus the reasons the other rules did not fire. ``record``
+writes the awards' usage rows (the basis of limits and budgets) and applies tags. The
+ledger writes are the events service's job.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
+from setia.core.db import new_id
+from setia.core.time import add_months, days
+from setia.events.models import Order
 from setia.events.schemas import EventIn
 from setia.members.models import Member
 from setia.programs import service as programs
 from setia.programs.models import Program
+from setia.rules import engine
+from setia.rules import service as rules
+from setia.rules.models import RuleAward
 from setia.tenants.models import Tenant
 
 
@@ -25,24 +36,131 @@ class Award:
     rule: str
     pending_until: datetime | None
     expires_at: datetime | None
+    rule_id: uuid.UUID | None = None
+    revision: int = 0
+    campaign_id: uuid.UUID | None = None
+    rule_name: str = ""
 
 
-def purchase_awards(
+def member_context(session: Session, member: Member, occurred_at: datetime) -> dict[str, Any]:
+    orders = session.execute(
+        select(func.count())
+        .select_from(Order)
+        .where(Order.member_id == member.id, Order.occurred_at < occurred_at)
+    ).scalar_one()
+    return {
+        "tags": member.tags or [],
+        "attributes": member.attributes or {},
+        "locale": member.locale,
+        "created_at": member.created_at,
+        "birthday": member.birthday,
+        "order_count": int(orders),
+    }
+
+
+def event_context(
+    tenant: Tenant,
+    event: EventIn,
+    occurred_at: datetime,
+    amount: Decimal | None,
+    member_ctx: dict[str, Any],
+) -> dict[str, Any]:
+    return engine.build_context(
+        event_type=event.type,
+        occurred_at=occurred_at,
+        tz_name=tenant.timezone,
+        amount=amount,
+        currency=event.currency,
+        items=[i.model_dump() for i in event.items or []],
+        store=event.store,
+        channel=event.channel,
+        payment_method=event.payment_method,
+        attributes=event.attributes,
+        member=member_ctx,
+    )
+
+
+def to_awards(
+    program: Program, tenant: Tenant, evaluation: engine.Evaluation, occurred_at: datetime
+) -> list[Award]:
+    """Dates for each award: the effect's own pending/expiry if it sets them, else the program's."""
+    out = []
+    for a in evaluation.awards:
+        if a.points <= 0:
+            continue
+        pending = (
+            (occurred_at + days(a.pending_days) if a.pending_days else None)
+            if a.pending_days is not None
+            else programs.pending_until(program, occurred_at)
+        )
+        expires = (
+            add_months(occurred_at, a.expiry_months)
+            if a.expiry_months is not None
+            else programs.expires_at(program, occurred_at, tenant.timezone)
+        )
+        out.append(
+            Award(
+                points=a.points,
+                rule=a.rule.key,
+                pending_until=pending,
+                expires_at=expires,
+                rule_id=a.rule.id,
+                revision=a.rule.revision,
+                campaign_id=a.rule.campaign.id if a.rule.campaign else None,
+                rule_name=a.rule.name,
+            )
+        )
+    return out
+
+
+def evaluate(
+    session: Session,
     program: Program,
     tenant: Tenant,
     member: Member,
     event: EventIn,
-    amount: Decimal,
+    amount: Decimal | None,
     occurred_at: datetime,
-) -> list[Award]:
-    points = programs.base_points(program, amount)
-    if points <= 0:
-        return []
-    return [
-        Award(
-            points=points,
-            rule="base",
-            pending_until=programs.pending_until(program, occurred_at),
-            expires_at=programs.expires_at(program, occurred_at, tenant.timezone),
-        )
+) -> tuple[list[Award], engine.Evaluation]:
+    ctx = event_context(
+        tenant, event, occurred_at, amount, member_context(session, member, occurred_at)
+    )
+    evaluation = engine.evaluate_rules(
+        rules.load_specs(session, program), ctx, rules.DbUsage(session, member.id)
+    )
+    return to_awards(program, tenant, evaluation, occurred_at), evaluation
+
+
+def record(
+    session: Session,
+    program: Program,
+    member: Member,
+    evaluation: engine.Evaluation,
+    *,
+    event_id: uuid.UUID | None,
+    occurred_at: datetime,
+    trigger_key: str | None = None,
+) -> None:
+    """Write usage rows for the rules that gave points, and add the tags rules gave."""
+    rows = [
+        {
+            "id": new_id(),
+            "program_id": program.id,
+            "rule_id": a.rule.id,
+            "rule_revision": a.rule.revision,
+            "campaign_id": a.rule.campaign.id if a.rule.campaign else None,
+            "member_id": member.id,
+            "event_id": event_id,
+            "points": a.points,
+            "occurred_at": occurred_at,
+            "trigger_key": f"{trigger_key}:{a.rule.key}" if trigger_key else None,
+        }
+        for a in evaluation.awards
+        if a.rule.id is not None
     ]
+    if rows:
+        session.execute(insert(RuleAward), rows)
+    tags = {a.tag for a in evaluation.awards if a.tag}
+    if tags and not tags <= set(member.tags or []):
+        member.tags = sorted(set(member.tags or []) | tags)
+        session.flush()

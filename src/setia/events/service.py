@@ -6,13 +6,14 @@ member → earning → ledger → outbox. All of it in the caller's transaction.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from setia.core.db import new_id
@@ -189,6 +190,8 @@ def record_event(session: Session, tenant: Tenant, event: EventIn) -> Recorded:
             session, tenant, program, member, event, event_id, occurred_at, currency
         )
         amount = Decimal(result["refund"]["amount"])
+    else:
+        result["points"] = _custom(session, tenant, program, member, event, event_id, occurred_at)
     session.execute(update(Event).where(Event.id == event_id).values(result=result, amount=amount))
     if member.last_activity_at is None or occurred_at > member.last_activity_at:
         session.execute(
@@ -235,7 +238,9 @@ def _purchase(
         select(Order.id).where(Order.tenant_id == tenant.id, Order.order_id == event.order_id)
     ).first():
         raise OrderExists(f"order {event.order_id!r} was already recorded by another event")
-    awards = earning.purchase_awards(program, tenant, member, event, amount, occurred_at)
+    awards, evaluation = earning.evaluate(
+        session, program, tenant, member, event, amount, occurred_at
+    )
     total = sum(a.points for a in awards)
     session.execute(
         insert(Order).values(
@@ -255,7 +260,36 @@ def _purchase(
             created_at=utcnow(),
         )
     )
-    out: dict[str, Any] = {"earned": total, "awards": []}
+    out = _earn(
+        session,
+        tenant,
+        program,
+        member,
+        event_id,
+        occurred_at,
+        awards,
+        source_type="order",
+        source_id=event.order_id,
+    )
+    earning.record(session, program, member, evaluation, event_id=event_id, occurred_at=occurred_at)
+    out["not_fired"] = [skip.as_dict() for skip in evaluation.skipped]
+    return out
+
+
+def _earn(
+    session: Session,
+    tenant: Tenant,
+    program: Program,
+    member: Member,
+    event_id: uuid.UUID,
+    occurred_at: Any,
+    awards: list[earning.Award],
+    *,
+    source_type: str,
+    source_id: str | None,
+) -> dict[str, Any]:
+    """Credit each award as its own lot, keyed by event and award number (retries are no-ops)."""
+    out: dict[str, Any] = {"earned": sum(a.points for a in awards), "awards": []}
     for n, award in enumerate(awards):
         if award.points <= 0:
             continue
@@ -263,12 +297,16 @@ def _purchase(
             program_id=program.id,
             idempotency_key=f"event:{event_id}:award:{n}",
             request_hash=ledger.request_hash({"event": str(event_id), "award": n}),
-            source_type="order",
-            source_id=event.order_id,
+            source_type=source_type,
+            source_id=source_id,
             actor="event",
             program_revision=program.revision,
             effective_at=occurred_at,
-            details={"rule": award.rule, "event_id": str(event_id)},
+            details={
+                "rule": award.rule,
+                "rule_revision": award.revision,
+                "event_id": str(event_id),
+            },
         )
         res = ledger.earn(
             session,
@@ -283,6 +321,9 @@ def _purchase(
         out["awards"].append(
             {
                 "rule": award.rule,
+                "rule_id": str(award.rule_id) if award.rule_id else None,
+                "rule_name": award.rule_name,
+                "revision": award.revision,
                 "program_revision": program.revision,
                 "points": award.points,
                 "transfer_id": str(res.transfer_id),
@@ -298,10 +339,40 @@ def _purchase(
                 "member_id": str(member.id),
                 "program_id": str(program.id),
                 "points": award.points,
-                "order_id": event.order_id,
+                "order_id": source_id if source_type == "order" else None,
+                "event_id": str(event_id),
                 "pending_until": out["awards"][-1]["pending_until"],
             },
         )
+    return out
+
+
+def _custom(
+    session: Session,
+    tenant: Tenant,
+    program: Program,
+    member: Member,
+    event: EventIn,
+    event_id: uuid.UUID,
+    occurred_at: Any,
+) -> dict[str, Any]:
+    """Any other event (review.submitted, profile.completed, ...) earns what its rules give."""
+    awards, evaluation = earning.evaluate(
+        session, program, tenant, member, event, None, occurred_at
+    )
+    out = _earn(
+        session,
+        tenant,
+        program,
+        member,
+        event_id,
+        occurred_at,
+        awards,
+        source_type="event",
+        source_id=str(event_id),
+    )
+    earning.record(session, program, member, evaluation, event_id=event_id, occurred_at=occurred_at)
+    out["not_fired"] = [skip.as_dict() for skip in evaluation.skipped]
     return out
 
 
@@ -406,3 +477,24 @@ def _refund(
     order.points_reversed += to_reverse
     session.flush()
     return out
+
+
+def get_event(session: Session, tenant: Tenant, event_id: str) -> dict[str, Any]:
+    conds = [Event.client_event_id == event_id]
+    with contextlib.suppress(ValueError):
+        conds.append(Event.id == uuid.UUID(event_id))
+    row = session.execute(
+        select(Event).where(Event.tenant_id == tenant.id, or_(*conds)).order_by(Event.id).limit(1)
+    ).scalar_one_or_none()
+    if row is None:
+        raise EventNotFound(f"event {event_id!r} not found")
+    return {
+        **_canonical(row.result),
+        "received_at": row.received_at.isoformat(),
+        "payload": row.payload,
+    }
+
+
+class EventNotFound(NotFound):
+    code = "event_not_found"
+    title = "Event not found"
