@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from setia.core.db import Database
 from setia.core.errors import NotFound
-from setia.events.importer import ImportFileError, run_import
+from setia.events.importer import ImportFileError, ImportInterrupted, run_import
 from setia.events.models import Event
 from setia.members.models import Member
 from tests.conftest import TenantFixture
@@ -232,3 +232,44 @@ def test_progress_bar_runs(db: Database, tenant: TenantFixture, tmp_path: Path) 
     report = run_import(db, tenant.tenant_id, path, batch_size=8, progress=True)
     assert (report.rows, report.created, report.errors) == (30, 30, [])
     assert row_counts(db)["members"] == 7
+
+
+def test_a_database_failure_stops_the_import_with_advice(
+    db: Database, tenant: TenantFixture, tmp_path: Path
+) -> None:
+    # A real trigger, standing in for a database that refuses writes mid-import.
+    if db.dialect == "postgresql":
+        create = [
+            "CREATE FUNCTION boom() RETURNS trigger AS $$ BEGIN "
+            "IF NEW.client_event_id = 'boom' THEN RAISE EXCEPTION 'disk says no'; END IF; "
+            "RETURN NEW; END $$ LANGUAGE plpgsql",
+            "CREATE TRIGGER boom BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION boom()",
+        ]
+        drop = ["DROP TRIGGER boom ON events"]
+    else:
+        create = [
+            "CREATE TRIGGER boom BEFORE INSERT ON events WHEN NEW.client_event_id = 'boom' "
+            "BEGIN SELECT RAISE(ABORT, 'disk says no'); END"
+        ]
+        drop = ["DROP TRIGGER boom"]
+    with db.engine.begin() as conn:
+        for statement in create:
+            conn.execute(text(statement))
+    path = write(
+        tmp_path,
+        "boom.csv",
+        "id,type,member_external_id\n"
+        + "".join(f"{i},visit,C-1\n" for i in ("ok1", "ok2", "ok3", "boom", "ok5")),
+    )
+    with pytest.raises(ImportInterrupted, match="lines 4-5") as exc:
+        run_import(db, tenant.tenant_id, path, batch_size=2)
+    assert "disk says no" in exc.value.detail
+    assert "run the same import again" in exc.value.detail
+    assert exc.value.extra["created"] == 2
+    assert row_counts(db)["events"] == 2  # the first chunk is kept, the failed one is not
+
+    with db.engine.begin() as conn:
+        for statement in drop:
+            conn.execute(text(statement))
+    report = run_import(db, tenant.tenant_id, path, batch_size=2)
+    assert (report.created, report.duplicates, report.errors) == (3, 2, [])

@@ -56,8 +56,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from setia.core.db import Database
-from setia.core.errors import InvalidInput, NotFound
+from setia.core.errors import InvalidInput, NotFound, SetiaError
 from setia.core.time import zone
 from setia.events.api import record_batch
 from setia.tenants import service as tenants
@@ -94,6 +96,14 @@ class ImportFileError(InvalidInput):
 
     code = "import_file_invalid"
     title = "Cannot import this file"
+
+
+class ImportInterrupted(SetiaError):
+    """The database refused a whole chunk (it is down, locked, or out of space)."""
+
+    status = 503
+    code = "import_interrupted"
+    title = "Import interrupted"
 
 
 @dataclass
@@ -284,9 +294,19 @@ def run_import(
     def flush() -> None:
         if not chunk:
             return
-        with db.session() as session:
-            tenant = tenants.get_tenant(session, tenant_id)
-            out = record_batch(session, tenant, [r.data or {} for r in chunk])
+        try:
+            with db.session() as session:
+                tenant = tenants.get_tenant(session, tenant_id)
+                out = record_batch(session, tenant, [r.data or {} for r in chunk])
+        except SQLAlchemyError as exc:
+            first, last = chunk[0].line, chunk[-1].line
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            raise ImportInterrupted(
+                f"the import stopped at lines {first}-{last} ({reason}); nothing from those "
+                f"lines was saved, {report.created} new events before them were. Fix the "
+                "cause and run the same import again: events already recorded are skipped.",
+                extra={"created": report.created, "duplicates": report.duplicates},
+            ) from exc
         for row, item in zip(chunk, out.results, strict=True):
             if item.error is not None:
                 report.errors.append(
