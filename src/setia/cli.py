@@ -14,6 +14,7 @@ import typer
 from setia.core.db import Database, get_database
 from setia.core.errors import SetiaError
 from setia.core.migrate import check_schema, upgrade
+from setia.rules import cli as rules_cli
 
 app = typer.Typer(
     help="Setia: customer loyalty, self-hosted.",
@@ -36,6 +37,7 @@ for sub, name in (
     (jobs_app, "jobs"),
 ):
     app.add_typer(sub, name=name)
+app.add_typer(rules_cli.app, name="rules")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

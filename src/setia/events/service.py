@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
@@ -29,6 +29,9 @@ from setia.members.models import Member
 from setia.outbox.service import publish
 from setia.programs import service as programs
 from setia.programs.models import Program
+from setia.rules import engine as rule_engine
+from setia.rules import service as rule_service
+from setia.rules.models import RuleAward
 from setia.tenants.models import Tenant
 
 FUTURE_SKEW = timedelta(minutes=5)
@@ -120,7 +123,9 @@ def _member(session: Session, tenant: Tenant, event: EventIn) -> tuple[Member, b
             + ("" if ref.id is not None else "; create the member first (auto-creation is off)")
         )
     data = ref.model_dump(exclude={"id"}, exclude_none=True)
-    return members.create_member(session, tenant, data, source=f"event:{event.type}"), True
+    member = members.create_member(session, tenant, data, source=f"event:{event.type}")
+    member_signed_up(session, tenant, member)
+    return member, True
 
 
 def record_event(session: Session, tenant: Tenant, event: EventIn) -> Recorded:
@@ -498,3 +503,84 @@ def get_event(session: Session, tenant: Tenant, event_id: str) -> dict[str, Any]
 class EventNotFound(NotFound):
     code = "event_not_found"
     title = "Event not found"
+
+
+def award_trigger(
+    session: Session,
+    tenant: Tenant,
+    program: Program,
+    member: Member,
+    trigger: str,
+    *,
+    occurred_at: datetime,
+    key: str,
+) -> dict[str, Any] | None:
+    """Run the rules of a non-event trigger (member.signup, schedule.birthday, ...) for one member.
+
+    ``key`` names the occasion (e.g. ``birthday:2026:<member>``): a second run for the same
+    occasion gives nothing, even from another process (unique usage rows and ledger keys).
+    """
+    existing = session.execute(
+        select(RuleAward.id).where(RuleAward.trigger_key.like(f"{key}:%")).limit(1)
+    ).first()
+    if existing is not None:
+        return None
+    ctx = rule_engine.build_context(
+        event_type=trigger,
+        occurred_at=occurred_at,
+        tz_name=member.timezone or tenant.timezone,
+        member=earning.member_context(session, member, occurred_at),
+    )
+    evaluation = rule_engine.evaluate_rules(
+        rule_service.load_specs(session, program), ctx, rule_service.DbUsage(session, member.id)
+    )
+    if not evaluation.awards:
+        return None
+    awards = earning.to_awards(program, tenant, evaluation, occurred_at)
+    earning.record(
+        session,
+        program,
+        member,
+        evaluation,
+        event_id=None,
+        occurred_at=occurred_at,
+        trigger_key=key,
+    )
+    ctx_id = uuid.uuid5(uuid.NAMESPACE_URL, f"setia:{program.id}:{key}")
+    out = _earn(
+        session,
+        tenant,
+        program,
+        member,
+        ctx_id,
+        occurred_at,
+        awards,
+        source_type="trigger",
+        source_id=key,
+    )
+    publish(
+        session,
+        tenant.id,
+        "rules.triggered",
+        {"member_id": str(member.id), "trigger": trigger, "key": key, "points": out["earned"]},
+    )
+    return out
+
+
+def member_signed_up(session: Session, tenant: Tenant, member: Member) -> dict[str, Any] | None:
+    """Signup bonus: the ``member.signup`` rules of every program of the tenant."""
+    result = None
+    for program in programs.list_programs(session, tenant.id):
+        result = (
+            award_trigger(
+                session,
+                tenant,
+                program,
+                member,
+                "member.signup",
+                occurred_at=member.created_at,
+                key=f"signup:{program.id}:{member.id}",
+            )
+            or result
+        )
+    return result

@@ -26,6 +26,7 @@ from setia.ledger.models import POINTS, Account, Lot, Transfer
 from setia.members.models import Member
 from setia.outbox.service import publish
 from setia.programs.models import Program
+from setia.rules.jobs import run_date_triggers
 
 BATCH = 200
 
@@ -37,15 +38,14 @@ class JobReport:
     expired_lots: int = 0
     expired_points: int = 0
     expired_holds: int = 0
+    triggered_awards: int = 0
     errors: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
         return self.__dict__.copy()
 
 
-def _claim(
-    session: Session, stmt: Select[Any], of: type | None = None
-) -> list[uuid.UUID]:
+def _claim(session: Session, stmt: Select[Any], of: type | None = None) -> list[uuid.UUID]:
     """Pick due items. On PostgreSQL lock what the work will lock first, skipping rows another
     worker holds: for lots that is the member's account (accounts are always locked before
     lots), so claiming never waits and never deadlocks with a redemption."""
@@ -204,4 +204,5 @@ def run_due(db: Database, now: datetime | None = None) -> JobReport:
     _loop(db, find_holds, expire_hold, now, report)
     _loop(db, find_expiring, expire, now, report)
     _loop(db, find_inactive, lambda s, i, at: expire(s, i, at, "inactivity"), now, report)
+    report.triggered_awards = run_date_triggers(db, now)
     return report

@@ -19,6 +19,7 @@ from setia.core.api import (
     write,
 )
 from setia.core.errors import InvalidInput
+from setia.events import service as events
 from setia.members import service
 from setia.members.models import Member
 from setia.members.schemas import (
@@ -46,12 +47,16 @@ def _out(session: SessionDep, member: Member) -> MemberOut:
 def create_member(body: MemberCreate, session: SessionDep, caller: PosCaller) -> MemberOut:
     """Enrol a member. External id, phone and email must each be unused in the tenant (409)."""
     data = body.model_dump(exclude_none=True, exclude={"consents", "consent_source"})
-    member = write(
-        session,
-        lambda: service.create_member(
+
+    def run() -> Member:
+        member = service.create_member(
             session, caller.tenant, data, source=body.consent_source, consents=body.consents
-        ),
-    )
+        )
+        # Signup bonus rules (member.signup) fire in the same transaction.
+        events.member_signed_up(session, caller.tenant, member)
+        return member
+
+    member = write(session, run)
     return _out(session, member)
 
 

@@ -221,6 +221,7 @@ def replay(body: ReplayIn, session: SessionDep, caller: ReadCaller) -> dict[str,
 
 @router.get("/rules/{rule_id}", response_model=RuleOut, responses=problems(403, 404))
 def get_rule(rule_id: uuid.UUID, session: SessionDep, caller: ReadCaller) -> RuleOut:
+    """One rule as it stands (its latest revision)."""
     return _out(service.get_rule(session, _program_ids(session, caller), rule_id))
 
 
@@ -251,11 +252,13 @@ def _toggle(session: SessionDep, caller: Caller, rule_id: uuid.UUID, enabled: bo
 
 @router.post("/rules/{rule_id}/enable", response_model=RuleOut, responses=problems(403, 404))
 def enable_rule(rule_id: uuid.UUID, session: SessionDep, caller: AdminCaller) -> RuleOut:
+    """Turn a rule on (recorded as a new revision)."""
     return _toggle(session, caller, rule_id, True)
 
 
 @router.post("/rules/{rule_id}/disable", response_model=RuleOut, responses=problems(403, 404))
 def disable_rule(rule_id: uuid.UUID, session: SessionDep, caller: AdminCaller) -> RuleOut:
+    """Turn a rule off (recorded as a new revision); its past awards stay."""
     return _toggle(session, caller, rule_id, False)
 
 
@@ -282,6 +285,7 @@ def rule_revisions(
 def list_campaigns(
     session: SessionDep, caller: ReadCaller, program_id: uuid.UUID | None = None
 ) -> list[CampaignOut]:
+    """The program's campaigns, with the points each has given so far."""
     program = programs.get_program(session, caller.tenant.id, program_id)
     return [_campaign_out(session, c) for c in service.list_campaigns(session, program.id)]
 
@@ -306,6 +310,7 @@ def create_campaign(
 
 @router.get("/campaigns/{campaign_id}", response_model=CampaignOut, responses=problems(403, 404))
 def get_campaign(campaign_id: uuid.UUID, session: SessionDep, caller: ReadCaller) -> CampaignOut:
+    """One campaign, with the points it has given so far."""
     return _campaign_out(
         session, service.get_campaign(session, _program_ids(session, caller), campaign_id)
     )
@@ -315,6 +320,8 @@ def get_campaign(campaign_id: uuid.UUID, session: SessionDep, caller: ReadCaller
 def update_campaign(
     campaign_id: uuid.UUID, body: CampaignBody, session: SessionDep, caller: AdminCaller
 ) -> CampaignOut:
+    """Change a campaign's schedule, budget or state."""
+
     def run() -> Campaign:
         c = service.get_campaign(session, _program_ids(session, caller), campaign_id)
         return service.update_campaign(
