@@ -74,7 +74,7 @@ BAD_EVENTS = [
     pytest.param(
         purchase(occurred_at=(utcnow() + timedelta(days=1)).isoformat()),
         422,
-        "invalid_input",
+        "occurred_at_in_future",
         id="future-occurred-at",
     ),
     pytest.param(

@@ -145,7 +145,11 @@ def record_event(session: Session, tenant: Tenant, event: EventIn) -> Recorded:
     now = utcnow()
     occurred_at = as_utc(event.occurred_at) if event.occurred_at else now
     if occurred_at > now + FUTURE_SKEW:
-        raise InvalidInput("occurred_at is in the future", extra={"field": "occurred_at"})
+        raise InvalidInput(
+            "occurred_at is in the future; send the time the event happened",
+            extra={"field": "occurred_at"},
+            code="occurred_at_in_future",
+        )
     program = _program(session, tenant, event.program_id)
     member, member_created = _member(session, tenant, event)
 
