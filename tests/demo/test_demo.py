@@ -8,8 +8,12 @@ from datetime import UTC, datetime
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
+from typer.testing import CliRunner
 
 from setia.app import create_app
+from setia.cli import app as cli_app
+from setia.core import db as core_db
+from setia.core.config import get_settings
 from setia.core.db import Database
 from setia.core.time import add_months
 from setia.demo.fresh import reset_database
@@ -143,3 +147,33 @@ def test_fresh_empties_a_demo_database(db: Database) -> None:
     assert find_demo_tenant(db) is None
     with db.session() as s:
         assert s.execute(select(func.count()).select_from(Program)).scalar_one() == 0
+
+
+def test_demo_command_fresh_rerun_and_refusal(
+    db_url: str, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SETIA_DATABASE_URL", db_url)
+    get_settings.cache_clear()
+    core_db.set_database(None)
+    runner = CliRunner()
+    try:
+        built = runner.invoke(cli_app, ["demo", "--fresh", "--no-serve", "--members", "5"])
+        assert built.exit_code == 0, built.output
+        assert "Admin API key: sk_admin_" in built.output
+        assert '/v1/members?limit=3"' in built.output  # quoted: zsh would glob the ?
+
+        again = runner.invoke(cli_app, ["demo", "--no-serve"])
+        assert again.exit_code == 0, again.output
+        assert "already exists" in again.output
+        assert "new admin key was issued" in again.output
+        assert find_demo_tenant(db) is not None
+
+        make_tenant(db, name="Toko Batik Sekar")
+        refused = runner.invoke(cli_app, ["demo", "--fresh", "--no-serve", "--members", "5"])
+        assert refused.exit_code == 1
+        assert "other tenants" in refused.output
+        assert "'Toko Batik Sekar'" in refused.output
+    finally:
+        core_db.get_database().dispose()
+        core_db.set_database(None)
+        get_settings.cache_clear()
