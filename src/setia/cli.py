@@ -308,9 +308,15 @@ def demo(
     seed: Annotated[int, typer.Option(help="Random seed: the same seed builds the same data")] = 7,
 ) -> None:
     """Create the "Kopi Nusantara" demo tenant with a year of purchases, then serve the API."""
-    from setia.demo.fresh import reset_database
+    from setia.demo.fresh import port_in_use, reset_database
     from setia.demo.generate import DemoError, build_demo, find_demo_tenant, reuse_demo
 
+    if serve_after and port_in_use(host, port):
+        # Say so now, not after building for minutes.
+        fail(
+            f"{host}:{port} is already in use (another `setia demo` or `setia serve`?); stop it, "
+            "or pick another port: `setia demo --port 8001` (`make demo PORT=8001`)"
+        )
     db = get_database()
     where = db.engine.url.render_as_string(hide_password=True)
     try:

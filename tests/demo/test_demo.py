@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import socket
 from datetime import UTC, datetime
 
 import pytest
@@ -16,7 +17,7 @@ from setia.core import db as core_db
 from setia.core.config import get_settings
 from setia.core.db import Database
 from setia.core.time import add_months
-from setia.demo.fresh import reset_database
+from setia.demo.fresh import port_in_use, reset_database
 from setia.demo.generate import (
     DemoError,
     build_demo,
@@ -177,3 +178,15 @@ def test_demo_command_fresh_rerun_and_refusal(
         core_db.get_database().dispose()
         core_db.set_database(None)
         get_settings.cache_clear()
+
+
+def test_demo_refuses_a_busy_port_before_building() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert port_in_use("127.0.0.1", port)
+        result = CliRunner().invoke(cli_app, ["demo", "--port", str(port)])
+        assert result.exit_code == 1
+        assert "already in use" in result.output
+    assert not port_in_use("127.0.0.1", port)

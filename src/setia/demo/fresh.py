@@ -7,6 +7,7 @@ database by mistake must never cost its data.
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 from alembic import command
@@ -49,3 +50,14 @@ def reset_database(db: Database) -> str:
     upgrade(url)
     db.dispose()
     return f"dropped and recreated Setia's tables in {where}"
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """Whether something already listens on ``host:port`` (so the API could not start)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False

@@ -622,7 +622,16 @@ def build_demo(
     """
     if members < 1:
         raise ValueError("members must be at least 1")
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
+    phases: dict[str, float] = defaultdict(float)
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now_ = time.perf_counter()
+        phases[name] += now_ - clock
+        clock = now_
+
     rng = random.Random(seed)
     now = utcnow().replace(microsecond=0)
     start = add_months(now, -12)
@@ -630,6 +639,7 @@ def build_demo(
     actions = make_actions(rng, people, start, now)
     events = number_events(actions)
     by_n = {p.n: p for p in people}
+    lap("generate")
 
     with db.session() as s:
         new = tenants.create_tenant(
@@ -660,6 +670,7 @@ def build_demo(
                     _enrol(s, tenant, p)
             if bar:
                 bar.advance(task, len(people[i : i + CHUNK]))
+        lap("members")
 
         bounds = _windows(start, now)
         task = bar.add_task("Replaying the year", total=len(events)) if bar else None
@@ -667,7 +678,10 @@ def build_demo(
             tenant = tenants.get_tenant(s, tenant_id)
         pos = 0
         for w_start, w_end in itertools.pairwise(bounds):
-            run_due(db, now=w_start)
+            due = run_due(db, now=w_start)
+            if due.errors:
+                raise DemoError(f"due work as of {w_start} failed: {due.errors[:3]}")
+            lap("jobs")
             window: list[dict[str, Any]] = []
             visits: dict[int, tuple[datetime, str]] = {}
             while pos < len(events) and actions[pos].at < w_end:
@@ -689,11 +703,14 @@ def build_demo(
                         totals.refunds += 1
                 if bar:
                     bar.advance(task, len(chunk))
+            lap("events")
             _redeem(db, rng, program_id, revision, by_n, visits, w_end, totals)
+            lap("redemptions")
         jobs = bar.add_task("Due work (today)", total=1) if bar else None
         report = run_due(db)
         if bar:
             bar.advance(jobs, 1)
+        lap("jobs")
     if report.errors:
         raise DemoError(f"due work failed: {report.errors[:3]}")
 
@@ -717,6 +734,8 @@ def build_demo(
         "history_to": now.astimezone(TZ).isoformat(),
         **summary,
         "build_seconds": round(time.perf_counter() - started, 1),
+        "build_cpu_seconds": round(time.process_time() - cpu_started, 1),
+        "build_phases_seconds": {k: round(v, 1) for k, v in phases.items()},
     }
 
 
