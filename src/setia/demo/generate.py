@@ -751,7 +751,7 @@ def _enrol(session: Session, tenant: Tenant, p: Persona) -> None:
             "locale": p.locale,
             "birthday": p.birthday,
             "tags": p.tags,
-            "attributes": {"home_store": p.home.code, "segment": p.segment},
+            "attributes": {"home_store": p.home.code, "demo_profile": p.segment},
         },
         source="demo",
     )
