@@ -21,9 +21,21 @@ import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, case, func, insert, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Table,
+    Uuid,
+    and_,
+    bindparam,
+    case,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from setia.core.db import new_id
@@ -112,6 +124,54 @@ def request_hash(payload: Any) -> str:
 
 # --------------------------------------------------------------------------- accounts
 
+# The hot-path statements are built once, on the tables (no ORM), and only bound per call:
+# building an expression costs more than running it.
+_accounts, _transfers, _entries, _lots = (
+    cast(Table, m.__table__) for m in (Account, Transfer, Entry, Lot)
+)
+_dp, _cp, _dpend, _cpend = (bindparam(k, type_=BigInteger) for k in ("dp", "cp", "dpend", "cpend"))
+_APPLY = (
+    update(_accounts)
+    .where(
+        _accounts.c.id == bindparam("account_id", type_=_accounts.c.id.type),
+        or_(
+            _accounts.c.no_overdraft.is_(False),
+            _accounts.c.debits_posted + _dp + _accounts.c.debits_pending + _dpend
+            <= _accounts.c.credits_posted + _cp,
+        ),
+        or_(
+            _accounts.c.no_overcredit.is_(False),
+            _accounts.c.credits_posted + _cp + _accounts.c.credits_pending + _cpend
+            <= _accounts.c.debits_posted + _dp,
+        ),
+    )
+    .values(
+        debits_posted=_accounts.c.debits_posted + _dp,
+        credits_posted=_accounts.c.credits_posted + _cp,
+        debits_pending=_accounts.c.debits_pending + _dpend,
+        credits_pending=_accounts.c.credits_pending + _cpend,
+        version=_accounts.c.version + 1,
+    )
+    .returning(
+        _accounts.c.credits_posted - _accounts.c.debits_posted - _accounts.c.debits_pending,
+        _accounts.c.version,
+    )
+)
+_AVAILABLE = select(
+    _accounts.c.credits_posted - _accounts.c.debits_posted - _accounts.c.debits_pending
+).where(_accounts.c.id == bindparam("account_id", type_=_accounts.c.id.type))
+_OWED = select(_accounts.c.debits_posted - _accounts.c.credits_posted).where(
+    _accounts.c.id == bindparam("account_id", type_=_accounts.c.id.type)
+)
+# Foreign-key columns get their type only once the tables they point to are known: name it.
+_MEMBER_ACCOUNTS = select(_accounts.c.code, _accounts.c.id).where(
+    _accounts.c.program_id == bindparam("program_id", type_=Uuid()),
+    _accounts.c.member_id == bindparam("member_id", type_=Uuid()),
+)
+_INSERT_TRANSFER = insert(_transfers)
+_INSERT_ENTRY = insert(_entries)
+_INSERT_LOT = insert(_lots)
+
 
 def open_program_accounts(session: Session, program_id: uuid.UUID) -> None:
     now = utcnow()
@@ -180,11 +240,7 @@ def member_accounts(
         cached: MemberAccounts = cache[key]
         return cached
     rows = dict(
-        session.execute(
-            select(Account.code, Account.id).where(
-                Account.program_id == program_id, Account.member_id == member_id
-            )
-        ).all()
+        session.execute(_MEMBER_ACCOUNTS, {"program_id": program_id, "member_id": member_id}).all()
     )
     if not rows:
         if not create:
@@ -207,18 +263,12 @@ def _lock(session: Session, account_ids: list[uuid.UUID]) -> None:
 
 
 def _available(session: Session, account_id: uuid.UUID) -> int:
-    value = session.execute(
-        select(Account.credits_posted - Account.debits_posted - Account.debits_pending).where(
-            Account.id == account_id
-        )
-    ).scalar_one()
+    value = session.execute(_AVAILABLE, {"account_id": account_id}).scalar_one()
     return int(value)
 
 
 def _owed(session: Session, debt_account_id: uuid.UUID) -> int:
-    value = session.execute(
-        select(Account.debits_posted - Account.credits_posted).where(Account.id == debt_account_id)
-    ).scalar_one()
+    value = session.execute(_OWED, {"account_id": debt_account_id}).scalar_one()
     return int(value)
 
 
@@ -252,31 +302,9 @@ def _apply(
     cpend: int = 0,
 ) -> tuple[int, int]:
     """Change an account's counters if its limits still hold; return (available, version)."""
-    a = Account
-    stmt = (
-        update(a)
-        .where(
-            a.id == account_id,
-            or_(
-                a.no_overdraft.is_(False),
-                a.debits_posted + dp + a.debits_pending + dpend <= a.credits_posted + cp,
-            ),
-            or_(
-                a.no_overcredit.is_(False),
-                a.credits_posted + cp + a.credits_pending + cpend <= a.debits_posted + dp,
-            ),
-        )
-        .values(
-            debits_posted=a.debits_posted + dp,
-            credits_posted=a.credits_posted + cp,
-            debits_pending=a.debits_pending + dpend,
-            credits_pending=a.credits_pending + cpend,
-            version=a.version + 1,
-        )
-        .returning(a.credits_posted - a.debits_posted - a.debits_pending, a.version)
-        .execution_options(synchronize_session=False)
-    )
-    row = session.execute(stmt).first()
+    row = session.execute(
+        _APPLY, {"account_id": account_id, "dp": dp, "cp": cp, "dpend": dpend, "cpend": cpend}
+    ).first()
     if row is None:
         available = _available(session, account_id)
         raise InsufficientPoints(
@@ -319,27 +347,28 @@ def _move(
     now = utcnow()
     results = {acc: _apply(session, acc, **deltas[acc]) for acc in sorted(deltas)}
     session.execute(
-        insert(Transfer).values(
-            id=transfer_id,
-            program_id=ctx.program_id,
-            debit_account_id=debit,
-            credit_account_id=credit,
-            amount=amount,
-            code=code,
-            kind=kind,
-            pending_id=pending.id if pending is not None else None,
-            idempotency_key=ctx.next_key(),
-            request_hash=ctx.request_hash,
-            source_type=ctx.source_type,
-            source_id=ctx.source_id,
-            program_revision=ctx.program_revision,
-            actor=ctx.actor,
-            reason=ctx.reason,
-            details=ctx.details,
-            expires_at=expires_at,
-            effective_at=ctx.effective_at or now,
-            created_at=now,
-        )
+        _INSERT_TRANSFER,
+        {
+            "id": transfer_id,
+            "program_id": ctx.program_id,
+            "debit_account_id": debit,
+            "credit_account_id": credit,
+            "amount": amount,
+            "code": code,
+            "kind": kind,
+            "pending_id": pending.id if pending is not None else None,
+            "idempotency_key": ctx.next_key(),
+            "request_hash": ctx.request_hash,
+            "source_type": ctx.source_type,
+            "source_id": ctx.source_id,
+            "program_revision": ctx.program_revision,
+            "actor": ctx.actor,
+            "reason": ctx.reason,
+            "details": ctx.details,
+            "expires_at": expires_at,
+            "effective_at": ctx.effective_at or now,
+            "created_at": now,
+        },
     )
     entries = []
     for acc, d in deltas.items():
@@ -356,7 +385,7 @@ def _move(
                 "created_at": now,
             }
         )
-    session.execute(insert(Entry), entries)
+    session.execute(_INSERT_ENTRY, entries)
     return transfer_id
 
 
@@ -378,21 +407,22 @@ def _new_lot(
 ) -> uuid.UUID:
     lot_id = new_id()
     session.execute(
-        insert(Lot).values(
-            id=lot_id,
-            program_id=ctx.program_id,
-            account_id=account_id,
-            member_id=member_id,
-            transfer_id=transfer_id,
-            source_type=ctx.source_type,
-            source_id=ctx.source_id,
-            amount=amount,
-            remaining=amount,
-            earned_at=earned_at,
-            pending_until=pending_until,
-            released_at=utcnow() if released else None,
-            expires_at=expires_at,
-        )
+        _INSERT_LOT,
+        {
+            "id": lot_id,
+            "program_id": ctx.program_id,
+            "account_id": account_id,
+            "member_id": member_id,
+            "transfer_id": transfer_id,
+            "source_type": ctx.source_type,
+            "source_id": ctx.source_id,
+            "amount": amount,
+            "remaining": amount,
+            "earned_at": earned_at,
+            "pending_until": pending_until,
+            "released_at": utcnow() if released else None,
+            "expires_at": expires_at,
+        },
     )
     return lot_id
 
