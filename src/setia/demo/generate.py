@@ -78,6 +78,8 @@ SIGNUP: Weighted = (("pos-form", 6), ("app-signup", 3), ("web-form", 1))
 DRINKS_DELIVERY: Weighted = ((1, 45), (2, 35), (3, 13), (4, 7))
 DRINKS_APP: Weighted = ((1, 75), (2, 20), (3, 5))
 DRINKS_POS: Weighted = ((1, 85), (2, 12), (3, 3))
+# What members save up for: most take the Rp 5.000 voucher as soon as they can.
+SAVING_FOR: Weighted = ((500, 50), (1_000, 30), (2_500, 20))
 
 
 class DemoError(Exception):
@@ -104,6 +106,7 @@ class Persona:
     channels: Weighted
     phone_style: int
     redeem_propensity: float
+    saving_for: int  # points of the reward the member waits for before redeeming
     consents: dict[str, tuple[bool, str]]
     member_id: uuid.UUID | None = None
 
@@ -293,6 +296,7 @@ def make_personas(rng: random.Random, count: int, start: datetime, now: datetime
                 channels=channels,
                 phone_style=rng.randrange(3),
                 redeem_propensity=0.0 if rng.random() < 0.35 else rng.uniform(0.15, 0.6),
+                saving_for=_pick(rng, SAVING_FOR),
                 consents=consents,
             )
         )
@@ -564,10 +568,11 @@ def _redeem(
             member_id = people[n].member_id
             assert member_id is not None
             have = balances.get(member_id, 0)
-            affordable = [r for r in cat.REWARDS if r.points <= have]
-            if not affordable:
+            if have < people[n].saving_for:
                 continue
-            reward = affordable[0] if rng.random() < 0.6 else rng.choice(affordable)
+            affordable = [r for r in cat.REWARDS if r.points <= have]
+            goal = [r for r in affordable if r.points == people[n].saving_for]
+            reward = goal[0] if goal and rng.random() < 0.8 else rng.choice(affordable)
             last_visit, store = visits[n]
             at = min(last_visit + timedelta(minutes=2), window_end - timedelta(seconds=1))
             k = totals.redemptions + 1
@@ -601,6 +606,7 @@ def _progress(enabled: bool) -> Iterator[Any]:
         Progress,
         TextColumn,
         TimeElapsedColumn,
+        TimeRemainingColumn,
     )
 
     with Progress(
@@ -608,6 +614,8 @@ def _progress(enabled: bool) -> Iterator[Any]:
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        TextColumn("left"),
+        TimeRemainingColumn(),
         console=Console(stderr=True),
     ) as bar:
         yield bar
