@@ -43,10 +43,13 @@ class Award:
 
 
 def member_context(session: Session, member: Member, occurred_at: datetime) -> dict[str, Any]:
+    # Orders recorded so far up to this instant: one at the very same time was placed before
+    # this one (the event being evaluated has no order row yet), so two orders in one second
+    # are not both a first purchase.
     orders = session.execute(
         select(func.count())
         .select_from(Order)
-        .where(Order.member_id == member.id, Order.occurred_at < occurred_at)
+        .where(Order.member_id == member.id, Order.occurred_at <= occurred_at)
     ).scalar_one()
     return {
         "tags": member.tags or [],

@@ -282,6 +282,7 @@ def _purchase(
     )
     earning.record(session, program, member, evaluation, event_id=event_id, occurred_at=occurred_at)
     out["not_fired"] = [skip.as_dict() for skip in evaluation.skipped]
+    _explain_tags(out, evaluation)
     return out
 
 
@@ -356,6 +357,13 @@ def _earn(
     return out
 
 
+def _explain_tags(out: dict[str, Any], evaluation: rule_engine.Evaluation) -> None:
+    """Rules that fired by adding a tag give no points (so no award line): list them too."""
+    tags = [a.as_dict() for a in evaluation.awards if a.tag]
+    if tags:
+        out["tags_added"] = tags
+
+
 def _custom(
     session: Session,
     tenant: Tenant,
@@ -382,6 +390,7 @@ def _custom(
     )
     earning.record(session, program, member, evaluation, event_id=event_id, occurred_at=occurred_at)
     out["not_fired"] = [skip.as_dict() for skip in evaluation.skipped]
+    _explain_tags(out, evaluation)
     return out
 
 

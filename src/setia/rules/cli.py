@@ -53,10 +53,10 @@ def list_rules(tenant: Tenant, program: ProgramOpt = None) -> None:
     from setia.rules import service
 
     cli = _cli()
-    with cli.ready_db().session() as session:
-        _t, p = _program(session, tenant, program)
-        cli.emit(
-            [
+    try:
+        with cli.ready_db().session() as session:
+            _t, p = _program(session, tenant, program)
+            out = [
                 {
                     "id": r.id,
                     "name": r.name,
@@ -67,7 +67,9 @@ def list_rules(tenant: Tenant, program: ProgramOpt = None) -> None:
                 }
                 for r in service.list_rules(session, p.id)
             ]
-        )
+    except SetiaError as exc:
+        cli.fail(exc.detail)
+    cli.emit(out)
 
 
 @app.command("export")
@@ -76,16 +78,18 @@ def export(tenant: Tenant, program: ProgramOpt = None) -> None:
     from setia.rules import service
 
     cli = _cli()
-    with cli.ready_db().session() as session:
-        _t, p = _program(session, tenant, program)
-        cli.emit(
-            {
+    try:
+        with cli.ready_db().session() as session:
+            _t, p = _program(session, tenant, program)
+            out = {
                 "rules": [
                     {**r.definition, "enabled": r.enabled}
                     for r in service.list_rules(session, p.id)
                 ]
             }
-        )
+    except SetiaError as exc:
+        cli.fail(exc.detail)
+    cli.emit(out)
 
 
 @app.command("import")

@@ -101,19 +101,22 @@ def field_type(name: str, *, item: bool = False) -> str | None:
 
 
 def _number(value: Any) -> Decimal | None:
+    """A finite Decimal, or None: NaN and infinities (a JSON float can be either) are not
+    numbers to a condition, so comparing them is false instead of raising."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int | Decimal):
-        return Decimal(value)
-    if isinstance(value, float):
-        return Decimal(str(value))
-    if isinstance(value, str):
+        d = Decimal(value)
+    elif isinstance(value, float):
+        d = Decimal(str(value))
+    elif isinstance(value, str):
         try:
             d = Decimal(value.strip())
         except InvalidOperation:
             return None
-        return d if d.is_finite() else None
-    return None
+    else:
+        return None
+    return d if d.is_finite() else None
 
 
 def _check_scalar(kind: str, value: Any, path: str) -> None:

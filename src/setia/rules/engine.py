@@ -22,7 +22,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import Any, Protocol
 
 from setia.core.time import as_utc, zone
-from setia.rules.conditions import DAYS, evaluate
+from setia.rules.conditions import DAYS, _number, evaluate
 
 ROUNDING = {"floor": ROUND_FLOOR, "ceil": ROUND_CEILING, "round": ROUND_HALF_UP}
 BASE_PRIORITY = 100
@@ -168,9 +168,12 @@ def build_context(
     local = as_utc(occurred_at).astimezone(zone(tz_name))
     lines = []
     for item in items or []:
-        qty = Decimal(item.get("quantity", 0))
-        price = Decimal(str(item.get("unit_price", "0")))
-        lines.append({**item, "quantity": qty, "unit_price": price, "amount": qty * price})
+        # Purchases arrive with checked prices; a custom event's lines may not: a price that
+        # is not a number is missing to conditions and worth nothing to effects.
+        qty = _number(item.get("quantity", 0)) or Decimal(0)
+        price = _number(item.get("unit_price", "0"))
+        line_amount = qty * price if price is not None else Decimal(0)
+        lines.append({**item, "quantity": qty, "unit_price": price, "amount": line_amount})
     m = member or {}
     created = m.get("created_at")
     birthday = m.get("birthday")
@@ -336,6 +339,11 @@ def evaluate_rules(rules: list[RuleSpec], ctx: dict[str, Any], usage: Usage) -> 
                 continue
         effect = body["effect"]
         if effect["type"] == "add_tag":
+            # No points to cap, but a count limit (once a day, once ever) still applies.
+            _none, reason = _apply_limits(rule, 0, local, usage, given)
+            if reason is not None:
+                out.skipped.append(Skip(rule, "limit_reached", reason))
+                continue
             out.awards.append(Award(rule, 0, tag=effect["tag"]))
             if mode == "exclusive":
                 stopped_by = rule
@@ -437,8 +445,8 @@ class MemoryUsage:
 
     def record(self, member_key: Any, occurred_at: datetime, evaluation: Evaluation) -> None:
         for award in evaluation.awards:
-            if award.points <= 0:
-                continue
+            if award.points <= 0 and not award.tag:
+                continue  # a tag counts as a firing (as its usage row does in the database)
             self._member[(award.rule.key, member_key)].append((as_utc(occurred_at), award.points))
             self._rule[award.rule.key] += award.points
             if award.rule.campaign is not None:

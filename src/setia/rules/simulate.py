@@ -17,11 +17,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from setia.core.errors import InvalidInput
-from setia.core.money import MoneyError, parse_amount
+from setia.core.money import MoneyError, check_currency
 from setia.core.time import as_utc, utcnow
 from setia.events import earning
 from setia.events.models import Event, Order
 from setia.events.schemas import EventIn
+from setia.events.service import CurrencyMismatch, _money
 from setia.members.models import Member
 from setia.programs.models import Program
 from setia.rules import engine
@@ -42,13 +43,25 @@ def proposed_specs(
     return rules.specs_from_definitions(program, defs, campaigns)
 
 
-def _amount(event: EventIn) -> Decimal | None:
-    if event.amount is None or event.currency is None:
+def _amount(event: EventIn, program: Program) -> Decimal | None:
+    """The amount as recording reads it (purchases only; other events earn on no amount),
+    refusing what recording refuses: an unknown or other currency, bad prices."""
+    currency = None
+    if event.currency is not None:
+        try:
+            currency = check_currency(event.currency)
+        except MoneyError as exc:
+            raise InvalidInput(str(exc), extra={"field": "currency"}, code=exc.code) from None
+    if event.type != "purchase" or event.amount is None or currency is None:
         return None
-    try:
-        return parse_amount(event.amount, event.currency.upper())
-    except MoneyError as exc:
-        raise InvalidInput(f"amount: {exc}", code=exc.code) from None
+    if currency != program.currency:
+        raise CurrencyMismatch(
+            f"this program counts {program.currency}; the purchase is in {currency}",
+            extra={"field": "currency"},
+        )
+    for i, item in enumerate(event.items or []):
+        _money(item.unit_price, currency, f"items[{i}].unit_price")
+    return _money(event.amount, currency, "amount")
 
 
 def simulate(
@@ -91,7 +104,7 @@ def simulate(
         if bodies is None
         else proposed_specs(session, program, bodies)
     )
-    ctx = earning.event_context(tenant, event, occurred_at, _amount(event), member_ctx)
+    ctx = earning.event_context(tenant, event, occurred_at, _amount(event, program), member_ctx)
     evaluation = engine.evaluate_rules(specs, ctx, usage)
     awards = earning.to_awards(program, tenant, evaluation, occurred_at)
     out = evaluation.as_dict()
@@ -175,7 +188,7 @@ def replay(
             "birthday": member.birthday,
             "order_count": int(prior_orders.get(member_id, 0)) + orders_seen[member_id],
         }
-        ctx = earning.event_context(tenant, event, occurred_at, _amount(event), member_ctx)
+        ctx = earning.event_context(tenant, event, occurred_at, _amount(event, program), member_ctx)
         for name in ("current", "proposed"):
             usage = usages[name]
             usage.member_key = member_id
