@@ -11,9 +11,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import String, Table, Uuid, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from setia.core.db import new_id
@@ -70,6 +70,23 @@ class OrderMemberMismatch(Conflict):
 class InvalidAmount(InvalidInput):
     code = "invalid_amount"
     title = "Invalid amount"
+
+
+# Every event runs these: they are built once, on the tables, and only bound per call.
+# (Foreign-key columns learn their type late, so the UUID binds name theirs.)
+_events, _orders, _members = (cast(Table, m.__table__) for m in (Event, Order, Member))
+_FIND_EVENT = select(_events.c.request_hash, _events.c.result).where(
+    _events.c.tenant_id == bindparam("tenant_id", type_=Uuid()),
+    _events.c.client_event_id == bindparam("client_event_id", type_=String()),
+)
+_INSERT_EVENT = insert(_events)
+_SET_RESULT = update(_events).where(_events.c.id == bindparam("event_id", type_=Uuid()))
+_SET_ACTIVITY = update(_members).where(_members.c.id == bindparam("member_id", type_=Uuid()))
+_FIND_ORDER = select(_orders.c.id).where(
+    _orders.c.tenant_id == bindparam("tenant_id", type_=Uuid()),
+    _orders.c.order_id == bindparam("order_id", type_=String()),
+)
+_INSERT_ORDER = insert(_orders)
 
 
 @dataclass
@@ -133,9 +150,7 @@ def record_event(session: Session, tenant: Tenant, event: EventIn) -> Recorded:
     payload = event.model_dump(mode="json", exclude_none=True)
     digest = ledger.request_hash(payload)
     existing = session.execute(
-        select(Event.request_hash, Event.result).where(
-            Event.tenant_id == tenant.id, Event.client_event_id == event.id
-        )
+        _FIND_EVENT, {"tenant_id": tenant.id, "client_event_id": event.id}
     ).first()
     if existing is not None:
         if existing.request_hash != digest:
@@ -172,21 +187,22 @@ def record_event(session: Session, tenant: Tenant, event: EventIn) -> Recorded:
     }
     # The event row goes in first: its unique client id is what stops a concurrent duplicate.
     session.execute(
-        insert(Event).values(
-            id=event_id,
-            tenant_id=tenant.id,
-            program_id=program.id,
-            member_id=member.id,
-            client_event_id=event.id,
-            type=event.type,
-            occurred_at=occurred_at,
-            received_at=now,
-            request_hash=digest,
-            order_id=event.order_id,
-            currency=currency,
-            payload=payload,
-            result={},
-        )
+        _INSERT_EVENT,
+        {
+            "id": event_id,
+            "tenant_id": tenant.id,
+            "program_id": program.id,
+            "member_id": member.id,
+            "client_event_id": event.id,
+            "type": event.type,
+            "occurred_at": occurred_at,
+            "received_at": now,
+            "request_hash": digest,
+            "order_id": event.order_id,
+            "currency": currency,
+            "payload": payload,
+            "result": {},
+        },
     )
     if event.type == "purchase":
         assert currency is not None
@@ -201,11 +217,9 @@ def record_event(session: Session, tenant: Tenant, event: EventIn) -> Recorded:
         amount = Decimal(result["refund"]["amount"])
     else:
         result["points"] = _custom(session, tenant, program, member, event, event_id, occurred_at)
-    session.execute(update(Event).where(Event.id == event_id).values(result=result, amount=amount))
+    session.execute(_SET_RESULT, {"event_id": event_id, "result": result, "amount": amount})
     if member.last_activity_at is None or occurred_at > member.last_activity_at:
-        session.execute(
-            update(Member).where(Member.id == member.id).values(last_activity_at=occurred_at)
-        )
+        session.execute(_SET_ACTIVITY, {"member_id": member.id, "last_activity_at": occurred_at})
         member.last_activity_at = occurred_at
     publish(
         session,
@@ -243,31 +257,30 @@ def _purchase(
                 "returned": 0,
             }
         )
-    if session.execute(
-        select(Order.id).where(Order.tenant_id == tenant.id, Order.order_id == event.order_id)
-    ).first():
+    if session.execute(_FIND_ORDER, {"tenant_id": tenant.id, "order_id": event.order_id}).first():
         raise OrderExists(f"order {event.order_id!r} was already recorded by another event")
     awards, evaluation = earning.evaluate(
         session, program, tenant, member, event, amount, occurred_at
     )
     total = sum(a.points for a in awards)
     session.execute(
-        insert(Order).values(
-            id=new_id(),
-            tenant_id=tenant.id,
-            program_id=program.id,
-            member_id=member.id,
-            order_id=event.order_id,
-            event_id=event_id,
-            amount=amount,
-            currency=currency,
-            lines=lines,
-            points_earned=total,
-            refunded_amount=Decimal(0),
-            points_reversed=0,
-            occurred_at=occurred_at,
-            created_at=utcnow(),
-        )
+        _INSERT_ORDER,
+        {
+            "id": new_id(),
+            "tenant_id": tenant.id,
+            "program_id": program.id,
+            "member_id": member.id,
+            "order_id": event.order_id,
+            "event_id": event_id,
+            "amount": amount,
+            "currency": currency,
+            "lines": lines,
+            "points_earned": total,
+            "refunded_amount": Decimal(0),
+            "points_reversed": 0,
+            "occurred_at": occurred_at,
+            "created_at": utcnow(),
+        },
     )
     out = _earn(
         session,

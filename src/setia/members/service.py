@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import func, or_, select, text, update
+from sqlalchemy import String, Uuid, bindparam, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from setia.audit import service as audit
@@ -67,6 +68,10 @@ class OpenHolds(Conflict):
     title = "The member has open holds"
 
 
+# Parsing a number or an address is slow next to everything else an event does, and the same
+# few thousand come back all day: remember them (both are pure functions; errors are raised,
+# never cached).
+@lru_cache(maxsize=65536)
 def normalize_phone(raw: str, country: str) -> str:
     """E.164 from what people type: "0812-3456-7890" in ID is "+6281234567890"."""
     try:
@@ -82,6 +87,7 @@ def normalize_phone(raw: str, country: str) -> str:
     return formatted
 
 
+@lru_cache(maxsize=65536)
 def normalize_email(raw: str) -> str:
     try:
         info = validate_email(raw, check_deliverability=False)
@@ -216,6 +222,23 @@ def get_member(session: Session, tenant_id: uuid.UUID, member_id: uuid.UUID) -> 
     return member
 
 
+# One statement for any mix of identities (built once): an identity not given is bound as
+# NULL, and ``column = NULL`` matches nothing.
+_FIND_MEMBER = (
+    select(Member)
+    .where(
+        Member.tenant_id == bindparam("tenant_id", type_=Uuid()),
+        or_(
+            Member.id == bindparam("member_id", type_=Uuid()),
+            Member.external_id == bindparam("external_id", type_=String()),
+            Member.phone == bindparam("phone", type_=String()),
+            Member.email == bindparam("email", type_=String()),
+        ),
+    )
+    .order_by(Member.id)
+)
+
+
 def find_member(
     session: Session,
     tenant: Tenant,
@@ -226,20 +249,18 @@ def find_member(
     email: str | None = None,
 ) -> Member | None:
     """Find by any identity; a merged member resolves to the member it was merged into."""
-    conds = []
-    if member_id is not None:
-        conds.append(Member.id == member_id)
-    if external_id is not None:
-        conds.append(Member.external_id == external_id)
-    if phone is not None:
-        conds.append(Member.phone == normalize_phone(phone, tenant.country))
-    if email is not None:
-        conds.append(Member.email == normalize_email(email))
-    if not conds:
+    if member_id is None and external_id is None and phone is None and email is None:
         return None
     rows = list(
         session.execute(
-            select(Member).where(Member.tenant_id == tenant.id, or_(*conds)).order_by(Member.id)
+            _FIND_MEMBER,
+            {
+                "tenant_id": tenant.id,
+                "member_id": member_id,
+                "external_id": external_id,
+                "phone": None if phone is None else normalize_phone(phone, tenant.country),
+                "email": None if email is None else normalize_email(email),
+            },
         ).scalars()
     )
     if len({m.id for m in rows}) > 1:
