@@ -35,12 +35,15 @@ from setia.core.db import Database
 from setia.core.time import add_months, as_utc, utcnow, zone
 from setia.demo import catalog as cat
 from setia.events.api import record_batch
+from setia.events.models import Event
 from setia.jobs.service import run_due
 from setia.ledger import queries
 from setia.ledger import service as ledger
 from setia.ledger.models import POINTS, Account, Transfer
 from setia.members import service as members
+from setia.members.models import Member
 from setia.programs import service as programs
+from setia.programs.models import Program
 from setia.tenants import service as tenants
 from setia.tenants.models import Tenant
 
@@ -660,6 +663,7 @@ def build_demo(
             points_name="Poin",
         )
         program = programs.update_program(s, new.program, dict(PROGRAM_SETTINGS), actor="demo")
+        _demo_rules(s, program, now)
         tenant_id, program_id, revision = new.tenant.id, program.id, program.revision
         api_key, api_key_id = new.secret, new.key.id
         s.execute(
@@ -747,6 +751,82 @@ def build_demo(
     }
 
 
+def _demo_rules(session: Session, program: Program, now: datetime) -> None:
+    """A realistic rule set and one campaign (Harbolnas 12.12 of the past year)."""
+    from setia.rules import service as rules
+    from setia.rules.schemas import CampaignBody, RuleBody
+
+    tz = zone(TZ_NAME)
+    year = now.astimezone(tz).year
+    day = datetime(year, 12, 12, tzinfo=tz)
+    if day > now:
+        day = datetime(year - 1, 12, 12, tzinfo=tz)
+    harbolnas = rules.create_campaign(
+        session,
+        program,
+        CampaignBody(
+            name="Harbolnas 12.12",
+            description="Hari Belanja Online Nasional: 3× poin untuk pesanan online",
+            schedule={"active_from": day, "active_to": day + timedelta(days=1)},
+            budget_points=150_000,
+        ),
+        actor="demo",
+    )
+    for body in (
+        {
+            "name": "Akhir pekan 2× poin",
+            "triggers": ["purchase"],
+            "conditions": {"field": "event.local_day_of_week", "op": "in", "value": ["sat", "sun"]},
+            "effect": {"type": "multiplier", "factor": "2"},
+            "limits": [{"period": "month", "max_points": 500}],
+        },
+        {
+            "name": "Es Kopi Pandan 3×",
+            "description": "Menu baru: 3× poin untuk Es Kopi Pandan",
+            "triggers": ["purchase"],
+            "conditions": {
+                "items": {"where": {"field": "item.sku", "op": "eq", "value": "ES-KOPI-PANDAN"}}
+            },
+            "effect": {
+                "type": "per_amount",
+                "points": 2,
+                "per": "1000",
+                "scope": "items",
+                "items_where": {"field": "item.sku", "op": "eq", "value": "ES-KOPI-PANDAN"},
+            },
+        },
+        {
+            "name": "Harbolnas 3× online",
+            "triggers": ["purchase"],
+            "campaign_id": str(harbolnas.id),
+            "conditions": {
+                "field": "event.channel",
+                "op": "in",
+                "value": ["app", "gofood", "grabfood"],
+            },
+            "effect": {"type": "multiplier", "factor": "3"},
+            "limits": [{"period": "day", "max_points": 1000}],
+        },
+        {
+            "name": "Bonus pendaftaran",
+            "triggers": ["member.signup"],
+            "effect": {"type": "fixed", "points": 100},
+        },
+        {
+            "name": "Bonus ulang tahun",
+            "triggers": ["schedule.birthday"],
+            "effect": {"type": "fixed", "points": 250},
+        },
+        {
+            "name": "Ulasan pertama",
+            "triggers": ["review.submitted"],
+            "effect": {"type": "fixed", "points": 50},
+            "limits": [{"period": "lifetime", "max_count": 1}],
+        },
+    ):
+        rules.create_rule(session, program, RuleBody.model_validate(body), actor="demo")
+
+
 def _enrol(session: Session, tenant: Tenant, p: Persona) -> None:
     member = members.create_member(
         session,
@@ -764,6 +844,10 @@ def _enrol(session: Session, tenant: Tenant, p: Persona) -> None:
         source="demo",
     )
     member.created_at = member.updated_at = p.joined
+    # The signup bonus, dated the day the member joined (as the API would have given it).
+    from setia.events.service import member_signed_up
+
+    member_signed_up(session, tenant, member)
     for channel, (granted, source) in p.consents.items():
         change = members.set_consent(session, member, channel, granted, source=source)
         change.changed_at = p.joined
@@ -838,9 +922,6 @@ def reuse_demo(db: Database, tenant_id: uuid.UUID) -> dict[str, Any]:
     with db.session() as s:
         key, secret = tenants.create_key(s, tenant_id, scope="admin", name="demo (re-run)")
         program = programs.get_program(s, tenant_id, None)
-        from setia.events.models import Event
-        from setia.members.models import Member
-
         n_members = s.execute(
             select(func.count()).select_from(Member).where(Member.tenant_id == tenant_id)
         ).scalar_one()
