@@ -727,6 +727,13 @@ def resolve_hold(
     if hold_resolution(session, hold.id) is not None:
         raise HoldNotOpen(f"hold {hold.id} was already resolved")
     if action == "capture":
+        # Past its deadline a hold only goes back to the member (void or the expiry job),
+        # even before the job has run: a late capture must not spend the points.
+        if hold.expires_at is not None and hold.expires_at <= utcnow():
+            raise HoldNotOpen(
+                f"hold {hold.id} expired at {hold.expires_at.isoformat()}",
+                extra={"expired_at": hold.expires_at.isoformat()},
+            )
         capture = hold.amount if amount is None else amount
         if capture > hold.amount:
             raise CaptureExceedsHold(

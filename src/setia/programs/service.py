@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from setia.core.db import new_id
 from setia.core.errors import InvalidInput, NotFound
-from setia.core.time import add_months, days, end_of_period, utcnow
+from setia.core.time import add_months, as_utc, days, end_of_period, utcnow, zone
 from setia.ledger import service as ledger
 from setia.programs.models import Program, ProgramRevision
 from setia.tenants.models import Tenant
@@ -170,7 +170,10 @@ def pending_until(program: Program, earned_at: datetime) -> datetime | None:
 def expires_at(program: Program, earned_at: datetime, tz_name: str) -> datetime | None:
     """When points earned at ``earned_at`` expire, fixed at earning time."""
     if program.expiry_policy == "after_duration":
-        return add_months(earned_at, program.expiry_months)
+        # Calendar months in the tenant's zone: bought at 00:30 on 31 January in Jakarta (still
+        # 30 January in UTC), one month on is the last day of February there, not 1 March.
+        local = as_utc(earned_at).astimezone(zone(tz_name))
+        return as_utc(add_months(local, program.expiry_months))
     if program.expiry_policy == "end_of_period":
         assert program.expiry_period is not None
         return end_of_period(earned_at, tz_name, program.expiry_months, program.expiry_period)
