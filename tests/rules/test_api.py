@@ -183,6 +183,23 @@ def test_invalid_rules_are_refused_with_the_path(
     assert api.get(f"/v1/rules/{r['id']}").json()["revision"] == 1
 
 
+def test_non_finite_numbers_in_a_rule_are_refused(api: Api, db: Database) -> None:
+    """JSON parsers accept NaN and Infinity; a rule holding one is refused (not a 500)."""
+    before = counts(db, ("rules", "rule_revisions"))
+    for value in ("NaN", "Infinity", "[1, -Infinity]"):
+        body = (
+            '{"name": "x", "triggers": ["purchase"], "effect": {"type": "fixed", "points": 1},'
+            f' "conditions": {{"field": "event.attributes.rating", "op": "eq", "value": {value}}}}}'
+        )
+        r = api.client.post(
+            "/v1/rules", content=body, headers={**api.headers, "Content-Type": "application/json"}
+        )
+        out = problem(r)
+        assert "conditions.value" in out["detail"], out["detail"]
+        assert "finite" in out["detail"]
+    assert counts(db, ("rules", "rule_revisions")) == before
+
+
 def test_unknown_campaign_is_refused(api: Api, client: TestClient, db: Database) -> None:
     out = problem(api.post("/v1/rules", rule(campaign_id=str(uuid.uuid4()))), 404)
     assert out["code"] == "campaign_not_found"

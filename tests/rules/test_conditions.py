@@ -405,6 +405,10 @@ BAD: list[tuple[Any, str, str]] = [
     ({"items": {"sku": "X"}}, "conditions.items", "where, min_quantity, min_amount"),
     ({"items": []}, "conditions.items", "where, min_quantity, min_amount"),
     ({"field": "event.attributes.", "op": "eq", "value": 1}, "conditions.field", "unknown field"),
+    ({"field": "event.attributes.x", "op": "eq", "value": float("nan")}, "conditions.value", "finite"),
+    ({"field": "member.attributes.x", "op": "in", "value": [1, float("inf")]}, "conditions.value[1]", "finite"),
+    ({"field": "event.attributes.x", "op": "eq", "value": {"a": [float("-inf")]}}, "conditions.value.a[0]", "finite"),
+    ({"field": "event.amount", "op": "gt", "value": float("inf")}, "conditions.value", "a number"),
 ]  # fmt: skip
 
 

@@ -129,7 +129,7 @@ def evaluate(
         tenant, event, occurred_at, amount, member_context(session, member, occurred_at)
     )
     evaluation = engine.evaluate_rules(
-        rules.load_specs(session, program), ctx, rules.DbUsage(session, member.id)
+        rules.load_specs(session, program), ctx, rules.DbUsage(session, member.id, program.id)
     )
     return to_awards(program, tenant, evaluation, occurred_at), evaluation
 

@@ -558,7 +558,9 @@ def award_trigger(
         member=earning.member_context(session, member, occurred_at),
     )
     evaluation = rule_engine.evaluate_rules(
-        rule_service.load_specs(session, program), ctx, rule_service.DbUsage(session, member.id)
+        rule_service.load_specs(session, program),
+        ctx,
+        rule_service.DbUsage(session, member.id, program.id),
     )
     if not evaluation.awards:
         return None

@@ -18,6 +18,7 @@ says so. Nothing is ever passed to ``eval``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -155,6 +156,19 @@ def _check_scalar(kind: str, value: Any, path: str) -> None:
         raise ConditionError(path, f"expected {expected}, got {value!r}")
 
 
+def _check_json(value: Any, path: str) -> None:
+    """A free-form value may be anything JSON holds, but not NaN or an infinity: JSON has
+    no such numbers (PostgreSQL refuses to store them), and no attribute could equal them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConditionError(path, f"expected a finite number, got {value!r}")
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_json(v, f"{path}[{i}]")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_json(v, f"{path}.{k}")
+
+
 def validate(node: Any, path: str = "conditions", *, item: bool = False, depth: int = 0) -> None:
     """Raise ``ConditionError`` naming the first bad node; return quietly when all is well."""
     if depth > 20:
@@ -229,6 +243,7 @@ def validate(node: Any, path: str = "conditions", *, item: bool = False, depth: 
     value = node["value"]
     vpath = f"{path}.value"
     if kind == ANY:
+        _check_json(value, vpath)
         return
     if op in ("in", "not_in"):
         if not isinstance(value, list) or not value:

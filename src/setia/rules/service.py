@@ -15,6 +15,8 @@ from setia.audit import service as audit
 from setia.core.db import new_id
 from setia.core.errors import InvalidInput, NotFound
 from setia.core.time import utcnow
+from setia.ledger import service as ledger
+from setia.ledger.models import ISSUANCE, Account
 from setia.programs.models import Program
 from setia.rules.engine import CampaignSpec, RuleSpec, base_rule
 from setia.rules.models import Campaign, Rule, RuleAward, RuleRevision
@@ -307,17 +309,41 @@ def invalidate(session: Session) -> None:
 
 
 class DbUsage:
-    """Usage read from ``rule_awards`` for one member (the recording and simulator path)."""
+    """Usage read from ``rule_awards`` for one member (the recording and simulator path).
 
-    def __init__(self, session: Session, member_id: uuid.UUID | None) -> None:
+    Recording passes ``program_id``: on PostgreSQL the first limit or budget check then
+    locks the program's issuance account, which every award takes first anyway (the
+    ledger locks accounts in id order, and a program's accounts are older than its
+    members'). Two concurrent events of one member cannot both read a limit as unused,
+    and the order of locks stays issuance → rule/campaign rows → member accounts, so
+    checking limits adds no deadlock. The simulator passes no program and locks nothing.
+    """
+
+    def __init__(
+        self, session: Session, member_id: uuid.UUID | None, program_id: uuid.UUID | None = None
+    ) -> None:
         self.session = session
         self.member_id = member_id
+        self.program_id = program_id
+        self._pg = session.get_bind().dialect.name == "postgresql"
+        self._serialised = program_id is None or not self._pg
+
+    def _serialise(self) -> None:
+        if self._serialised:
+            return
+        assert self.program_id is not None
+        issuance = ledger.program_account(self.session, self.program_id, ISSUANCE)
+        self.session.execute(
+            select(Account.id).where(Account.id == issuance).with_for_update()
+        ).all()
+        self._serialised = True
 
     def member_used(
         self, rule: RuleSpec, start: datetime | None, end: datetime | None
     ) -> tuple[int, int]:
         if self.member_id is None or rule.id is None:
             return 0, 0
+        self._serialise()
         q = select(func.coalesce(func.sum(RuleAward.points), 0), func.count()).where(
             RuleAward.rule_id == rule.id, RuleAward.member_id == self.member_id
         )
@@ -331,7 +357,8 @@ class DbUsage:
     def rule_used(self, rule: RuleSpec) -> int:
         if rule.id is None:
             return 0
-        if self.session.get_bind().dialect.name == "postgresql":
+        self._serialise()
+        if self._pg:
             # Budgets are shared by every member: serialise the awards of one rule.
             self.session.execute(select(Rule.id).where(Rule.id == rule.id).with_for_update()).all()
         value = self.session.execute(
@@ -340,7 +367,8 @@ class DbUsage:
         return int(value)
 
     def campaign_used(self, campaign: CampaignSpec) -> int:
-        if self.session.get_bind().dialect.name == "postgresql":
+        self._serialise()
+        if self._pg:
             self.session.execute(
                 select(Campaign.id).where(Campaign.id == campaign.id).with_for_update()
             ).all()
