@@ -5,11 +5,14 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -27,6 +30,7 @@ from setia.tenants.api import router as tenants_router
 
 log = logging.getLogger("setia")
 PROBLEM = "application/problem+json"
+STATIC = Path(__file__).resolve().parent / "static"
 
 
 def _problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
@@ -110,6 +114,8 @@ def create_app(db: Database | None = None) -> FastAPI:
 
     app = FastAPI(
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
         title="Setia",
         version=__version__,
         summary="Customer loyalty: members, events and a points ledger that never loses a point.",
@@ -149,6 +155,19 @@ def create_app(db: Database | None = None) -> FastAPI:
             "internal_error",
             "Internal error",
             "something went wrong on our side; nothing was saved. Try again or contact the operator.",
+        )
+
+    # Interactive docs from vendored Swagger UI: nothing is fetched from the internet.
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="Setia API",
+            swagger_js_url="/static/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url="/static/swagger-ui/swagger-ui.css",
+            swagger_favicon_url="/static/swagger-ui/favicon-32x32.png",
         )
 
     @app.get("/healthz", tags=["meta"])

@@ -42,15 +42,21 @@ class Award:
     rule_name: str = ""
 
 
-def member_context(session: Session, member: Member, occurred_at: datetime) -> dict[str, Any]:
+def member_context(
+    session: Session, member: Member, occurred_at: datetime, *, count_orders: bool = True
+) -> dict[str, Any]:
     # Orders recorded so far up to this instant: one at the very same time was placed before
     # this one (the event being evaluated has no order row yet), so two orders in one second
     # are not both a first purchase.
-    orders = session.execute(
-        select(func.count())
-        .select_from(Order)
-        .where(Order.member_id == member.id, Order.occurred_at <= occurred_at)
-    ).scalar_one()
+    orders = (
+        session.execute(
+            select(func.count())
+            .select_from(Order)
+            .where(Order.member_id == member.id, Order.occurred_at <= occurred_at)
+        ).scalar_one()
+        if count_orders
+        else 0
+    )
     return {
         "tags": member.tags or [],
         "attributes": member.attributes or {},
@@ -116,6 +122,13 @@ def to_awards(
     return out
 
 
+def _reads_orders(specs: list[engine.RuleSpec]) -> bool:
+    return any(
+        "member.order_count" in text or "member.is_first_purchase" in text
+        for text in (repr(spec.body.get("conditions")) for spec in specs)
+    )
+
+
 def evaluate(
     session: Session,
     program: Program,
@@ -125,12 +138,11 @@ def evaluate(
     amount: Decimal | None,
     occurred_at: datetime,
 ) -> tuple[list[Award], engine.Evaluation]:
-    ctx = event_context(
-        tenant, event, occurred_at, amount, member_context(session, member, occurred_at)
-    )
-    evaluation = engine.evaluate_rules(
-        rules.load_specs(session, program), ctx, rules.DbUsage(session, member.id, program.id)
-    )
+    specs = rules.load_specs(session, program)
+    # The order count costs a query per event: only ask when some rule reads it.
+    member_ctx = member_context(session, member, occurred_at, count_orders=_reads_orders(specs))
+    ctx = event_context(tenant, event, occurred_at, amount, member_ctx)
+    evaluation = engine.evaluate_rules(specs, ctx, rules.DbUsage(session, member.id, program.id))
     return to_awards(program, tenant, evaluation, occurred_at), evaluation
 
 

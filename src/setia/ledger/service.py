@@ -168,6 +168,12 @@ _MEMBER_ACCOUNTS = select(_accounts.c.code, _accounts.c.id).where(
     _accounts.c.program_id == bindparam("program_id", type_=Uuid()),
     _accounts.c.member_id == bindparam("member_id", type_=Uuid()),
 )
+_LOCK = (
+    select(_accounts.c.id)
+    .where(_accounts.c.id.in_(bindparam("ids", expanding=True, type_=Uuid())))
+    .order_by(_accounts.c.id)
+    .with_for_update()
+)
 _INSERT_TRANSFER = insert(_transfers)
 _INSERT_ENTRY = insert(_entries)
 _INSERT_LOT = insert(_lots)
@@ -254,12 +260,7 @@ def member_accounts(
 def _lock(session: Session, account_ids: list[uuid.UUID]) -> None:
     """Lock accounts in id order (PostgreSQL). SQLite already holds the write lock."""
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(
-            select(Account.id)
-            .where(Account.id.in_(sorted(set(account_ids))))
-            .order_by(Account.id)
-            .with_for_update()
-        ).all()
+        session.execute(_LOCK, {"ids": sorted(set(account_ids))}).all()
 
 
 def _available(session: Session, account_id: uuid.UUID) -> int:
