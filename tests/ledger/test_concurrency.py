@@ -271,3 +271,65 @@ def test_two_job_runners_expire_each_hold_exactly_once(db: Database, tenant: Ten
     )
     assert resolutions == dict.fromkeys(holds, 1)
     assert_db_sound(db)
+
+
+@pytest.mark.postgres_only
+def test_concurrent_refunds_of_one_order_reverse_at_most_what_it_earned(
+    db: Database, tenant: TenantFixture
+) -> None:
+    """Different refund events for the same order, at once: the order's refunded amount and
+    reversed points are read under a lock, so no refund is counted twice."""
+    buy = {
+        "id": "buy-1",
+        "type": "purchase",
+        "occurred_at": (utcnow() - timedelta(minutes=5)).isoformat(),
+        "member": {"external_id": "C-1"},
+        "order_id": "INV-1",
+        "amount": "100000",
+        "currency": "IDR",
+    }
+    make = api_client(db)
+    with make() as client:
+        assert client.post("/v1/events", json=buy, headers=tenant.headers).status_code == 201
+    member = member_by_external_id(db, tenant, "C-1")
+    n = iter(range(100))
+
+    def refund(client: TestClient, amount: str) -> tuple[int, str | None]:
+        body = {
+            "id": f"refund-{next(n)}",
+            "type": "refund",
+            "member": {"external_id": "C-1"},
+            "order_id": "INV-1",
+            "amount": amount,
+        }
+        r = client.post("/v1/events", json=body, headers=tenant.headers)
+        return r.status_code, r.json().get("code")
+
+    # Two full refunds at once: one is done, the other finds nothing left to refund.
+    outcomes = Counter(race(2, make, lambda c: refund(c, "100000")))
+    assert outcomes == {(201, None): 1, (409, "refund_exceeds_order"): 1}
+    b = balance(db, tenant, member, utcnow())
+    assert (b["available"], b["debt"], b["lifetime"]["reversed"]) == (0, 0, 100)
+    assert_db_sound(db)
+
+    # Ten tenths of another order at once: all done, exactly everything reversed.
+    with make() as client:
+        r = client.post(
+            "/v1/events", json={**buy, "id": "buy-2", "order_id": "INV-2"}, headers=tenant.headers
+        )
+        assert r.status_code == 201
+
+    def tenth(client: TestClient) -> int:
+        body = {
+            "id": f"refund-2-{next(n)}",
+            "type": "refund",
+            "member": {"external_id": "C-1"},
+            "order_id": "INV-2",
+            "amount": "10000",
+        }
+        return client.post("/v1/events", json=body, headers=tenant.headers).status_code
+
+    assert race(10, make, tenth) == [201] * 10
+    b = balance(db, tenant, member, utcnow())
+    assert (b["available"], b["debt"], b["lifetime"]["reversed"]) == (0, 0, 200)
+    assert_db_sound(db)

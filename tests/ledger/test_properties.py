@@ -67,6 +67,7 @@ class MLot:
     pending_until: datetime | None
     expires_at: datetime | None
     source: tuple[str | None, str | None]
+    expired: int = 0
 
 
 @dataclass(eq=False)
@@ -87,6 +88,7 @@ class MOrder:
     earned: int
     refunded: int = 0
     reversed: int = 0
+    recovered: int = 0  # what refunds took from the member (the rest was already expired)
 
 
 class Model:
@@ -218,9 +220,20 @@ class Model:
         to_reverse = max(0, target - order.reversed)
         out = {"points_reversed": to_reverse}
         if to_reverse:
-            parts = {"from_pending": 0, "from_available": 0, "debt": 0, "written_off": 0}
-            left = to_reverse
             source = ("order", order.order_id)
+            # The order's expired points went back to the program once; each covers at most
+            # one refunded point, before anything is taken from the member.
+            expired = sum(x.expired for x in self.lots if x.source == source)
+            covered = order.reversed - order.recovered
+            already = min(to_reverse, max(0, expired - covered))
+            parts = {
+                "already_expired": already,
+                "from_pending": 0,
+                "from_available": 0,
+                "debt": 0,
+                "written_off": 0,
+            }
+            left = to_reverse - already
             for lot in sorted(self.lots_in(order.owner, PENDING), key=lambda x: x.seq):
                 if left == 0:
                     break
@@ -242,6 +255,7 @@ class Model:
                 self.written_off += left
                 parts["written_off"] = left
             out.update(parts)
+            order.recovered += to_reverse - already
         order.refunded = refunded
         order.reversed += to_reverse
         return out
@@ -289,6 +303,7 @@ class Model:
         for lot in self.lots:
             if lot.account == POINTS and lot.expires_at is not None and lot.expires_at <= now:
                 expired += lot.remaining
+                lot.expired += lot.remaining
                 lot.remaining = 0
         return released, expired, holds
 

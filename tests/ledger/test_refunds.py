@@ -231,6 +231,7 @@ def test_refund_of_spent_points_becomes_debt_repaid_from_next_earnings(
         "amount": "100000",
         "order_id": "O1",
         "points_reversed": 100,
+        "already_expired": 0,
         "from_pending": 0,
         "from_available": 20,
         "debt": 80,
@@ -362,4 +363,34 @@ def test_refund_after_merge_reverses_from_the_survivor(db: Database, tenant: Ten
     assert out["from_available"] == 100
     assert now_balance(db, tenant, survivor) == (0, 0, 0)
     assert now_balance(db, tenant, source) == (0, 0, 0)
+    assert_db_sound(db)
+
+
+def test_refund_after_the_orders_points_expired_takes_nothing_more(
+    db: Database, tenant: TenantFixture
+) -> None:
+    """Expired points already went back to the program: a later refund of the order must not
+    take them from the member a second time (from other points, or as debt)."""
+    configure(db, tenant, expiry_policy="after_duration", expiry_months=1)
+    now = utcnow()
+    purchase(db, tenant, "OLD", 100_000, occurred=now - timedelta(days=45))
+    member = member_by_external_id(db, tenant, "C-1")
+    redeem(db, tenant, member, 30)  # 30 of OLD's points spent, 70 left to expire
+    assert run_due(db, now=now).expired_points == 70
+    purchase(db, tenant, "NEW", 50_000, occurred=now - timedelta(days=1))
+    assert now_balance(db, tenant, member) == (50, 0, 0)
+
+    # Half the order back: 50 points, all covered by the 70 that expired.
+    out = refund(db, tenant, "OLD", 50_000)
+    assert out["points_reversed"] == 50
+    assert (out["already_expired"], out["from_available"], out["debt"]) == (50, 0, 0)
+    assert now_balance(db, tenant, member) == (50, 0, 0)
+    # The rest: 20 more expired points, then the 30 that were spent become debt.
+    out = refund(db, tenant, "OLD", 50_000)
+    assert out["points_reversed"] == 50
+    assert (out["already_expired"], out["from_available"], out["debt"]) == (20, 30, 0)
+    assert now_balance(db, tenant, member) == (20, 0, 0)
+    b = balance(db, tenant, member, utcnow())
+    # Taken from the member for OLD in all: 70 expired + 30 reversed = the 100 it earned.
+    assert (b["lifetime"]["expired"], b["lifetime"]["reversed"]) == (70, 30)
     assert_db_sound(db)

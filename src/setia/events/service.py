@@ -417,8 +417,13 @@ def _refund(
     occurred_at: Any,
     currency: str | None,
 ) -> dict[str, Any]:
+    # Locked (PostgreSQL) and re-read: two refunds of one order at once must not both start
+    # from the same refunded amount, or both would reverse the same points.
     order = session.execute(
-        select(Order).where(Order.tenant_id == tenant.id, Order.order_id == event.order_id)
+        select(Order)
+        .where(Order.tenant_id == tenant.id, Order.order_id == event.order_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     ).scalar_one_or_none()
     if order is None:
         raise OrderNotFound(
@@ -495,6 +500,7 @@ def _refund(
                 ctx,
                 member_id=member.id,
                 amount=to_reverse,
+                reversed_before=order.points_reversed,
                 shortfall_policy=policy.refund_shortfall,
             )
         )

@@ -842,19 +842,55 @@ def reverse_order_points(
     member_id: uuid.UUID,
     amount: int,
     shortfall_policy: str,
+    reversed_before: int = 0,
 ) -> dict[str, int]:
     """Take back ``amount`` points earned by an order (``ctx.source_*``), for a refund.
 
-    Order of recovery: the order's own lots still pending; then the member's available
-    points (the order's own lot first); whatever the member has already spent becomes
-    recorded debt (repaid from future earnings) or a recorded write-off, per the program.
+    Order of recovery: the order's points that already expired (they went back to the
+    program once and are not taken from the member again); the order's own lots still
+    pending; then the member's available points (the order's own lot first); whatever the
+    member has already spent becomes recorded debt (repaid from future earnings) or a
+    recorded write-off, per the program. ``reversed_before`` is what earlier refunds of the
+    order reversed, expired points included.
     """
     accounts = member_accounts(session, ctx.program_id, member_id)
     issuance = program_account(session, ctx.program_id, ISSUANCE)
     write_off = program_account(session, ctx.program_id, WRITE_OFF)
     _lock(session, [accounts.points, accounts.pending, accounts.debt, issuance, write_off])
-    out = {"from_pending": 0, "from_available": 0, "debt": 0, "written_off": 0}
-    left = amount
+    out = {
+        "already_expired": 0,
+        "from_pending": 0,
+        "from_available": 0,
+        "debt": 0,
+        "written_off": 0,
+    }
+    expired = -int(
+        session.execute(
+            select(func.coalesce(func.sum(LotMovement.amount), 0))
+            .join(Lot, Lot.id == LotMovement.lot_id)
+            .join(Transfer, Transfer.id == LotMovement.transfer_id)
+            .where(
+                Lot.program_id == ctx.program_id,
+                Lot.source_type == ctx.source_type,
+                Lot.source_id == ctx.source_id,
+                Transfer.code == "EXPIRE",
+            )
+        ).scalar_one()
+    )
+    recovered = int(
+        session.execute(
+            select(func.coalesce(func.sum(Transfer.amount), 0)).where(
+                Transfer.program_id == ctx.program_id,
+                Transfer.source_type == ctx.source_type,
+                Transfer.source_id == ctx.source_id,
+                Transfer.code.in_(["REVERSAL", "DEBT", "WRITE_OFF"]),
+            )
+        ).scalar_one()
+    )
+    # Earlier refunds reversed ``reversed_before``; what they did not take from the member
+    # was covered by expired points, which cannot cover anything twice.
+    out["already_expired"] = min(amount, max(0, expired - (reversed_before - recovered)))
+    left = amount - out["already_expired"]
     pending_lots = session.execute(
         select(Lot.id, Lot.remaining)
         .where(

@@ -22,6 +22,7 @@ import math
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
 NUMBER, STRING, STRINGS, BOOL, DATE, TIME, ANY = (
@@ -91,6 +92,7 @@ class ConditionError(ValueError):
         self.message = message
 
 
+@lru_cache(maxsize=4096)  # a pure function of the registries, asked for every comparison
 def field_type(name: str, *, item: bool = False) -> str | None:
     if item:
         return ITEM_FIELDS.get(name)
@@ -273,10 +275,15 @@ class Outcome:
     reason: dict[str, Any] | None = None
 
 
+@lru_cache(maxsize=4096)
+def _parts(name: str) -> tuple[str, ...]:
+    return tuple(name.split("."))
+
+
 def lookup(ctx: dict[str, Any], name: str) -> tuple[bool, Any]:
     """Resolve a dotted name in the evaluation context; (found, value)."""
     cur: Any = ctx
-    for part in name.split("."):
+    for part in _parts(name):
         if isinstance(cur, dict) and part in cur:
             cur = cur[part]
         else:

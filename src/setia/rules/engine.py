@@ -19,6 +19,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from functools import cached_property, lru_cache
 from typing import Any, Protocol
 
 from setia.core.time import as_utc, zone
@@ -47,13 +48,19 @@ class RuleSpec:
     body: dict[str, Any]
     campaign: CampaignSpec | None = None
 
-    @property
+    # Cached: a spec is immutable, and these are read for every rule of every event.
+    @cached_property
     def key(self) -> str:
         return str(self.id) if self.id else "base"
 
-    @property
+    @cached_property
     def priority(self) -> int:
         return int(self.body.get("priority", 200))
+
+    @cached_property
+    def order(self) -> tuple[int, bool, str]:
+        """Evaluation order: priority, the base rate first on a tie, then id."""
+        return (self.priority, self.id is not None, str(self.id))
 
 
 def base_rule(program_revision: int, earn_points: int, per: Decimal, rounding: str) -> RuleSpec:
@@ -215,12 +222,13 @@ def build_context(
 def _schedule_reason(schedule: dict[str, Any] | None, local: datetime) -> dict[str, Any] | None:
     if not schedule:
         return None
-    at = as_utc(local)
     start, end = schedule.get("active_from"), schedule.get("active_to")
-    if start and at < _dt(start):
-        return {"why": "not started", "active_from": str(start)}
-    if end and at >= _dt(end):
-        return {"why": "ended", "active_to": str(end)}
+    if start or end:
+        at = as_utc(local)
+        if start and at < _dt(start):
+            return {"why": "not started", "active_from": str(start)}
+        if end and at >= _dt(end):
+            return {"why": "ended", "active_to": str(end)}
     days = schedule.get("days")
     if days and DAYS[local.weekday()] not in days:
         return {"why": "day of week", "days": days, "actual": DAYS[local.weekday()]}
@@ -234,6 +242,7 @@ def _schedule_reason(schedule: dict[str, Any] | None, local: datetime) -> dict[s
     return None
 
 
+@lru_cache(maxsize=4096)  # the same few schedule bounds, parsed for every event
 def _dt(value: Any) -> datetime:
     return as_utc(value if isinstance(value, datetime) else datetime.fromisoformat(str(value)))
 
@@ -295,7 +304,10 @@ def evaluate_rules(rules: list[RuleSpec], ctx: dict[str, Any], usage: Usage) -> 
     event_type = ctx["event"]["type"]
     stopped_by: RuleSpec | None = None
     base_points = 0
-    ordered = sorted(rules, key=lambda r: (r.priority, r.id is not None, str(r.id)))
+    ordered = sorted(rules, key=lambda r: r.order)
+    prepare = getattr(usage, "prepare", None)
+    if prepare is not None:  # lets a database-backed usage read all it needs in one query
+        prepare(ordered, local)
     given: dict[str, int] = defaultdict(int)  # within this event, per campaign / rule budget
     for rule in ordered:
         body = rule.body

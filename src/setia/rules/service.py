@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, cast
 
 from pydantic import ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import Table, Uuid, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from setia.audit import service as audit
-from setia.core.db import new_id
+from setia.core.db import UTCDateTime, new_id
 from setia.core.errors import InvalidInput, NotFound
 from setia.core.time import utcnow
 from setia.ledger import service as ledger
 from setia.ledger.models import ISSUANCE, Account
 from setia.programs.models import Program
-from setia.rules.engine import CampaignSpec, RuleSpec, base_rule
+from setia.rules.engine import CampaignSpec, RuleSpec, base_rule, period_bounds
 from setia.rules.models import Campaign, Rule, RuleAward, RuleRevision
 from setia.rules.schemas import CampaignBody, RuleBody
 
@@ -308,8 +308,47 @@ def invalidate(session: Session) -> None:
     session.info.pop("rule_specs", None)
 
 
+# Built once: usage checks run for every event, so they only bind values per call.
+_awards = cast(Table, RuleAward.__table__)
+_MEMBER_USAGE = select(_awards.c.rule_id, _awards.c.occurred_at, _awards.c.points).where(
+    _awards.c.member_id == bindparam("member_id", type_=Uuid()),
+    _awards.c.rule_id.in_(bindparam("rule_ids", expanding=True, type_=Uuid())),
+    or_(
+        _awards.c.rule_id.in_(bindparam("lifetime_ids", expanding=True, type_=Uuid())),
+        _awards.c.occurred_at >= bindparam("since", type_=UTCDateTime()),
+    ),
+)
+_RULE_USED = select(func.coalesce(func.sum(_awards.c.points), 0)).where(
+    _awards.c.rule_id == bindparam("rule_id", type_=Uuid())
+)
+_CAMPAIGN_USED = select(func.coalesce(func.sum(_awards.c.points), 0)).where(
+    _awards.c.campaign_id == bindparam("campaign_id", type_=Uuid())
+)
+_LOCK_RULE = (
+    select(Rule.__table__.c.id)
+    .where(Rule.__table__.c.id == bindparam("rule_id", type_=Uuid()))
+    .with_for_update()
+)
+_LOCK_CAMPAIGN = (
+    select(Campaign.__table__.c.id)
+    .where(Campaign.__table__.c.id == bindparam("campaign_id", type_=Uuid()))
+    .with_for_update()
+)
+_LOCK_ACCOUNT = (
+    select(Account.__table__.c.id)
+    .where(Account.__table__.c.id == bindparam("account_id", type_=Uuid()))
+    .with_for_update()
+)
+
+
 class DbUsage:
-    """Usage read from ``rule_awards`` for one member (the recording and simulator path).
+    """Usage read from ``rule_awards`` for one member and one event (the recording and
+    simulator path).
+
+    The engine calls ``prepare`` with the rules and the event's local time; the first limit
+    check then reads, in one query, this member's awards from every rule with a period
+    limit, back to the earliest period start any of them needs (all of them for lifetime
+    limits), and each check after that counts in memory.
 
     Recording passes ``program_id``: on PostgreSQL the first limit or budget check then
     locks the program's issuance account, which every award takes first anyway (the
@@ -327,16 +366,57 @@ class DbUsage:
         self.program_id = program_id
         self._pg = session.get_bind().dialect.name == "postgresql"
         self._serialised = program_id is None or not self._pg
+        self._rules: list[RuleSpec] = []
+        self._local: datetime | None = None
+        self._rows: dict[uuid.UUID, list[tuple[datetime, int]]] | None = None
+
+    def prepare(self, rules: list[RuleSpec], local: datetime) -> None:
+        self._rules, self._local, self._rows = rules, local, None
 
     def _serialise(self) -> None:
         if self._serialised:
             return
         assert self.program_id is not None
         issuance = ledger.program_account(self.session, self.program_id, ISSUANCE)
-        self.session.execute(
-            select(Account.id).where(Account.id == issuance).with_for_update()
-        ).all()
+        self.session.execute(_LOCK_ACCOUNT, {"account_id": issuance}).all()
         self._serialised = True
+
+    def _prefetch(self) -> dict[uuid.UUID, list[tuple[datetime, int]]]:
+        if self._rows is None:
+            limited: list[uuid.UUID] = []
+            lifetime: list[uuid.UUID] = []
+            since: datetime | None = None
+            for spec in self._rules:
+                periods = [
+                    lim["period"]
+                    for lim in spec.body.get("limits") or []
+                    if lim["period"] != "order"
+                ]
+                if spec.id is None or not periods:
+                    continue
+                limited.append(spec.id)
+                if "lifetime" in periods:
+                    lifetime.append(spec.id)
+                    continue
+                assert self._local is not None
+                for period in periods:
+                    start, _end = period_bounds(period, self._local)
+                    if start is not None and (since is None or start < since):
+                        since = start
+            self._rows = {rule_id: [] for rule_id in limited}
+            if limited:
+                found = self.session.execute(
+                    _MEMBER_USAGE,
+                    {
+                        "member_id": self.member_id,
+                        "rule_ids": limited,
+                        "lifetime_ids": lifetime,
+                        "since": since or datetime.max.replace(tzinfo=UTC),
+                    },
+                )
+                for rule_id, occurred_at, points in found:
+                    self._rows[rule_id].append((occurred_at, int(points)))
+        return self._rows
 
     def member_used(
         self, rule: RuleSpec, start: datetime | None, end: datetime | None
@@ -344,15 +424,27 @@ class DbUsage:
         if self.member_id is None or rule.id is None:
             return 0, 0
         self._serialise()
-        q = select(func.coalesce(func.sum(RuleAward.points), 0), func.count()).where(
-            RuleAward.rule_id == rule.id, RuleAward.member_id == self.member_id
-        )
-        if start is not None:
-            q = q.where(RuleAward.occurred_at >= start)
-        if end is not None:
-            q = q.where(RuleAward.occurred_at < end)
-        points, count = self.session.execute(q).one()
-        return int(points), int(count)
+        rows = self._prefetch().get(rule.id)
+        if rows is None:  # a rule the engine did not announce: ask the database directly
+            rows = [
+                (at, int(points))
+                for rule_id, at, points in self.session.execute(
+                    _MEMBER_USAGE,
+                    {
+                        "member_id": self.member_id,
+                        "rule_ids": [rule.id],
+                        "lifetime_ids": [rule.id],
+                        "since": datetime.max.replace(tzinfo=UTC),
+                    },
+                )
+                if rule_id == rule.id
+            ]
+        hits = [
+            points
+            for at, points in rows
+            if (start is None or at >= start) and (end is None or at < end)
+        ]
+        return sum(hits), len(hits)
 
     def rule_used(self, rule: RuleSpec) -> int:
         if rule.id is None:
@@ -360,16 +452,11 @@ class DbUsage:
         self._serialise()
         if self._pg:
             # Budgets are shared by every member: serialise the awards of one rule.
-            self.session.execute(select(Rule.id).where(Rule.id == rule.id).with_for_update()).all()
-        value = self.session.execute(
-            select(func.coalesce(func.sum(RuleAward.points), 0)).where(RuleAward.rule_id == rule.id)
-        ).scalar_one()
-        return int(value)
+            self.session.execute(_LOCK_RULE, {"rule_id": rule.id}).all()
+        return int(self.session.execute(_RULE_USED, {"rule_id": rule.id}).scalar_one())
 
     def campaign_used(self, campaign: CampaignSpec) -> int:
         self._serialise()
         if self._pg:
-            self.session.execute(
-                select(Campaign.id).where(Campaign.id == campaign.id).with_for_update()
-            ).all()
-        return campaign_points(self.session, campaign.id)
+            self.session.execute(_LOCK_CAMPAIGN, {"campaign_id": campaign.id}).all()
+        return int(self.session.execute(_CAMPAIGN_USED, {"campaign_id": campaign.id}).scalar_one())
