@@ -41,6 +41,7 @@ import pstats
 import random
 import re
 import shutil
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -709,6 +710,66 @@ class Raw:
             engine.dispose()
 
 
+class CoreRaw(Raw):
+    """The same rows through SQLAlchemy Core ``executemany`` (its type processing on): what
+    a set-based batch path written with SQLAlchemy could reach at best."""
+
+    def u(self, v: uuid.UUID | None) -> Any:
+        return v
+
+    def t(self, v: datetime | None) -> Any:
+        return v
+
+    def j(self, v: Any) -> Any:
+        return v
+
+    def run(self, batches: list[Batch], db_pids: Callable[[], list[int]]) -> tuple[float, float]:
+        from sqlalchemy import BigInteger, Uuid, bindparam, insert, update
+
+        from setia.core.db import Base
+
+        tables = Base.metadata.tables
+        acc, mem = tables["ledger_accounts"], tables["members"]
+        n, aid = bindparam("n", type_=BigInteger), bindparam("aid", type_=Uuid())
+        stmts: dict[str, Any] = {t: insert(tables[t]) for t in COLUMNS}
+        stmts["debit"] = (
+            update(acc)
+            .where(acc.c.id == aid)
+            .values(debits_posted=acc.c.debits_posted + n, version=acc.c.version + 1)
+        )
+        stmts["credit"] = (
+            update(acc)
+            .where(acc.c.id == aid)
+            .values(credits_posted=acc.c.credits_posted + n, version=acc.c.version + 1)
+        )
+        stmts["activity"] = (
+            update(mem)
+            .where(mem.c.id == bindparam("mid", type_=Uuid()))
+            .values(last_activity_at=bindparam("at", type_=mem.c.last_activity_at.type))
+        )
+
+        def params(key: str, rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+            if key in COLUMNS:
+                return [dict(zip(COLUMNS[key], row, strict=True)) for row in rows]
+            if key == "activity":
+                return [{"at": at, "mid": mid} for at, mid in rows]
+            return [{"n": amount, "aid": account} for amount, account in rows]
+
+        prepared = [[(k, params(k, b.rows[k])) for k in ORDER if k in b.rows] for b in batches]
+        db = Database(self.s.url)
+        try:
+            cpu = cpu_seconds([os.getpid(), *db_pids()])
+            started = time.perf_counter()
+            for batch in prepared:
+                with db.engine.begin() as conn:
+                    for key, rows in batch:
+                        conn.execute(stmts[key], rows)
+            elapsed = time.perf_counter() - started
+            return elapsed, cpu_seconds([os.getpid(), *db_pids()]) - cpu
+        finally:
+            db.dispose()
+
+
 # --------------------------------------------------------------------------- census
 
 
@@ -838,6 +899,8 @@ class Figure:
     api_cpu: float
     raw_s: float = 0.0
     raw_cpu: float = 0.0
+    core_s: float = 0.0
+    core_cpu: float = 0.0
 
     @property
     def api_rate(self) -> float:
@@ -854,14 +917,16 @@ def run_backend(
     work: Workload,
     db_pids: Callable[[], list[int]],
 ) -> tuple[list[Figure], dict[str, dict[str, float]]]:
-    api_url, raw_url, census_url = (
+    api_url, raw_url, core_url, census_url = (
         make_url("bench_api"),
         make_url("bench_raw"),
+        make_url("bench_core"),
         make_url("bench_census"),
     )
     print(f"[{name}] seeding {work.existing:,} members in two databases ...", flush=True)
     api_seed = seed(api_url, work)
     raw_seed = seed(raw_url, work)
+    core_seed = seed(core_url, work)
     print(f"[{name}] counting statements per event ...", flush=True)
     stmts = census(census_url)
     figures: dict[str, Figure] = {}
@@ -888,13 +953,22 @@ def run_backend(
         elapsed, cpu = raw.run(raw.build(phase), db_pids)
         if phase.timed:
             figures[phase.name].raw_s, figures[phase.name].raw_cpu = elapsed, cpu
-    api_rows, raw_rows = row_counts(api_url), row_counts(raw_url)
-    print(f"[{name}] rows after the run (API database vs baseline database):")
-    for t in sorted(set(api_rows) | set(raw_rows)):
-        a, b = api_rows.get(t, 0), raw_rows.get(t, 0)
-        if a or b:
-            print(f"    {t:<22} {a:>9,} {b:>9,}{'' if a == b else '   <-- MISMATCH'}")
-    if api_rows != raw_rows:
+    core = CoreRaw(core_seed, work, "postgresql" if name == "postgres" else "sqlite")
+    for phase in (p for p in work.phases if p.events):
+        print(
+            f"[{name}] SQLAlchemy Core {phase.name}: {len(phase.events):,} events ...", flush=True
+        )
+        elapsed, cpu = core.run(core.build(phase), db_pids)
+        if phase.timed:
+            figures[phase.name].core_s, figures[phase.name].core_cpu = elapsed, cpu
+    api_rows, raw_rows, core_rows = row_counts(api_url), row_counts(raw_url), row_counts(core_url)
+    print(f"[{name}] rows after the run (API, raw SQL and SQLAlchemy Core databases):")
+    for t in sorted(set(api_rows) | set(raw_rows) | set(core_rows)):
+        a, b, c = api_rows.get(t, 0), raw_rows.get(t, 0), core_rows.get(t, 0)
+        if a or b or c:
+            same = a == b == c
+            print(f"    {t:<22} {a:>9,} {b:>9,} {c:>9,}{'' if same else '   <-- MISMATCH'}")
+    if not api_rows == raw_rows == core_rows:
         raise SystemExit("the baseline did not write the same rows as the API; fix the bench")
     return list(figures.values()), stmts
 
@@ -955,6 +1029,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--top", type=int, default=35, help="rows of profile output")
     args = ap.parse_args(argv)
+    # Stopped with SIGTERM: still stop the API server and the PostgreSQL cluster.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.profile:
         profile(args.profile, args.events, args.batch_size, args.members, args.top)
         return 0
@@ -987,7 +1063,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 engine = create_engine(admin, isolation_level="AUTOCOMMIT")
                 with engine.connect() as conn:
-                    for db in ("bench_api", "bench_raw", "bench_census"):
+                    for db in ("bench_api", "bench_raw", "bench_core", "bench_census"):
                         conn.execute(text(f"CREATE DATABASE {db}"))
                 engine.dispose()
                 base = admin.rsplit("/", 1)[0]
@@ -1042,6 +1118,16 @@ def main(argv: list[str] | None = None) -> int:
         "(+ PostgreSQL)\n  vs. bench process doing the raw inserts (+ PostgreSQL); the CPU "
         "ratio holds up better than wall time on a busy machine."
     )
+    print()
+    print(
+        "  The same rows through SQLAlchemy Core executemany (the ceiling of a set-based batch path):"
+    )
+    for f in figures:
+        print(
+            f"  {f.backend:<9} {f.mode:<24} {f.events:>7,} {f.events / f.core_s:>9,.0f} ev/s "
+            f"{1000 * f.core_cpu / f.events:>6.2f}ms CPU/event   "
+            f"(raw driver {f.raw_rate:,.0f} ev/s, {1000 * f.raw_cpu / f.events:.2f}ms)"
+        )
     print()
     for name, stmts in census_out.items():
         print_census(name, stmts)
