@@ -43,6 +43,27 @@ def test_exclusive_stops_later_stackables_but_not_universal_rules(api: Api) -> N
     assert before["id"] not in {s["rule_id"] for s in skipped.values()}
 
 
+def test_the_first_reason_is_reported_in_a_fixed_order(api: Api) -> None:
+    """State, then schedules, then an exclusive rule earlier, then conditions, then limits:
+    a rule stopped by an exclusive one says so even when its conditions are false too."""
+    fixed(api, "Exclusive", 100, priority=150, mode="exclusive")
+    off = fixed(api, "Off and false", 1, priority=200, conditions=GOLD)
+    api.post(f"/v1/rules/{off['id']}/disable")
+    fixed(api, "Closed and false", 1, priority=210, conditions=GOLD, schedule={"days": ["sun"]})
+    fixed(api, "Stopped and false", 1, priority=220, conditions=GOLD)
+    fixed(api, "Universal but false", 1, priority=230, mode="universal", conditions=GOLD)
+    fixed(api, "Universal, used up", 1, priority=240, mode="universal",
+          limits=[{"period": "day", "max_count": 0}], conditions={"not": GOLD})  # fmt: skip
+    res = api.purchase(50_000, at=local(2026, 1, 7, 12))  # a Wednesday
+    assert {n: s["reason"] for n, s in not_fired(res).items()} == {
+        "Off and false": "disabled",
+        "Closed and false": "schedule_inactive",
+        "Stopped and false": "stopped_by_exclusive_rule",
+        "Universal but false": "condition_false",
+        "Universal, used up": "limit_reached",
+    }
+
+
 def test_an_exclusive_rule_that_does_not_fire_stops_nothing(api: Api) -> None:
     fixed(api, "Gold only", 100, priority=150, mode="exclusive", conditions=GOLD)
     fixed(api, "Later", 20, priority=200)

@@ -51,6 +51,8 @@ from setia.rules.conditions import (
     STRINGS,
     TIME,
     ConditionError,
+    compile_condition,
+    evaluate,
     validate,
 )
 from setia.rules.models import RuleAward
@@ -211,6 +213,21 @@ def test_the_base_rate_alone_is_the_programs_earn_rate(event: dict[str, Any]) ->
         expected = int(event["amount"] // 1000)
         assert out.points == expected
         assert [s.reason for s in out.skipped] == ([] if expected else ["no_points"])
+
+
+@PROPERTY
+@given(tree=gen.condition_trees, event=gen.contexts(), where=gen.item_trees)
+def test_compiled_conditions_agree_with_the_interpreter(
+    tree: Any, event: dict[str, Any], where: Any
+) -> None:
+    """The engine evaluates each rule's conditions (and effect line filter) compiled once;
+    the simulator's explanations and this test use the interpreter. Same answer, same reason."""
+    ctx = engine.build_context(**event)
+    for node, context in [(tree, ctx)] + [(where, {"item": line}) for line in ctx["items"]]:
+        compiled = compile_condition(node)(context)
+        interpreted = evaluate(node, context)
+        assert compiled.ok == interpreted.ok
+        assert canonical(compiled.reason) == canonical(interpreted.reason)
 
 
 # --------------------------------------------------------------------------- malformed trees

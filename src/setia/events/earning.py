@@ -14,10 +14,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import Table, Uuid, bindparam, func, insert, select
 from sqlalchemy.orm import Session
 
-from setia.core.db import new_id
+from setia.core.db import UTCDateTime, new_id
 from setia.core.time import add_months, days
 from setia.events.models import Order
 from setia.events.schemas import EventIn
@@ -28,6 +28,16 @@ from setia.rules import engine
 from setia.rules import service as rules
 from setia.rules.models import RuleAward
 from setia.tenants.models import Tenant
+
+_orders = cast(Table, Order.__table__)
+_ORDERS_SO_FAR = (  # built once: it runs for every event when a rule reads the order count
+    select(func.count())
+    .select_from(_orders)
+    .where(
+        _orders.c.member_id == bindparam("member_id", type_=Uuid()),
+        _orders.c.occurred_at <= bindparam("at", type_=UTCDateTime()),
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -49,11 +59,7 @@ def member_context(
     # this one (the event being evaluated has no order row yet), so two orders in one second
     # are not both a first purchase.
     orders = (
-        session.execute(
-            select(func.count())
-            .select_from(Order)
-            .where(Order.member_id == member.id, Order.occurred_at <= occurred_at)
-        ).scalar_one()
+        session.execute(_ORDERS_SO_FAR, {"member_id": member.id, "at": occurred_at}).scalar_one()
         if count_orders
         else 0
     )

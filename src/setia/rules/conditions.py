@@ -19,6 +19,8 @@ says so. Nothing is ever passed to ``eval``.
 from __future__ import annotations
 
 import math
+import operator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -333,17 +335,19 @@ def _compare(kind: str, op: str, actual: Any, expected: Any) -> bool:
         return op == "ne"
     left, right = pair
     try:
-        result = {
-            "eq": lambda: left == right,
-            "ne": lambda: left != right,
-            "gt": lambda: left > right,
-            "gte": lambda: left >= right,
-            "lt": lambda: left < right,
-            "lte": lambda: left <= right,
-        }[op]()
+        return bool(_ORDER_OPS[op](left, right))
     except (TypeError, KeyError):
         return False
-    return bool(result)
+
+
+_ORDER_OPS: dict[str, Callable[[Any, Any], Any]] = {
+    "eq": operator.eq,
+    "ne": operator.ne,
+    "gt": operator.gt,
+    "gte": operator.ge,
+    "lt": operator.lt,
+    "lte": operator.le,
+}
 
 
 def evaluate(
@@ -425,3 +429,123 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)
     return value
+
+
+# --------------------------------------------------------------------------- compiled form
+
+Check = Callable[[dict[str, Any]], Outcome]
+_TRUE = Outcome(True)  # shared: nobody changes an outcome
+
+
+def compile_condition(node: dict[str, Any]) -> Check:
+    """``evaluate`` turned into a function of the context, for a tree that is evaluated for
+    every event (the engine keeps one per rule): the same outcomes and reasons, without
+    re-reading the tree's shape each time."""
+    if "all" in node:
+        children = [compile_condition(child) for child in node["all"]]
+
+        def all_of(ctx: dict[str, Any]) -> Outcome:
+            for child in children:
+                out = child(ctx)
+                if not out.ok:
+                    return out
+            return _TRUE
+
+        return all_of
+    if "any" in node:
+        options = [compile_condition(child) for child in node["any"]]
+
+        def any_of(ctx: dict[str, Any]) -> Outcome:
+            reasons = []
+            for option in options:
+                out = option(ctx)
+                if out.ok:
+                    return out
+                reasons.append(out.reason)
+            return Outcome(False, {"any_failed": reasons})
+
+        return any_of
+    if "not" in node:
+        inner, negated = compile_condition(node["not"]), node["not"]
+
+        def not_(ctx: dict[str, Any]) -> Outcome:
+            return _TRUE if not inner(ctx).ok else Outcome(False, {"not": negated, "was": True})
+
+        return not_
+    if "items" in node:
+        return _compile_items(node["items"])
+    return _compile_comparison(node)
+
+
+def _compile_items(spec: dict[str, Any]) -> Check:
+    where = compile_condition(spec["where"]) if "where" in spec else None
+    need_q = _number(spec.get("min_quantity")) if "min_quantity" in spec else None
+    need_a = _number(spec.get("min_amount")) if "min_amount" in spec else None
+
+    def items(ctx: dict[str, Any]) -> Outcome:
+        lines = ctx.get("items") or []
+        matching = [line for line in lines if where is None or where({"item": line}).ok]
+        qty = sum((_number(line.get("quantity")) or Decimal(0)) for line in matching)
+        amount = sum((_number(line.get("amount")) or Decimal(0)) for line in matching)
+        if need_q is None and need_a is None:
+            ok = bool(matching)
+        else:
+            ok = (need_q is None or qty >= need_q) and (need_a is None or amount >= need_a)
+        if ok:
+            return _TRUE
+        return Outcome(
+            False,
+            {
+                "items": spec,
+                "matching_lines": len(matching),
+                "quantity": str(qty),
+                "amount": str(amount),
+            },
+        )
+
+    return items
+
+
+def _compile_comparison(node: dict[str, Any]) -> Check:
+    name, op = node["field"], node["op"]
+    parts = _parts(name)
+
+    def find(ctx: dict[str, Any]) -> tuple[bool, Any]:
+        cur: Any = ctx
+        for part in parts:
+            if isinstance(cur, dict) and part in cur:
+                cur = cur[part]
+            else:
+                return False, None
+        return cur is not None, cur
+
+    if op == "exists":
+        want = node.get("value", True)
+
+        def exists(ctx: dict[str, Any]) -> Outcome:
+            found, actual = find(ctx)
+            if found == want:
+                return _TRUE
+            return Outcome(False, {"field": name, "op": op, "expected": want, "actual": actual})
+
+        return exists
+    expected = node.get("value")
+    kind = field_type(name, item=name.startswith("item.")) or ANY
+    negative = op in ("ne", "not_in", "not_contains")
+
+    def compare(ctx: dict[str, Any]) -> Outcome:
+        found, actual = find(ctx)
+        if (found and _compare(kind, op, actual, expected)) or (not found and negative):
+            return _TRUE
+        return Outcome(
+            False,
+            {
+                "field": name,
+                "op": op,
+                "expected": expected,
+                "actual": _plain(actual) if found else None,
+                **({} if found else {"missing": True}),
+            },
+        )
+
+    return compare

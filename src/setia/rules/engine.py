@@ -23,7 +23,7 @@ from functools import cached_property, lru_cache
 from typing import Any, Protocol
 
 from setia.core.time import as_utc, zone
-from setia.rules.conditions import DAYS, _number, evaluate
+from setia.rules.conditions import DAYS, Check, _number, compile_condition
 
 ROUNDING = {"floor": ROUND_FLOOR, "ceil": ROUND_CEILING, "round": ROUND_HALF_UP}
 BASE_PRIORITY = 100
@@ -56,6 +56,18 @@ class RuleSpec:
     @cached_property
     def priority(self) -> int:
         return int(self.body.get("priority", 200))
+
+    @cached_property
+    def check(self) -> Check | None:
+        """The conditions, compiled (None: always)."""
+        conditions = self.body.get("conditions")
+        return compile_condition(conditions) if conditions else None
+
+    @cached_property
+    def items_check(self) -> Check | None:
+        """The effect's filter on order lines, compiled (None: every line)."""
+        where = self.body.get("effect", {}).get("items_where")
+        return compile_condition(where) if where is not None else None
 
     @cached_property
     def order(self) -> tuple[int, bool, str]:
@@ -271,7 +283,9 @@ def period_bounds(period: str, local: datetime) -> tuple[datetime | None, dateti
 # --------------------------------------------------------------------------- effects
 
 
-def _points(effect: dict[str, Any], ctx: dict[str, Any], base_points: int) -> int:
+def _points(
+    effect: dict[str, Any], ctx: dict[str, Any], base_points: int, where: Check | None = None
+) -> int:
     kind = effect["type"]
     rounding = ROUNDING[effect.get("rounding", "floor")]
     if kind == "fixed":
@@ -280,8 +294,9 @@ def _points(effect: dict[str, Any], ctx: dict[str, Any], base_points: int) -> in
         bonus = Decimal(base_points) * (Decimal(str(effect["factor"])) - 1)
         return int(bonus.to_integral_value(rounding=rounding))
     lines = ctx["items"]
-    where = effect.get("items_where")
-    matching = [line for line in lines if where is None or evaluate(where, {"item": line}).ok]
+    if where is None and effect.get("items_where") is not None:
+        where = compile_condition(effect["items_where"])
+    matching = [line for line in lines if where is None or where({"item": line}).ok]
     if kind == "per_item":
         return int(effect["points"]) * int(sum((line["quantity"] for line in matching), Decimal(0)))
     if kind == "per_amount":
@@ -304,36 +319,27 @@ def evaluate_rules(rules: list[RuleSpec], ctx: dict[str, Any], usage: Usage) -> 
     event_type = ctx["event"]["type"]
     stopped_by: RuleSpec | None = None
     base_points = 0
-    ordered = sorted(rules, key=lambda r: r.order)
-    prepare = getattr(usage, "prepare", None)
-    if prepare is not None:  # lets a database-backed usage read all it needs in one query
-        prepare(ordered, local)
-    given: dict[str, int] = defaultdict(int)  # within this event, per campaign / rule budget
-    for rule in ordered:
-        body = rule.body
-        if event_type not in body.get("triggers", []):
+    # First pass, pure: what keeps each rule from firing before layering, limits and budgets
+    # (its state, its schedules, then its conditions). The second pass reports the first
+    # reason in the same order as ever (a rule stopped by an exclusive one says so, whatever
+    # its conditions), but knowing up front whose conditions hold lets a database-backed
+    # usage read the usage of exactly the rules whose limits will be checked, in one query.
+    gated: list[tuple[RuleSpec, Skip | None, Skip | None]] = []
+    for rule in sorted(rules, key=lambda r: r.order):
+        if event_type not in rule.body.get("triggers", []):
             continue  # not for this kind of event: not worth an explanation line
-        if not body.get("enabled", True):
-            out.skipped.append(Skip(rule, "disabled"))
+        early = _gate(rule, local)
+        late = _conditions(rule, ctx) if early is None else None
+        gated.append((rule, early, late))
+    prepare = getattr(usage, "prepare", None)
+    if prepare is not None:
+        prepare([r for r, early, late in gated if early is None and late is None], local)
+    given: dict[str, int] = defaultdict(int)  # within this event, per campaign / rule budget
+    for rule, early, late in gated:
+        if early is not None:
+            out.skipped.append(early)
             continue
-        if rule.campaign is not None:
-            if not rule.campaign.enabled:
-                out.skipped.append(
-                    Skip(rule, "campaign_disabled", {"campaign": rule.campaign.name})
-                )
-                continue
-            why = _schedule_reason(rule.campaign.schedule, local)
-            if why:
-                out.skipped.append(
-                    Skip(
-                        rule, "campaign_schedule_inactive", {"campaign": rule.campaign.name, **why}
-                    )
-                )
-                continue
-        why = _schedule_reason(body.get("schedule"), local)
-        if why:
-            out.skipped.append(Skip(rule, "schedule_inactive", why))
-            continue
+        body = rule.body
         mode = body.get("mode", "stackable")
         if stopped_by is not None and mode != "universal":
             out.skipped.append(
@@ -344,11 +350,9 @@ def evaluate_rules(rules: list[RuleSpec], ctx: dict[str, Any], usage: Usage) -> 
                 )
             )
             continue
-        if body.get("conditions"):
-            result = evaluate(body["conditions"], ctx)
-            if not result.ok:
-                out.skipped.append(Skip(rule, "condition_false", result.reason or {}))
-                continue
+        if late is not None:
+            out.skipped.append(late)
+            continue
         effect = body["effect"]
         if effect["type"] == "add_tag":
             # No points to cap, but a count limit (once a day, once ever) still applies.
@@ -360,7 +364,7 @@ def evaluate_rules(rules: list[RuleSpec], ctx: dict[str, Any], usage: Usage) -> 
             if mode == "exclusive":
                 stopped_by = rule
             continue
-        points = _points(effect, ctx, base_points)
+        points = _points(effect, ctx, base_points, rule.items_check)
         capped, reason = _apply_limits(rule, points, local, usage, given)
         if reason is not None and capped <= 0:
             out.skipped.append(Skip(rule, "limit_reached", reason))
@@ -378,6 +382,32 @@ def evaluate_rules(rules: list[RuleSpec], ctx: dict[str, Any], usage: Usage) -> 
         if mode == "exclusive":
             stopped_by = rule
     return out
+
+
+def _gate(rule: RuleSpec, local: datetime) -> Skip | None:
+    """Disabled, its campaign disabled or out of schedule, or itself out of schedule."""
+    if not rule.body.get("enabled", True):
+        return Skip(rule, "disabled")
+    campaign = rule.campaign
+    if campaign is not None:
+        if not campaign.enabled:
+            return Skip(rule, "campaign_disabled", {"campaign": campaign.name})
+        why = _schedule_reason(campaign.schedule, local)
+        if why:
+            return Skip(rule, "campaign_schedule_inactive", {"campaign": campaign.name, **why})
+    why = _schedule_reason(rule.body.get("schedule"), local)
+    if why:
+        return Skip(rule, "schedule_inactive", why)
+    return None
+
+
+def _conditions(rule: RuleSpec, ctx: dict[str, Any]) -> Skip | None:
+    check = rule.check
+    if check is not None:
+        result = check(ctx)
+        if not result.ok:
+            return Skip(rule, "condition_false", result.reason or {})
+    return None
 
 
 def _apply_limits(

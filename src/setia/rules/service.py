@@ -345,10 +345,10 @@ class DbUsage:
     """Usage read from ``rule_awards`` for one member and one event (the recording and
     simulator path).
 
-    The engine calls ``prepare`` with the rules and the event's local time; the first limit
-    check then reads, in one query, this member's awards from every rule with a period
-    limit, back to the earliest period start any of them needs (all of them for lifetime
-    limits), and each check after that counts in memory.
+    The engine calls ``prepare`` with the rules whose conditions hold for the event, and the
+    event's local time; the first limit check then reads, in one query, this member's awards
+    from those of them with a period limit, back to the earliest period start any of them
+    needs (all of them for lifetime limits), and each check after that counts in memory.
 
     Recording passes ``program_id``: on PostgreSQL the first limit or budget check then
     locks the program's issuance account, which every award takes first anyway (the
