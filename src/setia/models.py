@@ -9,6 +9,7 @@ from setia.outbox.models import OutboxMessage
 from setia.programs.models import Program, ProgramRevision
 from setia.rules.models import Campaign, Rule, RuleAward, RuleRevision
 from setia.tenants.models import ApiKey, Tenant
+from setia.tiers.models import MemberTier, Tier, TierActivity, TierChange, TierSet
 
 __all__ = [
     "Account",
@@ -22,6 +23,7 @@ __all__ = [
     "Lot",
     "LotMovement",
     "Member",
+    "MemberTier",
     "Order",
     "OutboxMessage",
     "Program",
@@ -30,5 +32,9 @@ __all__ = [
     "RuleAward",
     "RuleRevision",
     "Tenant",
+    "Tier",
+    "TierActivity",
+    "TierChange",
+    "TierSet",
     "Transfer",
 ]

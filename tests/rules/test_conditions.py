@@ -29,6 +29,10 @@ MEMBER = {
     "created_at": datetime(2025, 3, 1, tzinfo=UTC),
     "birthday": date(1994, 3, 17),
     "order_count": 3,
+    "tier": "gold",
+    "tier_multiplier": "1.5",
+    "plan": "plus",
+    "plan_multiplier": "2",
 }
 
 
@@ -115,6 +119,16 @@ FIELD_CASES: list[tuple[str, str, Any, bool]] = [
     ("member.is_first_purchase", "eq", True, False),
     ("member.birthday_month", "eq", True, True),
     ("member.birthday_month", "ne", True, False),
+    ("member.tier", "eq", "gold", True),
+    ("member.tier", "in", ["silver", "bronze"], False),
+    ("member.tier_multiplier", "gte", "1.5", True),
+    ("member.tier_multiplier", "gt", "1.5", False),
+    ("member.plan", "eq", "plus", True),
+    ("member.plan", "ne", "plus", False),
+    ("member.plan_multiplier", "eq", "2", True),
+    ("member.plan_multiplier", "lt", "2", False),
+    ("member.is_paid_member", "eq", True, True),
+    ("member.is_paid_member", "eq", False, False),
     ("event.attributes.rating", "gte", 4, True),
     ("event.attributes.rating", "gte", "6", False),
     ("event.attributes.source", "in", ["app", "web"], True),

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from setia.core.db import UTCDateTime, new_id
 from setia.core.time import add_months, days
+from setia.events import benefits
 from setia.events.models import Order
 from setia.events.schemas import EventIn
 from setia.members.models import Member
@@ -53,7 +54,12 @@ class Award:
 
 
 def member_context(
-    session: Session, member: Member, occurred_at: datetime, *, count_orders: bool = True
+    session: Session,
+    member: Member,
+    occurred_at: datetime,
+    *,
+    program_id: uuid.UUID | None = None,
+    count_orders: bool = True,
 ) -> dict[str, Any]:
     # Orders recorded so far up to this instant: one at the very same time was placed before
     # this one (the event being evaluated has no order row yet), so two orders in one second
@@ -70,6 +76,7 @@ def member_context(
         "created_at": member.created_at,
         "birthday": member.birthday,
         "order_count": int(orders),
+        **(benefits.member_benefits(session, program_id, member.id) if program_id else {}),
     }
 
 
@@ -146,7 +153,9 @@ def evaluate(
 ) -> tuple[list[Award], engine.Evaluation]:
     specs = rules.load_specs(session, program)
     # The order count costs a query per event: only ask when some rule reads it.
-    member_ctx = member_context(session, member, occurred_at, count_orders=_reads_orders(specs))
+    member_ctx = member_context(
+        session, member, occurred_at, program_id=program.id, count_orders=_reads_orders(specs)
+    )
     ctx = event_context(tenant, event, occurred_at, amount, member_ctx)
     evaluation = engine.evaluate_rules(specs, ctx, rules.DbUsage(session, member.id, program.id))
     return to_awards(program, tenant, evaluation, occurred_at), evaluation

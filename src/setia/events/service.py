@@ -33,6 +33,8 @@ from setia.rules import engine as rule_engine
 from setia.rules import service as rule_service
 from setia.rules.models import RuleAward
 from setia.tenants.models import Tenant
+from setia.tiers import activity as tier_activity
+from setia.tiers import service as tiers
 
 FUTURE_SKEW = timedelta(minutes=5)
 
@@ -294,6 +296,9 @@ def _purchase(
         source_id=event.order_id,
     )
     earning.record(session, program, member, evaluation, event_id=event_id, occurred_at=occurred_at)
+    day = tier_activity.local_day(occurred_at, tenant.timezone)
+    tier_activity.record(session, tier_activity.purchase(program.id, member.id, day, amount, total))
+    tiers.after_activity(session, tenant, program.id, member.id, occurred_at)
     out["not_fired"] = [skip.as_dict() for skip in evaluation.skipped]
     _explain_tags(out, evaluation)
     return out
@@ -402,6 +407,12 @@ def _custom(
         source_id=str(event_id),
     )
     earning.record(session, program, member, evaluation, event_id=event_id, occurred_at=occurred_at)
+    day = tier_activity.local_day(occurred_at, tenant.timezone)
+    points = sum(a.points for a in awards)
+    tier_activity.record(
+        session, tier_activity.custom(program.id, member.id, day, event.type, points)
+    )
+    tiers.after_activity(session, tenant, program.id, member.id, occurred_at)
     out["not_fired"] = [skip.as_dict() for skip in evaluation.skipped]
     _explain_tags(out, evaluation)
     return out
@@ -513,6 +524,18 @@ def _refund(
     order.refunded_amount = refunded
     order.points_reversed += to_reverse
     session.flush()
+    tier_activity.record(
+        session,
+        tier_activity.refund(
+            order.program_id,
+            member.id,
+            tier_activity.local_day(order.occurred_at, tenant.timezone),
+            refund,
+            to_reverse,
+            order_now_fully_refunded=refunded >= order.amount and refund > 0,
+        ),
+    )
+    tiers.after_refund(session, tenant, order.program_id, member.id, occurred_at)
     return out
 
 
@@ -561,7 +584,7 @@ def award_trigger(
         event_type=trigger,
         occurred_at=occurred_at,
         tz_name=member.timezone or tenant.timezone,
-        member=earning.member_context(session, member, occurred_at),
+        member=earning.member_context(session, member, occurred_at, program_id=program.id),
     )
     evaluation = rule_engine.evaluate_rules(
         rule_service.load_specs(session, program),

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from fastapi import APIRouter
@@ -170,6 +171,10 @@ class MemberProfile(BaseModel):
     created_at: AwareDatetime | None = None
     birthday: date | None = None
     order_count: int = Field(default=0, ge=0)
+    tier: str | None = Field(default=None, description="Tier code, e.g. gold")
+    tier_multiplier: Decimal = Field(default=Decimal(1), ge=1)
+    plan: str | None = Field(default=None, description="Paid membership plan code")
+    plan_multiplier: Decimal = Field(default=Decimal(1), ge=1)
 
 
 SimulateIn.model_rebuild()

@@ -57,7 +57,14 @@ FIELDS: dict[str, str] = {
     "member.order_count": NUMBER,
     "member.is_first_purchase": BOOL,
     "member.birthday_month": BOOL,
+    "member.tier": STRING,
+    "member.tier_multiplier": NUMBER,
+    "member.plan": STRING,
+    "member.plan_multiplier": NUMBER,
+    "member.is_paid_member": BOOL,
 }
+# A multiplier effect's factor may name one of these instead of a number.
+BENEFIT_FACTORS = ("member.tier_multiplier", "member.plan_multiplier")
 ITEM_FIELDS: dict[str, str] = {
     "item.sku": STRING,
     "item.name": STRING,

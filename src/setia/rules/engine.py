@@ -23,7 +23,7 @@ from functools import cached_property, lru_cache
 from typing import Any, Protocol
 
 from setia.core.time import as_utc, zone
-from setia.rules.conditions import DAYS, Check, _number, compile_condition
+from setia.rules.conditions import BENEFIT_FACTORS, DAYS, Check, _number, compile_condition
 
 ROUNDING = {"floor": ROUND_FLOOR, "ceil": ROUND_CEILING, "round": ROUND_HALF_UP}
 BASE_PRIORITY = 100
@@ -221,6 +221,11 @@ def build_context(
             "order_count": order_count,
             "is_first_purchase": event_type == "purchase" and order_count == 0,
             "birthday_month": bool(birthday and birthday.month == local.month),
+            "tier": m.get("tier"),
+            "tier_multiplier": _number(m.get("tier_multiplier", 1)) or Decimal(1),
+            "plan": m.get("plan"),
+            "plan_multiplier": _number(m.get("plan_multiplier", 1)) or Decimal(1),
+            "is_paid_member": m.get("plan") is not None,
         },
         "items": lines,
         "_local": local,
@@ -291,7 +296,12 @@ def _points(
     if kind == "fixed":
         return int(effect["points"])
     if kind == "multiplier":
-        bonus = Decimal(base_points) * (Decimal(str(effect["factor"])) - 1)
+        factor = effect["factor"]
+        if factor in BENEFIT_FACTORS:
+            value = Decimal(ctx["member"][factor.split(".", 1)[1]])
+        else:
+            value = Decimal(str(factor))
+        bonus = Decimal(base_points) * (value - 1)
         return int(bonus.to_integral_value(rounding=rounding))
     lines = ctx["items"]
     if where is None and effect.get("items_where") is not None:

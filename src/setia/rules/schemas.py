@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from setia.rules.conditions import DAYS, ConditionError, validate
+from setia.rules.conditions import BENEFIT_FACTORS, DAYS, ConditionError, validate
 
 TIME_PATTERN = r"^([01]\d|2[0-3]):[0-5]\d$"
 TRIGGER_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$"
@@ -56,7 +56,9 @@ class Effect(Strict):
       the lines that match ``items_where`` (``scope: items``) — e.g. excluding delivery.
     * ``fixed``: ``points`` once.
     * ``multiplier``: the base rule's points for this event × (``factor`` − 1) as a bonus, so
-      ``factor: "2"`` makes the total twice the base.
+      ``factor: "2"`` makes the total twice the base. ``factor`` may also be
+      ``"member.tier_multiplier"`` or ``"member.plan_multiplier"``: the member's tier's or
+      paid plan's earn multiplier (1 when they have none).
     * ``per_item``: ``points`` per unit of the lines matching ``items_where``.
     * ``add_tag``: adds ``tag`` to the member (no points).
     """
@@ -66,7 +68,11 @@ class Effect(Strict):
     per: str | None = Field(default=None, description='Currency amount, e.g. "1000"')
     scope: Literal["order", "items"] = "order"
     items_where: dict[str, Any] | None = None
-    factor: str | None = Field(default=None, description='Decimal, e.g. "2" or "1.5"')
+    factor: str | None = Field(
+        default=None,
+        description='Decimal, e.g. "2" or "1.5", or "member.tier_multiplier" / '
+        '"member.plan_multiplier"',
+    )
     rounding: Literal["floor", "ceil", "round"] = "floor"
     tag: str | None = Field(default=None, min_length=1, max_length=50)
     pending_days: int | None = Field(
@@ -103,11 +109,14 @@ class Effect(Strict):
         elif self.type == "multiplier":
             need("factor")
             try:
-                ok = Decimal(str(self.factor)) >= 1
+                ok = self.factor in BENEFIT_FACTORS or Decimal(str(self.factor)) >= 1
             except InvalidOperation:
                 ok = False
             if not ok:
-                raise ValueError('factor must be a number >= 1, e.g. "2"')
+                raise ValueError(
+                    'factor must be a number >= 1, e.g. "2", or "member.tier_multiplier" '
+                    'or "member.plan_multiplier"'
+                )
         elif self.type == "add_tag":
             need("tag")
         if self.items_where is not None:

@@ -86,7 +86,7 @@ def simulate(
         raise InvalidInput(detail, code="validation_error") from None
     occurred_at = as_utc(event.occurred_at) if event.occurred_at else utcnow()
     if member is not None:
-        member_ctx = earning.member_context(session, member, occurred_at)
+        member_ctx = earning.member_context(session, member, occurred_at, program_id=program.id)
         usage: engine.Usage = rules.DbUsage(session, member.id)
     else:
         p = profile or {}
@@ -97,6 +97,10 @@ def simulate(
             "created_at": p.get("created_at") or occurred_at,
             "birthday": p.get("birthday"),
             "order_count": p.get("order_count") or 0,
+            "tier": p.get("tier"),
+            "tier_multiplier": p.get("tier_multiplier") or 1,
+            "plan": p.get("plan"),
+            "plan_multiplier": p.get("plan_multiplier") or 1,
         }
         usage = engine.MemoryUsage()
     specs = (
