@@ -43,6 +43,7 @@ class TierSet(Base):
     grace_days: Mapped[int] = mapped_column(default=0)
     at_risk_days: Mapped[int] = mapped_column(default=30)
     revision: Mapped[int] = mapped_column(default=1)
+    evaluated_on: Mapped[date | None] = mapped_column(default=None)  # last complete evaluation
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -100,7 +101,7 @@ class MemberTier(Base):
     plan_tier_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("tiers.id"), default=None)
     plan_mode: Mapped[str | None] = mapped_column(String(10), default=None)  # grant | protect
     plan_until: Mapped[date | None] = mapped_column(default=None)
-    window_start: Mapped[date | None] = mapped_column(default=None)  # anniversary windows
+    anchor_day: Mapped[date | None] = mapped_column(default=None)  # enrolment day (anniversaries)
     at_risk_notified_for: Mapped[date | None] = mapped_column(default=None)
     evaluated_on: Mapped[date | None] = mapped_column(default=None)
     version: Mapped[int] = mapped_column(default=1)

@@ -64,6 +64,7 @@ def upgrade() -> None:
         sa.Column("grace_days", sa.Integer(), nullable=False),
         sa.Column("at_risk_days", sa.Integer(), nullable=False),
         sa.Column("revision", sa.Integer(), nullable=False),
+        sa.Column("evaluated_on", sa.Date(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
@@ -123,7 +124,7 @@ def upgrade() -> None:
         sa.Column("plan_tier_id", sa.Uuid(), nullable=True),
         sa.Column("plan_mode", sa.String(length=10), nullable=True),
         sa.Column("plan_until", sa.Date(), nullable=True),
-        sa.Column("window_start", sa.Date(), nullable=True),
+        sa.Column("anchor_day", sa.Date(), nullable=True),
         sa.Column("at_risk_notified_for", sa.Date(), nullable=True),
         sa.Column("evaluated_on", sa.Date(), nullable=True),
         sa.Column("version", sa.Integer(), nullable=False),
