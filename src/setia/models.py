@@ -5,6 +5,12 @@ from setia.core.db import Base
 from setia.events.models import Event, Order
 from setia.ledger.models import Account, Entry, Lot, LotMovement, Transfer
 from setia.members.models import ConsentChange, Member
+from setia.memberships.models import (
+    MembershipPlan,
+    MembershipPlanRevision,
+    Subscription,
+    SubscriptionPayment,
+)
 from setia.outbox.models import OutboxMessage
 from setia.programs.models import Program, ProgramRevision
 from setia.rules.models import Campaign, Rule, RuleAward, RuleRevision
@@ -24,6 +30,8 @@ __all__ = [
     "LotMovement",
     "Member",
     "MemberTier",
+    "MembershipPlan",
+    "MembershipPlanRevision",
     "Order",
     "OutboxMessage",
     "Program",
@@ -31,6 +39,8 @@ __all__ = [
     "Rule",
     "RuleAward",
     "RuleRevision",
+    "Subscription",
+    "SubscriptionPayment",
     "Tenant",
     "Tier",
     "TierActivity",
