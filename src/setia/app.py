@@ -27,6 +27,7 @@ from setia.members.api import router as members_router
 from setia.programs.api import router as programs_router
 from setia.rules.api import router as rules_router
 from setia.tenants.api import router as tenants_router
+from setia.tiers.api import router as tiers_router
 
 log = logging.getLogger("setia")
 PROBLEM = "application/problem+json"
@@ -186,6 +187,7 @@ def create_app(db: Database | None = None) -> FastAPI:
         events_router,
         ledger_router,
         rules_router,
+        tiers_router,
     ):
         app.include_router(router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

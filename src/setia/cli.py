@@ -15,6 +15,7 @@ from setia.core.db import Database, get_database
 from setia.core.errors import SetiaError
 from setia.core.migrate import check_schema, upgrade
 from setia.rules import cli as rules_cli
+from setia.tiers import cli as tiers_cli
 
 app = typer.Typer(
     help="Setia: customer loyalty, self-hosted.",
@@ -38,6 +39,7 @@ for sub, name in (
 ):
     app.add_typer(sub, name=name)
 app.add_typer(rules_cli.app, name="rules")
+app.add_typer(tiers_cli.app, name="tiers")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

@@ -27,6 +27,7 @@ from setia.members.models import Member
 from setia.outbox.service import publish
 from setia.programs.models import Program
 from setia.rules.jobs import run_date_triggers
+from setia.tiers import service as tiers
 
 BATCH = 200
 
@@ -39,6 +40,8 @@ class JobReport:
     expired_points: int = 0
     expired_holds: int = 0
     triggered_awards: int = 0
+    tier_upgrades: int = 0
+    tier_downgrades: int = 0
     errors: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
@@ -205,4 +208,7 @@ def run_due(db: Database, now: datetime | None = None) -> JobReport:
     _loop(db, find_expiring, expire, now, report)
     _loop(db, find_inactive, lambda s, i, at: expire(s, i, at, "inactivity"), now, report)
     report.triggered_awards = run_date_triggers(db, now)
+    for evaluation in tiers.due_evaluations(db, now):
+        report.tier_upgrades += evaluation.upgraded
+        report.tier_downgrades += evaluation.downgraded
     return report
