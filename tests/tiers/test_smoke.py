@@ -28,7 +28,8 @@ def test_upgrade_at_once_and_downgrade_only_after_retention(
     report = evaluate(api, date(2026, 1, 1))
     assert report["downgraded"] == 1
     again = evaluate(api, date(2026, 1, 1))
-    assert again["downgraded"] == 0 and again["upgraded"] == 0
+    assert again["downgraded"] == 0
+    assert again["upgraded"] == 0
     assert view(api, m)["tier"]["code"] == "bronze"
     assert [h["reason"] for h in history(api, m)] == ["downgraded", "upgraded"]
 
@@ -42,4 +43,5 @@ def test_progress_sentence(client: TestClient, tenant: TenantFixture) -> None:
     assert v["progress"]["message"].startswith("Rp")
     assert "Perak" in v["progress"]["message"]
     en = view(api, m, locale="en")["progress"]["message"]
-    assert "more" in en and "to reach Silver" in en
+    assert "more" in en
+    assert "to reach Silver" in en
