@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
@@ -395,7 +395,10 @@ def _save(
 
 
 def _changed(before: State, out: Outcome) -> bool:
-    return bool(out.changes) or out.at_risk is not None or asdict(before) != asdict(out.state)
+    if out.changes or out.at_risk is not None:
+        return True
+    after = out.state
+    return any(getattr(before, f) != getattr(after, f) for f in FIELDS)
 
 
 # ---------------------------------------------------------------------- event hooks
@@ -628,6 +631,7 @@ def evaluate_chunk(
         return None
     first, last = rows[0][0], rows[-1][0]
     zero = [Decimal(0)] * len(s.metrics)
+    base_id = s.base.id
     if s.window["kind"] == "anniversary_year":
         per_day = _anniversary_days(session, s, first, last, day)
     else:
@@ -644,8 +648,17 @@ def evaluate_chunk(
                     values = [a + b for a, b in zip(values, vals, strict=True)]
         else:
             values = figures.get(member_id, zero)
-        out = rules.decide_evaluation(s, before, values, day, now)
         report.members_seen += 1
+        if (
+            before.earned_tier_id == base_id
+            and before.tier_id == base_id
+            and before.override_tier_id is None
+            and before.plan_tier_id is None
+            and before.revoked_on is None
+            and s.qualified(values).rank == 0
+        ):
+            continue  # in the base tier with nothing to change: the common case, kept cheap
+        out = rules.decide_evaluation(s, before, values, day, now)
         if not _changed(before, out):
             continue
         try:
