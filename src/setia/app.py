@@ -24,6 +24,7 @@ from setia.core.migrate import check_schema
 from setia.events.api import router as events_router
 from setia.ledger.api import router as ledger_router
 from setia.members.api import router as members_router
+from setia.memberships.api import router as memberships_router
 from setia.programs.api import router as programs_router
 from setia.rules.api import router as rules_router
 from setia.tenants.api import router as tenants_router
@@ -187,6 +188,7 @@ def create_app(db: Database | None = None) -> FastAPI:
         events_router,
         ledger_router,
         rules_router,
+        memberships_router,
         tiers_router,
     ):
         app.include_router(router)

@@ -14,6 +14,7 @@ import typer
 from setia.core.db import Database, get_database
 from setia.core.errors import SetiaError
 from setia.core.migrate import check_schema, upgrade
+from setia.memberships import cli as memberships_cli
 from setia.rules import cli as rules_cli
 from setia.tiers import cli as tiers_cli
 
@@ -39,6 +40,7 @@ for sub, name in (
 ):
     app.add_typer(sub, name=name)
 app.add_typer(rules_cli.app, name="rules")
+app.add_typer(memberships_cli.app, name="memberships")
 app.add_typer(tiers_cli.app, name="tiers")
 
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from setia.memberships import service as memberships
 from setia.tiers import context as tiers
 
 
@@ -27,4 +29,14 @@ def member_benefits_many(
 ) -> dict[uuid.UUID, dict[str, Any]]:
     ids = list(dict.fromkeys(member_ids))
     tier = tiers.tiers_of(session, program_id, ids)
-    return {m: {**tier[m]} for m in ids}
+    # One query for the whole list: each member's live subscription, if any.
+    plans = memberships.plan_benefits_many(session, program_id, ids)
+    out: dict[uuid.UUID, dict[str, Any]] = {}
+    for m in ids:
+        plan = plans.get(m)
+        out[m] = {
+            **tier[m],
+            "plan": plan[0] if plan else None,
+            "plan_multiplier": plan[1] if plan else Decimal(1),
+        }
+    return out

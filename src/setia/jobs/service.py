@@ -42,6 +42,7 @@ class JobReport:
     triggered_awards: int = 0
     tier_upgrades: int = 0
     tier_downgrades: int = 0
+    memberships: dict[str, Any] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
@@ -211,4 +212,7 @@ def run_due(db: Database, now: datetime | None = None) -> JobReport:
     for evaluation in tiers.due_evaluations(db, now):
         report.tier_upgrades += evaluation.upgraded
         report.tier_downgrades += evaluation.downgraded
+    from setia.memberships.jobs import run_due as run_memberships
+
+    report.memberships = run_memberships(db, now).as_dict()
     return report

@@ -103,6 +103,7 @@ class Subscription(Base):
     ended_at: Mapped[datetime | None] = mapped_column(default=None)
     end_reason: Mapped[str | None] = mapped_column(String(20), default=None)
     bonus_months: Mapped[int] = mapped_column(default=0)
+    next_bonus_at: Mapped[datetime | None] = mapped_column(default=None, index=True)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), default=None)
     request_hash: Mapped[str | None] = mapped_column(String(64), default=None)
     version: Mapped[int] = mapped_column(default=1)

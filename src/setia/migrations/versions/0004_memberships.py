@@ -113,6 +113,7 @@ def upgrade() -> None:
         sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("end_reason", sa.String(length=20), nullable=True),
         sa.Column("bonus_months", sa.Integer(), nullable=False),
+        sa.Column("next_bonus_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("idempotency_key", sa.String(length=200), nullable=True),
         sa.Column("request_hash", sa.String(length=64), nullable=True),
         sa.Column("version", sa.Integer(), nullable=False),
@@ -143,6 +144,9 @@ def upgrade() -> None:
             "ix_subscriptions_due", ["status", "current_period_end"], unique=False
         )
         batch_op.create_index("ix_subscriptions_member", ["member_id", "program_id"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_subscriptions_next_bonus_at"), ["next_bonus_at"], unique=False
+        )
 
     op.create_table(
         "subscription_payments",
@@ -224,6 +228,7 @@ def downgrade() -> None:
 
     op.drop_table("subscription_payments")
     with op.batch_alter_table("subscriptions", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_subscriptions_next_bonus_at"))
         batch_op.drop_index("ix_subscriptions_member")
         batch_op.drop_index("ix_subscriptions_due")
 
