@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 from setia.core.db import Database
 from setia.core.time import add_months, as_utc, utcnow, zone
 from setia.demo import catalog as cat
+from setia.demo import tiers as demo_tiers
 from setia.events.api import record_batch
 from setia.events.models import Event
 from setia.jobs.service import run_due
@@ -664,6 +665,7 @@ def build_demo(
         )
         program = programs.update_program(s, new.program, dict(PROGRAM_SETTINGS), actor="demo")
         _demo_rules(s, program, now)
+        demo_tiers.create_tiers(s, new.tenant, program)
         tenant_id, program_id, revision = new.tenant.id, program.id, program.revision
         api_key, api_key_id = new.secret, new.key.id
         s.execute(
@@ -725,9 +727,17 @@ def build_demo(
         lap("jobs")
     if report.errors:
         raise DemoError(f"due work failed: {report.errors[:3]}")
+    with db.session() as s:
+        tenant = tenants.get_tenant(s, tenant_id)
+        demo_program = s.get(Program, program_id)
+        assert demo_program is not None
+        demo_tiers.appoint_ambassadors(s, tenant, demo_program, now.astimezone(TZ).date())
+        s.commit()
+    lap("tiers")
 
     with db.session() as s:
         summary = _summary(s, program_id)
+        summary["tiers"] = demo_tiers.counts(s, tenants.get_tenant(s, tenant_id), program_id)
     return {
         "tenant": cat.TENANT_NAME,
         "tenant_id": str(tenant_id),
@@ -825,6 +835,7 @@ def _demo_rules(session: Session, program: Program, now: datetime) -> None:
         },
     ):
         rules.create_rule(session, program, RuleBody.model_validate(body), actor="demo")
+    rules.create_rule(session, program, RuleBody.model_validate(demo_tiers.TIER_RULE), actor="demo")
 
 
 def _enrol(session: Session, tenant: Tenant, p: Persona) -> None:

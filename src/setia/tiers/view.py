@@ -65,7 +65,7 @@ WORDS: dict[str, dict[str, str]] = {
         "or": "or",
         "and": "and",
         "more": "more",
-        "reach": "{need} {more} {deadline}to reach {tier}",
+        "reach": "{need} to go {deadline}for {tier}",
         "before": "before {date} ",
         "stay": "Next evaluation ({date}): stays {tier}.",
         "down": "Next evaluation ({date}): moves down to {tier}.",
@@ -234,7 +234,10 @@ def member_view(
             for m, v in zip(s.metrics, values, strict=True)
         ],
         "qualifies_for": _ref(q, lang),
-        "progress": progress(s, program, current, values, end, lang),
+        # A rolling window has no deadline: days leave it as new ones come in.
+        "progress": progress(
+            s, program, current, values, None if s.window["kind"] == "rolling" else end, lang
+        ),
         "next_evaluation": next_eval,
         "at_risk": at_risk,
         "benefits": {
