@@ -366,6 +366,7 @@ def merge_members(
     survivor, so lookups by its old identities still find the right member.
     """
     from setia.events.models import Event, Order
+    from setia.tiers import service as tiers
 
     if survivor.id == source.id:
         raise InvalidInput("a member cannot be merged into itself")
@@ -396,6 +397,7 @@ def merge_members(
         )
     session.execute(update(Event).where(Event.member_id == source.id).values(member_id=survivor.id))
     session.execute(update(Order).where(Order.member_id == source.id).values(member_id=survivor.id))
+    tiers.merge_members(session, tenant, source.id, survivor.id, actor=actor)
     # Consent is personal: the survivor keeps its own, the source's history is kept on the source.
     taken = {}
     for field in ("external_id", "phone", "email", "name", "birthday"):

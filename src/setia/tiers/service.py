@@ -770,3 +770,65 @@ def due_evaluations(db: Database, now: datetime | None = None) -> Iterator[Evalu
         today = as_utc(now or utcnow()).astimezone(zone(tz)).date()
         if evaluated_on is None or evaluated_on < today:
             yield evaluate(db, tenant_id, program_id, today)
+
+
+# ---------------------------------------------------------------------- member merge
+
+_EARNED = (
+    "earned_tier_id",
+    "earned_since",
+    "qualified_on",
+    "secure_until",
+    "revoked_on",
+    "previous_tier_id",
+    "previous_secure_until",
+)
+
+
+def merge_members(
+    session: Session, tenant: Tenant, source_id: uuid.UUID, survivor_id: uuid.UUID, *, actor: str
+) -> None:
+    """Fold the source member's tier standing into the survivor's: its activity counts for
+    the survivor from now on, the higher earned tier (with its retention) is kept, and an
+    override or plan benefit the survivor lacks is taken over. The source's history stays."""
+    from setia.tiers.activity import Activity, record_many
+
+    rows = session.execute(
+        select(TierActivity).where(TierActivity.member_id == source_id)
+    ).scalars()
+    moved = [
+        Activity(r.program_id, survivor_id, r.day, r.kind, r.spend, r.points, r.orders, r.count)
+        for r in rows
+    ]
+    session.execute(_act.delete().where(_act.c.member_id == source_id))
+    record_many(session, moved)
+    program_ids = session.execute(
+        select(TierSet.program_id)
+        .join(MemberTier, MemberTier.tier_set_id == TierSet.id)
+        .where(MemberTier.member_id == source_id)
+    ).scalars()
+    for program_id in list(program_ids):
+        s = structure(session, program_id)
+        assert s is not None
+        src = load_state(session, tenant, s, source_id)
+        before = load_state(session, tenant, s, survivor_id)
+        st = before.copy()
+        out = Outcome(st)
+        day = local_today(tenant)
+        if s.tier(src.earned_tier_id).rank > s.tier(st.earned_tier_id).rank:
+            for f in _EARNED:
+                setattr(st, f, getattr(src, f))
+        if st.override_tier_id is None and src.override_tier_id is not None:
+            st.override_tier_id = src.override_tier_id
+            st.override_until, st.override_reason = src.override_until, src.override_reason
+        if st.plan_tier_id is None and src.plan_tier_id is not None:
+            st.plan_tier_id, st.plan_mode, st.plan_until = (
+                src.plan_tier_id,
+                src.plan_mode,
+                src.plan_until,
+            )
+        rules._moved(
+            s, st, out, before.tier_id, "merged", {"source": str(source_id)}, day, utcnow()
+        )
+        _save(session, tenant, s, survivor_id, before, out, day, actor=actor)
+        session.execute(_mt.delete().where(_mt.c.tier_set_id == s.id, _mt.c.member_id == source_id))
