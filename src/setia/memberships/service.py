@@ -857,6 +857,8 @@ def advance(session: Session, tenant: Tenant, sub: Subscription, now: datetime) 
 def _month(value: str) -> tuple[int, int]:
     try:
         y, m = value.split("-")
+        if len(y) != 4 or len(m) != 2:
+            raise ValueError(value)
         year, month = int(y), int(m)
         date(year, month, 1)
     except ValueError:
