@@ -3,15 +3,13 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Body, Response
-from pydantic import ValidationError
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from setia.core.api import PosCaller, ReadCaller, SessionDep, problems, write
 from setia.core.config import get_settings
-from setia.core.errors import InvalidInput, SetiaError
-from setia.events import service
-from setia.events.schemas import BatchIn, BatchItem, BatchOut, EventIn, EventResult
+from setia.core.errors import InvalidInput
+from setia.events import batch, service
+from setia.events.schemas import BatchIn, BatchOut, EventIn, EventResult
 from setia.tenants.models import Tenant
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
@@ -28,58 +26,14 @@ def record_event(event: EventIn, session: SessionDep, caller: PosCaller, respons
     return recorded.result
 
 
-def validation_problem(exc: ValidationError) -> dict[str, Any]:
-    errors = [
-        {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
-        for e in exc.errors(include_url=False)
-    ]
-    return {
-        "type": "https://setia.dev/problems/validation_error",
-        "title": "Invalid payload",
-        "status": 422,
-        "detail": "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'event'}: {e['msg']}" for e in errors
-        ),
-        "code": "validation_error",
-        "errors": errors,
-    }
-
-
 def record_batch(session: Session, tenant: Tenant, raw_events: list[dict[str, Any]]) -> BatchOut:
-    """Each event in its own savepoint: one bad event never spoils the others."""
-    results: list[BatchItem] = []
-    created = duplicates = failed = 0
-    for index, raw in enumerate(raw_events):
-        try:
-            event = EventIn.model_validate(raw)
-        except ValidationError as exc:
-            results.append(BatchItem(index=index, status=422, error=validation_problem(exc)))
-            failed += 1
-            continue
-        for attempt in range(2):
-            try:
-                with session.begin_nested():
-                    recorded = service.record_event(session, tenant, event)
-                results.append(
-                    BatchItem(
-                        index=index,
-                        status=201 if recorded.created else 200,
-                        result=EventResult.model_validate(recorded.result),
-                    )
-                )
-                created += recorded.created
-                duplicates += not recorded.created
-                break
-            except SetiaError as exc:
-                results.append(BatchItem(index=index, status=exc.status, error=exc.problem()))
-                failed += 1
-                break
-            except IntegrityError:
-                # A concurrent request recorded the same event id first; read its result.
-                session.info.clear()
-                if attempt == 1:
-                    raise
-    return BatchOut(created=created, duplicates=duplicates, failed=failed, results=results)
+    """Each event answered as if recorded on its own (its own savepoint): one bad event never
+    spoils the others. Plain purchases and custom events are written set-based
+    (``setia.events.batch``); the answers and rows are the same as one by one."""
+    return batch.record_batch(session, tenant, raw_events)
+
+
+validation_problem = batch.validation_problem
 
 
 @router.post("/batch", response_model=BatchOut, responses=problems(403, 413))

@@ -1,0 +1,782 @@
+"""Recording a batch of events set-based: plan in Python, write each table once.
+
+``record_batch`` answers exactly what recording the events one by one (each in its own
+savepoint, ``service.record_event``) answers, and writes the same rows. It gets there by
+splitting the batch, in order, into runs of *plain* events and the rest:
+
+* a plain event is a purchase or custom event whose client id and order id are new (in
+  the database and earlier in the batch), whose fields are valid, and whose member is
+  found by its identities as exactly one active member that no slower event of this batch
+  has touched. Everything about it can be decided before writing: its rules are evaluated
+  in Python (usage of limits and budgets read from the database and topped up with what
+  earlier events of the run gave), and its ledger rows (transfer, entries with the
+  accounts' versions and balances, lot) are planned from the accounts' counters read
+  once, locked on PostgreSQL. A run of plain events is then written with one
+  ``executemany`` per table and one guarded counter update per account.
+* anything else (refunds, duplicates, unknown or ambiguous members, invalid fields,
+  points that would repay a debt) goes through ``service.record_event`` in its own
+  savepoint, as always, after the run before it is written; so every write happens in the
+  order of the batch.
+
+If writing a run fails anyway (a concurrent duplicate, a version that moved), the run's
+savepoint is rolled back and its events are recorded one by one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, cast
+
+from pydantic import ValidationError
+from sqlalchemy import Table, and_, bindparam, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+
+from setia.core.db import new_id
+from setia.core.errors import SetiaError
+from setia.core.money import MoneyError, check_currency, parse_amount, to_str
+from setia.core.time import as_utc, utcnow
+from setia.events import benefits, earning
+from setia.events import service as events
+from setia.events.models import Event, Order
+from setia.events.schemas import BatchItem, BatchOut, EventIn, EventResult
+from setia.ledger import service as ledger
+from setia.ledger.models import DEBT, ISSUANCE, PENDING, POINTS, Account, Entry, Lot, Transfer
+from setia.members import service as members
+from setia.members.models import Member
+from setia.outbox.models import OutboxMessage
+from setia.programs.models import Program
+from setia.rules import engine as rule_engine
+from setia.rules import service as rule_service
+from setia.rules.models import RuleAward
+from setia.tenants.models import Tenant
+from setia.tiers import activity as tier_activity
+from setia.tiers import service as tiers
+
+_CHUNK = 500  # values per IN (...) list
+
+_events, _orders, _members, _accounts = (
+    cast(Table, m.__table__) for m in (Event, Order, Member, Account)
+)
+_INSERT_EVENTS = insert(_events)
+_INSERT_ORDERS = insert(_orders)
+_INSERT_TRANSFERS = insert(cast(Table, Transfer.__table__))
+_INSERT_ENTRIES = insert(cast(Table, Entry.__table__))
+_INSERT_LOTS = insert(cast(Table, Lot.__table__))
+_INSERT_AWARDS = insert(cast(Table, RuleAward.__table__))
+_INSERT_OUTBOX = insert(cast(Table, OutboxMessage.__table__))
+# Each touched account once per run, checked against the version its entries were planned on.
+_BUMP = (
+    update(_accounts)
+    .where(
+        _accounts.c.id == bindparam("account_id", type_=_accounts.c.id.type),
+        _accounts.c.version == bindparam("expected"),
+    )
+    .values(
+        debits_posted=_accounts.c.debits_posted + bindparam("dp"),
+        credits_posted=_accounts.c.credits_posted + bindparam("cp"),
+        version=_accounts.c.version + bindparam("n"),
+    )
+)
+_SET_ACTIVITY = update(_members).where(_members.c.id == bindparam("mid", type_=_members.c.id.type))
+
+
+def validation_problem(exc: ValidationError) -> dict[str, Any]:
+    errors = [
+        {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
+        for e in exc.errors(include_url=False)
+    ]
+    return {
+        "type": "https://setia.dev/problems/validation_error",
+        "title": "Invalid payload",
+        "status": 422,
+        "detail": "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'event'}: {e['msg']}" for e in errors
+        ),
+        "code": "validation_error",
+        "errors": errors,
+    }
+
+
+def record_one(session: Session, tenant: Tenant, index: int, event: EventIn) -> BatchItem:
+    """The one-by-one path: the event in its own savepoint (one bad event spoils nothing)."""
+    for attempt in range(2):
+        try:
+            with session.begin_nested():
+                recorded = events.record_event(session, tenant, event)
+            return BatchItem(
+                index=index,
+                status=201 if recorded.created else 200,
+                result=EventResult.model_validate(recorded.result),
+            )
+        except SetiaError as exc:
+            return BatchItem(index=index, status=exc.status, error=exc.problem())
+        except IntegrityError:
+            # A concurrent request recorded the same event id first; read its result.
+            session.info.clear()
+            if attempt == 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+@dataclass
+class _Plain:
+    """A plain event, checked: what its rows need besides its rules and ledger plan."""
+
+    index: int
+    event: EventIn
+    program: Program
+    member: Member
+    occurred_at: datetime
+    now: datetime
+    currency: str | None
+    amount: Decimal | None
+    lines: list[dict[str, Any]] | None
+    payload: dict[str, Any]
+    digest: str
+
+
+@dataclass
+class _Usage:
+    """Limits and budgets: the database's usage plus what earlier events of the run gave."""
+
+    member: dict[tuple[uuid.UUID, uuid.UUID], list[tuple[datetime, int]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+    rule: dict[uuid.UUID, int] = field(default_factory=lambda: defaultdict(int))
+    campaign: dict[uuid.UUID, int] = field(default_factory=lambda: defaultdict(int))
+
+    def record(
+        self, member_id: uuid.UUID, occurred_at: datetime, evaluation: rule_engine.Evaluation
+    ) -> None:
+        # The rows earning.record writes: one per award of a rule with an id.
+        for a in evaluation.awards:
+            if a.rule.id is None:
+                continue
+            self.member[(a.rule.id, member_id)].append((as_utc(occurred_at), a.points))
+            self.rule[a.rule.id] += a.points
+            if a.rule.campaign is not None:
+                self.campaign[a.rule.campaign.id] += a.points
+
+
+class _RunUsage:
+    def __init__(self, db: rule_service.DbUsage, extra: _Usage, member_id: uuid.UUID) -> None:
+        self.db, self.extra, self.member_id = db, extra, member_id
+
+    def prepare(self, rules: list[rule_engine.RuleSpec], local: datetime) -> None:
+        self.db.prepare(rules, local)
+
+    def member_used(
+        self, rule: rule_engine.RuleSpec, start: datetime | None, end: datetime | None
+    ) -> tuple[int, int]:
+        points, count = self.db.member_used(rule, start, end)
+        if rule.id is not None:
+            for at, p in self.extra.member.get((rule.id, self.member_id), ()):
+                if (start is None or at >= start) and (end is None or at < end):
+                    points += p
+                    count += 1
+        return points, count
+
+    def rule_used(self, rule: rule_engine.RuleSpec) -> int:
+        used = self.db.rule_used(rule)
+        return used + (self.extra.rule.get(rule.id, 0) if rule.id is not None else 0)
+
+    def campaign_used(self, campaign: rule_engine.CampaignSpec) -> int:
+        return self.db.campaign_used(campaign) + self.extra.campaign.get(campaign.id, 0)
+
+
+def _chunks(values: list[Any]) -> list[list[Any]]:
+    return [values[i : i + _CHUNK] for i in range(0, len(values), _CHUNK)]
+
+
+class _Batch:
+    def __init__(self, session: Session, tenant: Tenant) -> None:
+        self.session = session
+        self.tenant = tenant
+        self.pg = session.get_bind().dialect.name == "postgresql"
+        self.items: dict[int, BatchItem] = {}
+        self.touched: set[tuple[str, Any]] = set()  # identities a slow event may have changed
+
+    # ------------------------------------------------------------------ look-ups, in bulk
+
+    def _existing_events(self, ids: list[str]) -> set[str]:
+        found: set[str] = set()
+        for chunk in _chunks(ids):
+            found.update(
+                self.session.execute(
+                    select(_events.c.client_event_id).where(
+                        _events.c.tenant_id == self.tenant.id,
+                        _events.c.client_event_id.in_(chunk),
+                    )
+                ).scalars()
+            )
+        return found
+
+    def _existing_orders(self, ids: list[str]) -> set[str]:
+        found: set[str] = set()
+        for chunk in _chunks(ids):
+            found.update(
+                self.session.execute(
+                    select(_orders.c.order_id).where(
+                        _orders.c.tenant_id == self.tenant.id, _orders.c.order_id.in_(chunk)
+                    )
+                ).scalars()
+            )
+        return found
+
+    def _identities(self, event: EventIn) -> list[tuple[str, Any]] | None:
+        """The identities as find_member matches them; None if one does not normalise."""
+        ref = event.member
+        out: list[tuple[str, Any]] = []
+        try:
+            if ref.id is not None:
+                out.append(("id", ref.id))
+            if ref.external_id is not None:
+                out.append(("external_id", ref.external_id))
+            if ref.phone is not None:
+                out.append(("phone", members.normalize_phone(ref.phone, self.tenant.country)))
+            if ref.email is not None:
+                out.append(("email", members.normalize_email(ref.email)))
+        except SetiaError:
+            return None
+        return out
+
+    def _members(self, wanted: dict[str, set[Any]]) -> dict[tuple[str, Any], list[Member]]:
+        found: dict[tuple[str, Any], list[Member]] = defaultdict(list)
+        for kind, values in wanted.items():
+            column = {
+                "id": Member.id,
+                "external_id": Member.external_id,
+                "phone": Member.phone,
+                "email": Member.email,
+            }[kind]
+            for chunk in _chunks(sorted(values, key=str)):
+                rows = self.session.execute(
+                    select(Member).where(Member.tenant_id == self.tenant.id, column.in_(chunk))
+                ).scalars()
+                for m in rows:
+                    found[(kind, getattr(m, kind))].append(m)
+        return found
+
+    # ------------------------------------------------------------------ the batch
+
+    def run(self, raw_events: list[dict[str, Any]]) -> BatchOut:
+        parsed: list[tuple[int, EventIn]] = []
+        for index, raw in enumerate(raw_events):
+            try:
+                parsed.append((index, EventIn.model_validate(raw)))
+            except ValidationError as exc:
+                self.items[index] = BatchItem(
+                    index=index, status=422, error=validation_problem(exc)
+                )
+        existing = self._existing_events(list({e.id for _i, e in parsed}))
+        orders = self._existing_orders(
+            list({e.order_id for _i, e in parsed if e.type == "purchase" and e.order_id})
+        )
+        idents: dict[int, list[tuple[str, Any]] | None] = {
+            i: self._identities(e) for i, e in parsed
+        }
+        wanted: dict[str, set[Any]] = defaultdict(set)
+        for found in idents.values():
+            for kind, value in found or ():
+                wanted[kind].add(value)
+        by_identity = self._members(wanted)
+
+        seen_ids: set[str] = set()
+        seen_orders: set[str] = set()
+        run: list[_Plain] = []
+        for index, event in parsed:
+            plain = None
+            if event.id not in existing and event.id not in seen_ids:
+                plain = self._plain(index, event, idents[index], by_identity, orders, seen_orders)
+            seen_ids.add(event.id)
+            if event.order_id is not None and event.type == "purchase":
+                seen_orders.add(event.order_id)
+            if plain is not None and run and not self._fits(run, plain):
+                self._flush(run)
+                run = []
+            if plain is not None:
+                run.append(plain)
+                continue
+            self._flush(run)
+            run = []
+            item = record_one(self.session, self.tenant, index, event)
+            self.items[index] = item
+            if item.result is not None and item.result.member_created:
+                # A member created on the way owns these identities now: later events that
+                # name them go the full way (find_member decides, as one by one).
+                self.touched.update(idents[index] or ())
+        self._flush(run)
+
+        results = [self.items[i] for i in sorted(self.items)]
+        created = sum(1 for r in results if r.status == 201)
+        duplicates = sum(1 for r in results if r.status == 200)
+        return BatchOut(
+            created=created,
+            duplicates=duplicates,
+            failed=len(results) - created - duplicates,
+            results=results,
+        )
+
+    def _plain(
+        self,
+        index: int,
+        event: EventIn,
+        identities: list[tuple[str, Any]] | None,
+        by_identity: dict[tuple[str, Any], list[Member]],
+        orders: set[str],
+        seen_orders: set[str],
+    ) -> _Plain | None:
+        """The checks record_event makes, answered without writing; None: take the slow path."""
+        if event.type == "refund" or not identities:
+            return None
+        if any(ident in self.touched for ident in identities):
+            return None
+        matched = {m.id: m for ident in identities for m in by_identity.get(ident, ())}
+        if len(matched) != 1:
+            return None  # unknown (auto-create or not found) or ambiguous identities
+        member = next(iter(matched.values()))
+        if member.status != "active":
+            return None
+        now = utcnow()
+        occurred_at = as_utc(event.occurred_at) if event.occurred_at else now
+        if occurred_at > now + events.FUTURE_SKEW:
+            return None
+        try:
+            program = events._program(self.session, self.tenant, event.program_id)
+        except SetiaError:
+            return None
+        currency: str | None = None
+        amount: Decimal | None = None
+        lines: list[dict[str, Any]] | None = None
+        try:
+            if event.currency is not None:
+                currency = check_currency(event.currency)
+            if event.type == "purchase":
+                if currency is None or event.order_id is None or currency != program.currency:
+                    return None
+                if event.order_id in orders or event.order_id in seen_orders:
+                    return None
+                amount = parse_amount(event.amount, currency)
+                lines = []
+                for item in event.items or []:
+                    price = parse_amount(item.unit_price, currency)
+                    lines.append(
+                        {
+                            **item.model_dump(exclude_none=True),
+                            "unit_price": to_str(price, currency),
+                            "returned": 0,
+                        }
+                    )
+        except MoneyError:
+            return None
+        payload = event.model_dump(mode="json", exclude_none=True)
+        return _Plain(
+            index=index,
+            event=event,
+            program=program,
+            member=member,
+            occurred_at=occurred_at,
+            now=now,
+            currency=currency,
+            amount=amount,
+            lines=lines,
+            payload=payload,
+            digest=ledger.request_hash(payload),
+        )
+
+    def _fits(self, run: list[_Plain], plain: _Plain) -> bool:
+        """One program per run; with tiers, one event per member (a tier change after an
+        event can change what the member's next event earns)."""
+        if plain.program.id != run[0].program.id:
+            return False
+        if tiers.structure(self.session, plain.program.id) is None:
+            return True
+        return all(p.member.id != plain.member.id for p in run)
+
+    # ------------------------------------------------------------------ writing a run
+
+    def _flush(self, run: list[_Plain]) -> None:
+        while run:
+            savepoint = self.session.begin_nested()
+            try:
+                done = self._write(run)
+            except (SQLAlchemyError, SetiaError):
+                savepoint.rollback()
+                for p in run:
+                    self._slow(p)
+                return
+            savepoint.commit()
+            if done == len(run):
+                return
+            # The event at ``done`` needs what only the full path does (repaying a debt, a
+            # member without accounts): record it so, then plan the rest again.
+            self._slow(run[done])
+            run = run[done + 1 :]
+
+    def _slow(self, p: _Plain) -> None:
+        self.items[p.index] = record_one(self.session, self.tenant, p.index, p.event)
+
+    def _write(self, run: list[_Plain]) -> int:
+        """Plan and write the run's longest plain prefix; return how many events it wrote."""
+        session, tenant = self.session, self.tenant
+        program = run[0].program
+        specs = rule_service.load_specs(session, program)
+        reads_orders = earning._reads_orders(specs)
+        issuance = ledger.program_account(session, program.id, ISSUANCE)
+        member_ids = list(dict.fromkeys(p.member.id for p in run))
+
+        # Accounts: the issuance account and the members', counters read once (locked in id
+        # order on PostgreSQL; SQLite already holds the write lock).
+        acc = _accounts.c
+        stmt = (
+            select(
+                acc.id,
+                acc.member_id,
+                acc.code,
+                acc.debits_posted,
+                acc.credits_posted,
+                acc.debits_pending,
+                acc.credits_pending,
+                acc.version,
+            )
+            .where(
+                or_(
+                    acc.id == issuance,
+                    and_(acc.program_id == program.id, acc.member_id.in_(member_ids)),
+                )
+            )
+            .order_by(acc.id)
+        )
+        if self.pg:
+            stmt = stmt.with_for_update()
+        state: dict[uuid.UUID, list[int]] = {}
+        owned: dict[uuid.UUID, dict[str, uuid.UUID]] = defaultdict(dict)
+        for row in session.execute(stmt):
+            state[row.id] = [
+                int(row.debits_posted),
+                int(row.credits_posted),
+                int(row.debits_pending),
+                int(row.credits_pending),
+                int(row.version),
+            ]
+            if row.member_id is not None:
+                owned[row.member_id][row.code] = row.id
+        start = {k: list(v) for k, v in state.items()}
+        standing = benefits.member_benefits_many(session, program.id, member_ids)
+
+        usage = _Usage()
+        ev_rows: list[dict[str, Any]] = []
+        order_rows: list[dict[str, Any]] = []
+        transfer_rows: list[dict[str, Any]] = []
+        entry_rows: list[dict[str, Any]] = []
+        lot_rows: list[dict[str, Any]] = []
+        award_rows: list[dict[str, Any]] = []
+        outbox_rows: list[dict[str, Any]] = []
+        activity: list[tier_activity.Activity] = []
+        last_seen: dict[uuid.UUID, datetime] = {}
+        recorded: list[tuple[_Plain, dict[str, Any]]] = []
+        orders_so_far: dict[uuid.UUID, list[datetime]] = defaultdict(list)
+        tags: dict[uuid.UUID, list[str]] = {}
+        done = 0
+
+        for p in run:
+            member, event, occurred_at = p.member, p.event, p.occurred_at
+            accounts = owned.get(member.id, {})
+            if not {POINTS, PENDING, DEBT} <= accounts.keys():
+                break
+            order_count = 0
+            if reads_orders:
+                order_count = int(
+                    session.execute(
+                        earning._ORDERS_SO_FAR, {"member_id": member.id, "at": occurred_at}
+                    ).scalar_one()
+                ) + sum(1 for at in orders_so_far[member.id] if at <= occurred_at)
+            member_ctx = {
+                "tags": tags.get(member.id, member.tags or []),
+                "attributes": member.attributes or {},
+                "locale": member.locale,
+                "created_at": member.created_at,
+                "birthday": member.birthday,
+                "order_count": order_count,
+                **standing[member.id],
+            }
+            ctx = earning.event_context(tenant, event, occurred_at, p.amount, member_ctx)
+            evaluation = rule_engine.evaluate_rules(
+                specs,
+                ctx,
+                _RunUsage(rule_service.DbUsage(session, member.id, program.id), usage, member.id),
+            )
+            awards = earning.to_awards(program, tenant, evaluation, occurred_at)
+            pending_flags = [
+                a.pending_until is not None and a.pending_until > utcnow() for a in awards
+            ]
+            debt = state[accounts[DEBT]]
+            owed = debt[0] - debt[1]
+            if owed > 0 and not all(pending_flags):
+                break  # the points would repay a debt: the full path does that
+
+            event_id = new_id()
+            total = sum(a.points for a in awards)
+            if event.type == "purchase":
+                source_type, source_id = "order", event.order_id
+            else:
+                source_type, source_id = "event", str(event_id)
+            result: dict[str, Any] = {
+                "id": event.id,
+                "event_id": str(event_id),
+                "type": event.type,
+                "member_id": str(member.id),
+                "program_id": str(program.id),
+                "occurred_at": occurred_at.isoformat(),
+                "member_created": False,
+            }
+            ev_rows.append(
+                {
+                    "id": event_id,
+                    "tenant_id": tenant.id,
+                    "program_id": program.id,
+                    "member_id": member.id,
+                    "client_event_id": event.id,
+                    "type": event.type,
+                    "occurred_at": occurred_at,
+                    "received_at": p.now,
+                    "request_hash": p.digest,
+                    "order_id": event.order_id,
+                    "currency": p.currency,
+                    "payload": p.payload,
+                    "result": result,
+                    "amount": p.amount,
+                }
+            )
+            if event.type == "purchase":
+                order_rows.append(
+                    {
+                        "id": new_id(),
+                        "tenant_id": tenant.id,
+                        "program_id": program.id,
+                        "member_id": member.id,
+                        "order_id": event.order_id,
+                        "event_id": event_id,
+                        "amount": p.amount,
+                        "currency": p.currency,
+                        "lines": p.lines,
+                        "points_earned": total,
+                        "refunded_amount": Decimal(0),
+                        "points_reversed": 0,
+                        "occurred_at": occurred_at,
+                        "created_at": utcnow(),
+                    }
+                )
+                orders_so_far[member.id].append(occurred_at)
+            out: dict[str, Any] = {"earned": total, "awards": []}
+            for n, (award, is_pending) in enumerate(zip(awards, pending_flags, strict=True)):
+                if award.points <= 0:
+                    continue
+                target = accounts[PENDING] if is_pending else accounts[POINTS]
+                transfer_id = new_id()
+                now = utcnow()
+                planned = []
+                for account_id, dp, cp in ((issuance, award.points, 0), (target, 0, award.points)):
+                    s = state[account_id]
+                    s[0] += dp
+                    s[1] += cp
+                    s[4] += 1
+                    planned.append((account_id, cp - dp, s[1] - s[0] - s[2], s[4]))
+                transfer_rows.append(
+                    {
+                        "id": transfer_id,
+                        "program_id": program.id,
+                        "debit_account_id": issuance,
+                        "credit_account_id": target,
+                        "amount": award.points,
+                        "code": "EARN",
+                        "kind": "POSTED",
+                        "pending_id": None,
+                        "idempotency_key": f"event:{event_id}:award:{n}",
+                        "request_hash": ledger.request_hash({"event": str(event_id), "award": n}),
+                        "source_type": source_type,
+                        "source_id": source_id,
+                        "program_revision": program.revision,
+                        "actor": "event",
+                        "reason": None,
+                        "details": {
+                            "rule": award.rule,
+                            "rule_revision": award.revision,
+                            "event_id": str(event_id),
+                        },
+                        "expires_at": None,
+                        "effective_at": occurred_at,
+                        "created_at": now,
+                    }
+                )
+                for account_id, change, balance, version in planned:
+                    entry_rows.append(
+                        {
+                            "id": new_id(),
+                            "account_id": account_id,
+                            "transfer_id": transfer_id,
+                            "amount": change,
+                            "balance_after": balance,
+                            "account_version": version,
+                            "created_at": now,
+                        }
+                    )
+                lot_rows.append(
+                    {
+                        "id": new_id(),
+                        "program_id": program.id,
+                        "account_id": target,
+                        "member_id": member.id,
+                        "transfer_id": transfer_id,
+                        "source_type": source_type,
+                        "source_id": source_id,
+                        "amount": award.points,
+                        "remaining": award.points,
+                        "earned_at": occurred_at,
+                        "pending_until": award.pending_until,
+                        "released_at": None if is_pending else utcnow(),
+                        "expires_at": award.expires_at,
+                    }
+                )
+                pending_until = award.pending_until.isoformat() if award.pending_until else None
+                out["awards"].append(
+                    {
+                        "rule": award.rule,
+                        "rule_id": str(award.rule_id) if award.rule_id else None,
+                        "rule_name": award.rule_name,
+                        "revision": award.revision,
+                        "program_revision": program.revision,
+                        "points": award.points,
+                        "transfer_id": str(transfer_id),
+                        "pending_until": pending_until,
+                        "expires_at": award.expires_at.isoformat() if award.expires_at else None,
+                    }
+                )
+                outbox_rows.append(
+                    {
+                        "id": new_id(),
+                        "tenant_id": tenant.id,
+                        "topic": "points.earned",
+                        "payload": {
+                            "member_id": str(member.id),
+                            "program_id": str(program.id),
+                            "points": award.points,
+                            "order_id": source_id if source_type == "order" else None,
+                            "event_id": str(event_id),
+                            "pending_until": pending_until,
+                        },
+                        "created_at": utcnow(),
+                    }
+                )
+            # earning.record: usage rows, and the tags rules gave.
+            for a in evaluation.awards:
+                if a.rule.id is None:
+                    continue
+                award_rows.append(
+                    {
+                        "id": new_id(),
+                        "program_id": program.id,
+                        "rule_id": a.rule.id,
+                        "rule_revision": a.rule.revision,
+                        "campaign_id": a.rule.campaign.id if a.rule.campaign else None,
+                        "member_id": member.id,
+                        "event_id": event_id,
+                        "points": a.points,
+                        "occurred_at": occurred_at,
+                        "trigger_key": None,
+                    }
+                )
+            usage.record(member.id, occurred_at, evaluation)
+            new_tags = {a.tag for a in evaluation.awards if a.tag}
+            current = tags.get(member.id, member.tags or [])
+            if new_tags and not new_tags <= set(current):
+                tags[member.id] = sorted(set(current) | new_tags)
+            day = tier_activity.local_day(occurred_at, tenant.timezone)
+            if event.type == "purchase":
+                assert p.amount is not None
+                activity.append(tier_activity.purchase(program.id, member.id, day, p.amount, total))
+            else:
+                activity.append(tier_activity.custom(program.id, member.id, day, event.type, total))
+            out["not_fired"] = [skip.as_dict() for skip in evaluation.skipped]
+            events._explain_tags(out, evaluation)
+            result["points"] = out
+            outbox_rows.append(
+                {
+                    "id": new_id(),
+                    "tenant_id": tenant.id,
+                    "topic": "event.recorded",
+                    "payload": {
+                        "event_id": str(event_id),
+                        "type": event.type,
+                        "member_id": str(member.id),
+                    },
+                    "created_at": utcnow(),
+                }
+            )
+            last = last_seen.get(member.id, member.last_activity_at)
+            if last is None or occurred_at > last:
+                last_seen[member.id] = occurred_at
+            recorded.append((p, result))
+            done += 1
+
+        if done == 0:
+            return 0
+        bumps = [
+            {
+                "account_id": account_id,
+                "expected": start[account_id][4],
+                "dp": s[0] - start[account_id][0],
+                "cp": s[1] - start[account_id][1],
+                "n": s[4] - start[account_id][4],
+            }
+            for account_id, s in sorted(state.items())
+            if s[4] != start[account_id][4]
+        ]
+        if bumps:
+            res = session.execute(_BUMP, bumps)
+            if res.rowcount != len(bumps):  # type: ignore[attr-defined]
+                raise ledger.LedgerCorrupt("an account changed while its batch was planned")
+        session.execute(_INSERT_EVENTS, ev_rows)
+        if order_rows:
+            session.execute(_INSERT_ORDERS, order_rows)
+        if transfer_rows:
+            session.execute(_INSERT_TRANSFERS, transfer_rows)
+            session.execute(_INSERT_ENTRIES, entry_rows)
+            session.execute(_INSERT_LOTS, lot_rows)
+        if award_rows:
+            session.execute(_INSERT_AWARDS, award_rows)
+        tier_activity.record_many(session, activity)
+        session.execute(_INSERT_OUTBOX, outbox_rows)
+        if last_seen:
+            session.execute(
+                _SET_ACTIVITY,
+                [{"mid": mid, "last_activity_at": at} for mid, at in last_seen.items()],
+            )
+        by_id = {p.member.id: p.member for p, _r in recorded}
+        for mid, at in last_seen.items():
+            set_committed_value(by_id[mid], "last_activity_at", at)
+        if tags:
+            for mid, value in tags.items():
+                by_id[mid].tags = value
+            session.flush()
+        if tiers.structure(session, program.id) is not None:
+            for p, _r in recorded:
+                tiers.after_activity(session, tenant, program.id, p.member.id, p.occurred_at)
+        for p, result in recorded:
+            self.items[p.index] = BatchItem(
+                index=p.index,
+                status=201,
+                result=EventResult.model_validate(events._canonical(result)),
+            )
+        return done
+
+
+def record_batch(session: Session, tenant: Tenant, raw_events: list[dict[str, Any]]) -> BatchOut:
+    """Record a batch: the same answers and rows as one by one, written set-based."""
+    return _Batch(session, tenant).run(raw_events)
