@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import date
 from typing import Any
 
+from sqlalchemy import select, text
+
+from setia.core.db import Database
+from setia.outbox.models import OutboxMessage
+from setia.tiers.models import MemberTier
 from tests.rules.helpers import Api
 
 
@@ -78,3 +84,59 @@ def history(api: Api, member: str) -> list[dict[str, Any]]:
     assert r.status_code == 200, r.text
     out: list[dict[str, Any]] = r.json()
     return out
+
+
+def refund(api: Api, order_id: str, amount: int, at: str | None = None) -> Any:
+    """Refund ``amount`` of an order (member M1)."""
+    event: dict[str, Any] = {
+        "id": f"rf-{uuid.uuid4().hex[:10]}",
+        "type": "refund",
+        "member": {"external_id": "M1"},
+        "order_id": order_id,
+        "amount": str(amount),
+    }
+    if at is not None:
+        event["occurred_at"] = at
+    return api.send(event)
+
+
+def outbox(db: Database, topic_prefix: str = "tier.") -> list[dict[str, Any]]:
+    """The tier messages in the outbox, oldest first: [{topic, **payload}]."""
+    with db.session() as s:
+        rows = s.execute(
+            select(OutboxMessage.topic, OutboxMessage.payload)
+            .where(OutboxMessage.topic.like(topic_prefix + "%"))
+            .order_by(OutboxMessage.created_at, OutboxMessage.id)
+        ).all()
+    return [{"topic": t, **p} for t, p in rows]
+
+
+def topics(db: Database) -> list[str]:
+    return [m["topic"] for m in outbox(db)]
+
+
+def member_row(db: Database, member: str) -> MemberTier | None:
+    with db.session() as s:
+        row = s.execute(
+            select(MemberTier).where(MemberTier.member_id == uuid.UUID(member))
+        ).scalar_one_or_none()
+        if row is not None:
+            s.expunge(row)
+        return row
+
+
+SNAPSHOT_TABLES = ("member_tiers", "tier_changes", "outbox", "tier_sets")
+
+
+def snapshot(db: Database) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of the tables an evaluation may write, as sorted tuples."""
+    out = {}
+    with db.engine.connect() as conn:
+        for table in SNAPSHOT_TABLES:
+            rows = conn.execute(text(f"SELECT * FROM {table}")).all()
+            out[table] = sorted((tuple(str(v) for v in r) for r in rows), key=str)
+    return out
+
+
+def code_of(api: Api, member: str) -> str:
+    return str(view(api, member)["tier"]["code"])

@@ -316,8 +316,19 @@ def decide_refund(
 
 
 def decide_evaluation(
-    s: Structure, st: State, values: Sequence[Decimal], day: date, now: datetime
+    s: Structure,
+    st: State,
+    values: Sequence[Decimal],
+    day: date,
+    now: datetime,
+    *,
+    qualification_values: Sequence[Decimal] | None = None,
 ) -> Outcome:
+    """The nightly decision for one member. ``values`` are the figures of the window holding
+    ``day``; ``qualification_values`` those of the window the earned tier was reached in (up
+    to ``day``), needed only when a refund revoked it: the member then falls to the highest
+    of what that window still reaches (kept as long as it was), the tier held before (if
+    still secure) and what ``values`` reach."""
     st = st.copy()
     out = Outcome(st)
     if st.override_tier_id is not None and not active_until(st.override_until, day):
@@ -336,17 +347,27 @@ def decide_evaluation(
         prev = s.by_id(st.previous_tier_id)
         prev_ok = prev is not None and (st.previous_secure_until or date.min) >= day
         target = prev if prev is not None and prev_ok and prev.rank > q.rank else q
+        secure = st.previous_secure_until if prev is not None and target.id == prev.id else None
+        # The day the new earned tier was qualified for: a later refund can revoke only a
+        # tier that figures reached (not one kept by retention or a one-level step).
+        since: date | None = day if target.id == q.id else None
+        if qualification_values is not None and st.qualified_on is not None:
+            still = s.qualified(qualification_values)
+            kept = s.retention_end(st.qualified_on, st.anchor_day)
+            if still.rank > target.rank and still.rank < earned.rank and kept >= day:
+                target, secure, since = still, kept, st.qualified_on
         if floor is not None and floor.rank > target.rank:
             target = floor if floor.rank < earned.rank else earned
+            secure, since = None, None
         if target.rank < earned.rank:
             _earned_move(s, st, out, target, "revoked", day, figures)
             st.earned_since = now
             st.secure_until = (
-                st.previous_secure_until
-                if prev is not None and target.id == prev.id
+                secure
+                if secure is not None
                 else (s.retention_end(day, st.anchor_day) if target.rank > 0 else None)
             )
-            st.qualified_on = day if target.rank > 0 else None
+            st.qualified_on = since if target.rank > 0 else None
         st.revoked_on = None
         st.previous_tier_id, st.previous_secure_until = None, None
     elif earned.rank > q.rank and st.secure_until is not None:
@@ -364,7 +385,7 @@ def decide_evaluation(
             st.earned_since = now
             st.previous_tier_id, st.previous_secure_until = None, None
             st.secure_until = s.retention_end(day, st.anchor_day) if target.rank > 0 else None
-            st.qualified_on = day if target.rank > 0 else None
+            st.qualified_on = day if target.rank > 0 and target.id == q.id else None
             st.at_risk_notified_for = None
         elif (
             target.rank < earned.rank

@@ -286,6 +286,19 @@ def member_figures(
     return _figures(row)
 
 
+def qualification_figures(
+    session: Session, s: Structure, member_id: uuid.UUID, st: State, day: date
+) -> list[Decimal] | None:
+    """The figures, as of ``day``, of the window in which the member's earned tier was
+    reached or last qualified for (None when it was not reached by qualification)."""
+    if st.qualified_on is None:
+        return None
+    start, end = s.window_for(st.qualified_on, st.anchor_day)
+    if s.window["kind"] != "rolling":
+        end = min(end, day) if end is not None else day
+    return member_figures(session, s, member_id, start, end)
+
+
 # ---------------------------------------------------------------------- member state
 
 
@@ -440,10 +453,8 @@ def after_refund(
     before = load_state(session, tenant, s, member_id)
     if before.version == 0 or before.qualified_on is None:
         return
-    start, end = s.window_for(before.qualified_on, before.anchor_day)
-    if s.window["kind"] != "rolling":
-        end = min(end, local_day(tenant, utcnow())) if end is not None else None
-    figures = member_figures(session, s, member_id, start, end)
+    figures = qualification_figures(session, s, member_id, before, local_today(tenant))
+    assert figures is not None
     out = rules.decide_refund(s, before, figures, local_day(tenant, occurred_at))
     if _changed(before, out):
         _save(session, tenant, s, member_id, before, out, local_day(tenant, occurred_at))
@@ -658,7 +669,12 @@ def evaluate_chunk(
             and s.qualified(values).rank == 0
         ):
             continue  # in the base tier with nothing to change: the common case, kept cheap
-        out = rules.decide_evaluation(s, before, values, day, now)
+        revoked = (
+            qualification_figures(session, s, member_id, before, day)
+            if before.revoked_on is not None
+            else None
+        )
+        out = rules.decide_evaluation(s, before, values, day, now, qualification_values=revoked)
         if not _changed(before, out):
             continue
         try:

@@ -21,7 +21,13 @@ from setia.tenants.models import Tenant
 from setia.tiers import rules
 from setia.tiers.models import Tier, TierChange
 from setia.tiers.rules import State, Structure, TierDef
-from setia.tiers.service import load_state, local_today, member_figures, require_structure
+from setia.tiers.service import (
+    load_state,
+    local_today,
+    member_figures,
+    qualification_figures,
+    require_structure,
+)
 
 BABEL = {"id": "id_ID", "ms": "ms_MY", "en": "en_GB"}
 WORDS: dict[str, dict[str, str]] = {
@@ -161,7 +167,9 @@ def member_view(
     day = on or local_today(tenant)
     st: State = load_state(session, tenant, s, member.id, lock=False)
     start, end = s.window_for(day, st.anchor_day)
-    values = member_figures(session, s, member.id, start, end if end else day)
+    # What counts so far: the window's days up to today (none after it, even if backdated
+    # activity were dated later).
+    values = member_figures(session, s, member.id, start, min(end, day) if end else day)
     current = s.tier(st.tier_id)
     earned = s.tier(st.earned_tier_id)
     tier_row = session.get(Tier, current.id)
@@ -169,8 +177,17 @@ def member_view(
     # What the next evaluation (the start of tomorrow) would do with today's figures.
     tomorrow = day + timedelta(days=1)
     t_start, t_end = s.window_for(tomorrow, st.anchor_day)
-    t_values = member_figures(session, s, member.id, t_start, t_end if t_end else tomorrow)
-    projected = rules.decide_evaluation(s, st, t_values, tomorrow, member.created_at)
+    t_values = member_figures(
+        session, s, member.id, t_start, min(t_end, tomorrow) if t_end else tomorrow
+    )
+    revoked = (
+        qualification_figures(session, s, member.id, st, tomorrow)
+        if st.revoked_on is not None
+        else None
+    )
+    projected = rules.decide_evaluation(
+        s, st, t_values, tomorrow, member.created_at, qualification_values=revoked
+    )
     after = s.tier(projected.state.tier_id)
     words = WORDS[lang]
     key = "stay" if after.rank == current.rank else ("up" if after.rank > current.rank else "down")
