@@ -217,3 +217,38 @@ def test_report_endpoint_and_openapi(api: Client) -> None:
         "/v1/memberships/report",
     ):
         assert path in doc["paths"], path
+
+
+def test_purchase_earns_the_plan_multiplier(api: Client) -> None:
+    """A rule with factor member.plan_multiplier gives a paying member 1.5x the base."""
+    r = api.post(
+        "/v1/rules",
+        {
+            "name": "Member Plus 1.5x",
+            "triggers": ["purchase"],
+            "conditions": {"field": "member.is_paid_member", "op": "eq", "value": True},
+            "effect": {"type": "multiplier", "factor": "member.plan_multiplier"},
+        },
+    )
+    assert r.status_code == 201, r.text
+    api.plan()
+    paying, other = api.member("A"), api.member("B")
+    assert api.start(paying).status_code == 201
+
+    def earned(member: str, order: str) -> int:
+        r = api.post(
+            "/v1/events",
+            {
+                "id": order,
+                "type": "purchase",
+                "member": {"id": member},
+                "order_id": order,
+                "amount": "100000",
+                "currency": "IDR",
+            },
+        )
+        assert r.status_code == 201, r.text
+        return int(r.json()["points"]["earned"])
+
+    assert earned(paying, "O-1") == 150
+    assert earned(other, "O-2") == 100

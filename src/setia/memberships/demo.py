@@ -50,6 +50,22 @@ def create_plan(session: Session, program: Program) -> MembershipPlan:
     return service.create_plan(session, program, body, actor=ACTOR)
 
 
+def create_rule(session: Session, program: Program) -> None:
+    """The plan's earn multiplier, applied on purchases by a rule (1.5x the base points)."""
+    from setia.rules import service as rules
+    from setia.rules.schemas import RuleBody
+
+    body = RuleBody.model_validate(
+        {
+            "name": "Member Plus 1.5x",
+            "triggers": ["purchase"],
+            "conditions": {"field": "member.is_paid_member", "op": "eq", "value": True},
+            "effect": {"type": "multiplier", "factor": "member.plan_multiplier"},
+        }
+    )
+    rules.create_rule(session, program, body, actor=ACTOR)
+
+
 def seed_demo(
     session: Session,
     tenant: Tenant,
@@ -62,6 +78,7 @@ def seed_demo(
     year: most renew every month, some cancel, some lapse after a failed payment, a few are
     in their trial, and one had its current month refunded. Returns counts by status."""
     plan = create_plan(session, program)
+    create_rule(session, program)
     price = to_str(plan.price, plan.currency)
     chosen = rng.sample(member_ids, k=max(4, len(member_ids) * 8 // 100))
     n = 0
