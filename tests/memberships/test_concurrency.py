@@ -7,12 +7,17 @@ import threading
 from datetime import datetime
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from setia.app import create_app
+from setia.core.db import Database
+from setia.core.time import utcnow
 from setia.ledger.models import Transfer
 from setia.ledger.verify import verify
 from setia.memberships import jobs
 from setia.outbox.models import OutboxMessage
+from tests.conftest import TenantFixture
 from tests.memberships.conftest import World, jkt
 
 
@@ -70,3 +75,45 @@ def test_sequential_reruns_change_nothing(world: World) -> None:
     assert first.past_due == 1
     assert again.as_dict() == jobs.MembershipReport().as_dict()
     assert world.bonus_transfers(sub_id) == 1
+
+
+def test_parallel_webhook_retries_renew_once_and_parallel_starts_make_one(
+    db: Database, tenant: TenantFixture
+) -> None:
+    from tests.memberships.test_api import PLAN, Client
+    from tests.rules.test_concurrency import race
+
+    with TestClient(create_app(db), raise_server_exceptions=False) as client:
+        api = Client(client, tenant)
+        api.plan()
+        member = api.member()
+        other = api.member("Budi")
+        sub = api.start(member).json()
+        assert PLAN["price"] == "49000"
+    body = {
+        "subscription_id": sub["id"],
+        "gateway": "midtrans",
+        "external_id": "ORD-RACE",
+        "status": "paid",
+        "amount": "49000",
+        "currency": "IDR",
+        "occurred_at": utcnow().isoformat(),
+        "payload": {"transaction_status": "settlement"},
+    }
+    statuses = race(
+        4,
+        lambda c, _i: (
+            c.post("/v1/subscription-payments", json=body, headers=tenant.headers).status_code
+        ),
+        db,
+    )
+    assert sorted(statuses) == [200, 200, 200, 201]
+    starts = race(
+        4,
+        lambda c, i: Client(c, tenant).start(other, ext=f"ORD-S{i}").json().get("code", "ok"),
+        db,
+    )
+    assert sorted(starts) == ["membership_exists"] * 3 + ["ok"]
+    with TestClient(create_app(db), raise_server_exceptions=False) as client:
+        got = client.get(f"/v1/subscriptions/{sub['id']}", headers=tenant.headers).json()
+    assert got["periods_paid"] == 2
