@@ -25,6 +25,24 @@ PLAN_CODE = "member-plus"
 ACTOR = "demo"
 
 
+def _gold_tier(session: Session, program: Program) -> str:
+    """The program's gold tier's code ("gold", or the demo's "emas"); "gold" when the
+    program has no tiers yet (the tiers service then ignores the benefit)."""
+    from sqlalchemy import select
+
+    from setia.tiers.models import Tier, TierSet
+
+    rows = session.execute(
+        select(Tier.code, Tier.names)
+        .join(TierSet, TierSet.id == Tier.tier_set_id)
+        .where(TierSet.program_id == program.id)
+    ).all()
+    for code, names in rows:
+        if code in ("gold", "emas") or str((names or {}).get("en", "")).lower() == "gold":
+            return str(code)
+    return "gold"
+
+
 def create_plan(session: Session, program: Program) -> MembershipPlan:
     price = Decimal(49000) if program.currency == "IDR" else Decimal("19.90")
     body = PlanIn.model_validate(
@@ -36,7 +54,7 @@ def create_plan(session: Session, program: Program) -> MembershipPlan:
             "period": "monthly",
             "trial_days": 7,
             "grace_days": 7,
-            "tier_code": "gold",
+            "tier_code": _gold_tier(session, program),
             "tier_mode": "protect",
             "earn_multiplier": "1.5",
             "monthly_bonus_points": 500,

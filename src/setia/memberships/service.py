@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from setia.core.errors import Conflict, IdempotencyKeyReused, InvalidInput, NotFound
@@ -135,7 +135,7 @@ def plan_definition(plan: MembershipPlan) -> dict[str, Any]:
         "grace_days": plan.grace_days,
         "tier_code": plan.tier_code,
         "tier_mode": plan.tier_mode,
-        "earn_multiplier": str(plan.earn_multiplier.normalize()),
+        "earn_multiplier": format(plan.earn_multiplier.normalize(), "f"),
         "monthly_bonus_points": plan.monthly_bonus_points,
         "perks": plan.perks.get("items", []),
         "active": plan.active,
@@ -875,7 +875,10 @@ def report(
     to_month: str,
     now: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """Paid members, new, churned and revenue per calendar month in the tenant's zone."""
+    """Paid members, new, churned and revenue per calendar month in the tenant's zone.
+
+    Every figure is an aggregate the database computes (a handful of statements per
+    month), so the report costs the same whatever the number of subscriptions."""
     now = now or utcnow()
     fy, fm = _month(from_month)
     ty, tm = _month(to_month)
@@ -884,36 +887,19 @@ def report(
     if (ty - fy) * 12 + tm - fm >= 120:
         raise InvalidInput("a report covers at most 120 months")
     tz = zone(tenant.timezone)
-    subs: list[tuple[datetime, datetime | None, str]] = [
-        (as_utc(fp), as_utc(e) if e is not None else None, s)
-        for fp, e, s in session.execute(
-            select(Subscription.first_paid_at, Subscription.ended_at, Subscription.status).where(
-                Subscription.program_id == program.id, Subscription.first_paid_at.is_not(None)
-            )
-        )
-        if fp is not None
-    ]
-    first = datetime(fy, fm, 1, tzinfo=tz).astimezone(UTC)
-    last = (datetime(ty, tm, 1, tzinfo=tz) + relativedelta(months=1)).astimezone(UTC)
-    pays = session.execute(
-        select(
-            SubscriptionPayment.status,
-            SubscriptionPayment.amount,
-            SubscriptionPayment.currency,
-            SubscriptionPayment.occurred_at,
-        )
-        .join(Subscription, Subscription.id == SubscriptionPayment.subscription_id)
-        .where(
-            Subscription.program_id == program.id,
-            SubscriptionPayment.status.in_(("paid", "refunded")),
-            SubscriptionPayment.occurred_at >= first,
-            SubscriptionPayment.occurred_at < last,
-        )
-    ).all()
+    paid_subs = (Subscription.program_id == program.id, Subscription.first_paid_at.is_not(None))
 
     def paid_at(moment: datetime) -> int:
-        return sum(
-            1 for fp, ended, _s in subs if fp < moment and (ended is None or ended >= moment)
+        return int(
+            session.execute(
+                select(func.count())
+                .select_from(Subscription)
+                .where(
+                    *paid_subs,
+                    Subscription.first_paid_at < moment,
+                    or_(Subscription.ended_at.is_(None), Subscription.ended_at >= moment),
+                )
+            ).scalar_one()
         )
 
     out: list[dict[str, Any]] = []
@@ -921,21 +907,48 @@ def report(
     while (y, m) <= (ty, tm):
         start = datetime(y, m, 1, tzinfo=tz).astimezone(UTC)
         end = (datetime(y, m, 1, tzinfo=tz) + relativedelta(months=1)).astimezone(UTC)
+        upto = min(end, now)
         at_start = paid_at(start)
-        ended = [s for _fp, e, s in subs if e is not None and start <= e < end and e <= now]
-        lapsed = sum(1 for s in ended if s == "lapsed")
-        cancelled = sum(1 for s in ended if s == "cancelled")
+        new = session.execute(
+            select(func.count())
+            .select_from(Subscription)
+            .where(
+                *paid_subs, Subscription.first_paid_at >= start, Subscription.first_paid_at < end
+            )
+        ).scalar_one()
+        ended = dict(
+            session.execute(
+                select(Subscription.status, func.count())
+                .where(*paid_subs, Subscription.ended_at >= start, Subscription.ended_at < upto)
+                .group_by(Subscription.status)
+            ).all()
+        )
         revenue: dict[str, Decimal] = {}
-        for status, amount, currency, at in pays:
-            if start <= as_utc(at) < end:
-                sign = 1 if status == "paid" else -1
-                revenue[currency] = revenue.get(currency, Decimal(0)) + sign * amount
+        for status, currency, total in session.execute(
+            select(
+                SubscriptionPayment.status,
+                SubscriptionPayment.currency,
+                func.sum(SubscriptionPayment.amount),
+            )
+            .join(Subscription, Subscription.id == SubscriptionPayment.subscription_id)
+            .where(
+                Subscription.program_id == program.id,
+                SubscriptionPayment.status.in_(("paid", "refunded")),
+                SubscriptionPayment.occurred_at >= start,
+                SubscriptionPayment.occurred_at < end,
+            )
+            .group_by(SubscriptionPayment.status, SubscriptionPayment.currency)
+        ):
+            sign = 1 if status == "paid" else -1
+            revenue[currency] = revenue.get(currency, Decimal(0)) + sign * Decimal(total)
+        lapsed = int(ended.get("lapsed", 0))
+        cancelled = int(ended.get("cancelled", 0))
         churned = lapsed + cancelled
         out.append(
             {
                 "month": f"{y:04d}-{m:02d}",
-                "paid_members": paid_at(min(end, now)),
-                "new": sum(1 for fp, _e, _s in subs if start <= fp < end),
+                "paid_members": paid_at(upto),
+                "new": int(new),
                 "churned": churned,
                 "lapsed": lapsed,
                 "cancelled": cancelled,
