@@ -265,3 +265,14 @@ def test_rules_context_sees_the_plan(world: World) -> None:
     assert str(got[a]["plan_multiplier"]) in ("1.5", "1.5000")
     assert got[b]["plan"] is None
     assert got[b]["plan_multiplier"] == 1
+
+
+def test_the_general_job_runner_includes_memberships(world: World) -> None:
+    from setia.jobs.service import run_due
+
+    world.plan()
+    sub_id = world.start(world.member(), jkt(2024, 1, 10))
+    report = run_due(world.db, jkt(2024, 2, 10, 10))
+    assert report.memberships == {"past_due": 1}
+    assert world.sub(sub_id).status == "past_due"
+    assert run_due(world.db, jkt(2024, 2, 10, 10)).memberships == {}

@@ -214,5 +214,6 @@ def run_due(db: Database, now: datetime | None = None) -> JobReport:
         report.tier_downgrades += evaluation.downgraded
     from setia.memberships.jobs import run_due as run_memberships
 
-    report.memberships = run_memberships(db, now).as_dict()
+    # Only what happened, so an idle worker pass stays quiet.
+    report.memberships = {k: v for k, v in run_memberships(db, now).as_dict().items() if v}
     return report
