@@ -276,3 +276,19 @@ def test_the_general_job_runner_includes_memberships(world: World) -> None:
     assert report.memberships == {"past_due": 1}
     assert world.sub(sub_id).status == "past_due"
     assert run_due(world.db, jkt(2024, 2, 10, 10)).memberships == {}
+
+
+def test_subscriptions_waiting_out_their_grace_do_not_hold_up_the_rest(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from setia.memberships import jobs
+
+    monkeypatch.setattr(jobs, "BATCH", 2)
+    world.plan()
+    waiting = [world.start(world.member(f"W{i}"), jkt(2024, 1, 10)) for i in range(3)]
+    later = [world.start(world.member(f"L{i}"), jkt(2024, 1, 11)) for i in range(2)]
+    assert world.run(jkt(2024, 2, 10, 10)).past_due == 3
+    # The three are still inside their grace days: nothing to do for them, and the two
+    # whose period ends a day later are reached all the same, two at a time.
+    assert world.run(jkt(2024, 2, 11, 10)).past_due == 2
+    assert {world.sub(s).status for s in waiting + later} == {"past_due"}

@@ -57,18 +57,24 @@ def _locked(session: Session, sub_id: uuid.UUID) -> Subscription | None:
 
 def _loop(
     db: Database,
-    find: Callable[[Session], list[uuid.UUID]],
+    due: Select[Any],
     work: Callable[[Session, Subscription], None],
     report: MembershipReport,
 ) -> None:
-    done: set[uuid.UUID] = set()
+    """Claim due subscriptions a batch at a time, in id order after the last batch (so one
+    that is due but has nothing to do yet, a past-due one inside its grace days, never
+    holds up the others), each in its own savepoint."""
+    after: uuid.UUID | None = None
     while True:
         with db.session() as session:
-            ids = [i for i in find(session) if i not in done]
+            stmt = due
+            if after is not None:
+                stmt = stmt.where(Subscription.id > after)
+            ids = _claim(session, stmt.order_by(Subscription.id))
             if not ids:
                 return
+            after = ids[-1]
             for sub_id in ids:
-                done.add(sub_id)
                 try:
                     with session.begin_nested():
                         sub = _locked(session, sub_id)
@@ -88,13 +94,9 @@ def run_due(db: Database, now: datetime | None = None) -> MembershipReport:
         assert tenant is not None
         return tenant
 
-    def find_ended(session: Session) -> list[uuid.UUID]:
-        return _claim(
-            session,
-            select(Subscription.id)
-            .where(Subscription.status.in_(LIVE), Subscription.current_period_end <= at)
-            .order_by(Subscription.current_period_end, Subscription.id),
-        )
+    ended = select(Subscription.id).where(
+        Subscription.status.in_(LIVE), Subscription.current_period_end <= at
+    )
 
     def advance(session: Session, sub: Subscription) -> None:
         before = sub.status
@@ -111,17 +113,13 @@ def run_due(db: Database, now: datetime | None = None) -> MembershipReport:
             report.past_due += 1
         session.flush()
 
-    def find_bonus(session: Session) -> list[uuid.UUID]:
-        return _claim(
-            session,
-            select(Subscription.id)
-            .where(Subscription.next_bonus_at.is_not(None), Subscription.next_bonus_at <= at)
-            .order_by(Subscription.next_bonus_at, Subscription.id),
-        )
+    bonus_due = select(Subscription.id).where(
+        Subscription.next_bonus_at.is_not(None), Subscription.next_bonus_at <= at
+    )
 
     def bonus(session: Session, sub: Subscription) -> None:
         report.bonus_grants += service.grant_bonuses(session, tenant_of(session, sub), sub, at)
 
-    _loop(db, find_ended, advance, report)
-    _loop(db, find_bonus, bonus, report)
+    _loop(db, ended, advance, report)
+    _loop(db, bonus_due, bonus, report)
     return report
