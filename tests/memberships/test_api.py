@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -252,3 +253,26 @@ def test_purchase_earns_the_plan_multiplier(api: Client) -> None:
 
     assert earned(paying, "O-1") == 150
     assert earned(other, "O-2") == 100
+
+
+def test_trial_start_payment_required_and_pagination(api: Client) -> None:
+    api.plan()
+    r = api.post("/v1/subscriptions", {"member_id": api.member("A"), "plan": "plus"})
+    assert (r.status_code, r.json()["code"]) == (409, "payment_required")
+    api.plan(code="coba", trial_days=14)
+    ids = []
+    for name in ("B", "C", "D"):
+        r = api.post("/v1/subscriptions", {"member_id": api.member(name), "plan": "coba"})
+        assert r.status_code == 201, r.text
+        assert r.json()["status"] == "trialing"
+        ids.append(r.json()["id"])
+    first = api.get("/v1/subscriptions", limit=2).json()
+    assert [s["id"] for s in first["data"]] == ids[:2]
+    rest = api.get("/v1/subscriptions", limit=2, cursor=first["next_cursor"]).json()
+    assert [s["id"] for s in rest["data"]] == ids[2:]
+    assert rest["next_cursor"] is None
+    assert api.get("/v1/subscriptions", cursor="!!").status_code == 422
+    r = api.post("/v1/subscriptions", {"member_id": str(uuid.uuid4()), "plan": "coba"})
+    assert (r.status_code, r.json()["code"]) == (404, "member_not_found")
+    r = api.post("/v1/subscriptions", {"member_id": api.member("E"), "plan": "nope"})
+    assert (r.status_code, r.json()["code"]) == (404, "plan_not_found")
