@@ -43,6 +43,7 @@ from setia.ledger import service as ledger
 from setia.ledger.models import POINTS, Account, Transfer
 from setia.members import service as members
 from setia.members.models import Member
+from setia.memberships.demo import seed_demo as seed_memberships
 from setia.programs import service as programs
 from setia.programs.models import Program
 from setia.tenants import service as tenants
@@ -732,12 +733,19 @@ def build_demo(
         demo_program = s.get(Program, program_id)
         assert demo_program is not None
         demo_tiers.appoint_ambassadors(s, tenant, demo_program, now.astimezone(TZ).date())
+        member_ids = list(
+            s.execute(
+                select(Member.id).where(Member.tenant_id == tenant_id).order_by(Member.id)
+            ).scalars()
+        )
+        memberships = seed_memberships(s, tenant, demo_program, member_ids, rng, now)
         s.commit()
-    lap("tiers")
+    lap("tiers and memberships")
 
     with db.session() as s:
         summary = _summary(s, program_id)
         summary["tiers"] = demo_tiers.counts(s, tenants.get_tenant(s, tenant_id), program_id)
+        summary["paid_memberships"] = memberships
     return {
         "tenant": cat.TENANT_NAME,
         "tenant_id": str(tenant_id),
