@@ -77,3 +77,23 @@ def test_plan_benefit_follows_the_subscription(db: Database, tenant: TenantFixtu
     assert plan_state(db, member) == ("emas", "protect", date(2024, 4, 7))
     jobs.run_due(db, jkt(2024, 4, 7, 10))
     assert plan_state(db, member)[0] is None
+
+
+def test_a_plan_must_name_a_tier_the_program_has(db: Database, tenant: TenantFixture) -> None:
+    import pytest
+
+    from setia.core.errors import InvalidInput
+    from tests.memberships.conftest import plan_body
+
+    with db.session() as s:
+        t = s.get(Tenant, tenant.tenant_id)
+        program = s.get(Program, tenant.program_id)
+        assert t is not None
+        assert program is not None
+        create_tiers(s, t, program)
+        with pytest.raises(InvalidInput) as err:
+            service.create_plan(
+                s, program, plan_body(tier_code="platinum", tier_mode="protect"), actor="test"
+            )
+        assert err.value.code == "tier_not_found"
+        assert "perunggu, perak, emas, duta" in err.value.detail

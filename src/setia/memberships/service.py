@@ -174,6 +174,24 @@ def _apply_plan(plan: MembershipPlan, program: Program, body: PlanFields) -> Non
         raise InvalidInput("tier_mode needs a tier_code", extra={"field": "tier_mode"})
 
 
+def _check_tier(session: Session, program: Program, plan: MembershipPlan) -> None:
+    """A plan's tier must exist in the program's tier set, or starting it would fail later.
+    (A program without tiers ignores the tier benefit until it has them.)"""
+    from setia.tiers import service as tiers
+
+    structure = tiers.structure(session, program.id)
+    if not plan.tier_code or structure is None:
+        return
+    known = [t.code for t in structure.tiers]
+    if plan.tier_code not in known:
+        raise InvalidInput(
+            f"tier_code {plan.tier_code!r} is not a tier of this program (its tiers: "
+            f"{', '.join(known)})",
+            extra={"field": "tier_code"},
+            code="tier_not_found",
+        )
+
+
 def _revision(session: Session, plan: MembershipPlan, actor: str) -> None:
     session.add(
         MembershipPlanRevision(
@@ -207,6 +225,7 @@ def create_plan(session: Session, program: Program, body: PlanIn, *, actor: str)
         revision=1,
     )
     _apply_plan(plan, program, body)
+    _check_tier(session, program, plan)
     session.add(plan)
     session.flush()
     _revision(session, plan, actor)
@@ -219,6 +238,7 @@ def update_plan(
 ) -> MembershipPlan:
     before = plan_definition(plan)
     _apply_plan(plan, program, body)
+    _check_tier(session, program, plan)
     if plan_definition(plan) != before:
         plan.revision += 1
         plan.updated_at = utcnow()
