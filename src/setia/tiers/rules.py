@@ -343,6 +343,7 @@ def decide_evaluation(
     earned = s.tier(st.earned_tier_id)
     floor = protected_floor(s, st, day)
     figures = {"figures": [str(v) for v in values], "qualified": q.code}
+    revoked_move = False
     if st.revoked_on is not None:
         prev = s.by_id(st.previous_tier_id)
         prev_ok = prev is not None and (st.previous_secure_until or date.min) >= day
@@ -368,15 +369,15 @@ def decide_evaluation(
                 else (s.retention_end(day, st.anchor_day) if target.rank > 0 else None)
             )
             st.qualified_on = since if target.rank > 0 else None
+            revoked_move = True
         st.revoked_on = None
         st.previous_tier_id, st.previous_secure_until = None, None
-    elif earned.rank > q.rank and st.secure_until is not None:
-        downgrade_on = st.secure_until + timedelta(days=s.grace_days + 1)
-        target = q if s.downgrade == "to_qualified" else s.one_below(earned)
-        if target.rank < q.rank:
-            target = q
-        if floor is not None and floor.rank > target.rank:
-            target = floor if floor.rank < earned.rank else earned
+    # A revocation that moved nothing (a floor, or nothing lower to go to) does not shield
+    # the tier from the ordinary end of its retention.
+    downgrade_on = _downgrade_on(s, st)
+    if not revoked_move and earned.rank > q.rank and downgrade_on is not None:
+        assert st.secure_until is not None
+        target = _downgrade_target(s, earned, q, floor)
         if target.rank < earned.rank and day >= downgrade_on:
             _earned_move(
                 s, st, out, target, "downgraded", day,
@@ -387,9 +388,15 @@ def decide_evaluation(
             st.secure_until = s.retention_end(day, st.anchor_day) if target.rank > 0 else None
             st.qualified_on = day if target.rank > 0 and target.id == q.id else None
             st.at_risk_notified_for = None
-        elif (
+    # At risk: the tier now earned (perhaps just reached by a move above) would be lowered
+    # within ``at_risk_days``. Sent once per ``secure_until``.
+    earned = s.tier(st.earned_tier_id)
+    downgrade_on = _downgrade_on(s, st)
+    if earned.rank > q.rank and downgrade_on is not None:
+        target = _downgrade_target(s, earned, q, floor)
+        if (
             target.rank < earned.rank
-            and day >= downgrade_on - timedelta(days=s.at_risk_days)
+            and downgrade_on - timedelta(days=s.at_risk_days) <= day < downgrade_on
             and st.at_risk_notified_for != st.secure_until
         ):
             st.at_risk_notified_for = st.secure_until
@@ -401,3 +408,21 @@ def decide_evaluation(
             }
     _settle(s, st, out, day, now, "downgraded" if out.downgraded else "upgraded")
     return out
+
+
+def _downgrade_target(s: Structure, earned: TierDef, q: TierDef, floor: TierDef | None) -> TierDef:
+    """Where a downgrade from ``earned`` lands: one level down or straight to the qualified
+    tier (never below it), and never below an active plan's protected tier."""
+    target = q if s.downgrade == "to_qualified" else s.one_below(earned)
+    if target.rank < q.rank:
+        target = q
+    if floor is not None and floor.rank > target.rank:
+        target = floor if floor.rank < earned.rank else earned
+    return target
+
+
+def _downgrade_on(s: Structure, st: State) -> date | None:
+    """The first evaluation day a downgrade may happen (None: never, e.g. kept forever)."""
+    if st.secure_until is None or st.secure_until >= FOREVER - timedelta(days=s.grace_days + 1):
+        return None
+    return st.secure_until + timedelta(days=s.grace_days + 1)

@@ -202,9 +202,9 @@ def member_view(
     q = s.qualified(values)
     floor = rules.protected_floor(s, st, day)
     at_risk = None
-    if earned.rank > q.rank and st.secure_until is not None and floor is None:
-        target = q if s.downgrade == "to_qualified" else max(s.one_below(earned), q, key=_rank)
-        drop_on = st.secure_until + timedelta(days=s.grace_days + 1)
+    drop_on = rules._downgrade_on(s, st)
+    target = rules._downgrade_target(s, earned, q, floor)
+    if earned.rank > q.rank and drop_on is not None and target.rank < earned.rank:
         at_risk = {
             "tier": earned.code,
             "would_become": target.code,
@@ -263,10 +263,6 @@ def member_view(
             "perks": [p.get(lang) or p.get("en") for p in tier_row.perks],
         },
     }
-
-
-def _rank(t: TierDef) -> int:
-    return t.rank
 
 
 def history(
