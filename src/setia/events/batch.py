@@ -50,6 +50,7 @@ from setia.ledger.models import DEBT, ISSUANCE, PENDING, POINTS, Account, Entry,
 from setia.members import service as members
 from setia.members.models import Member
 from setia.outbox.models import OutboxMessage
+from setia.programs import service as programs
 from setia.programs.models import Program
 from setia.rules import engine as rule_engine
 from setia.rules import service as rule_service
@@ -128,6 +129,7 @@ def record_one(session: Session, tenant: Tenant, index: int, event: EventIn) -> 
 class _Plain:
     """A plain event, checked: what its rows need besides its rules and ledger plan."""
 
+    created: bool
     index: int
     event: EventIn
     program: Program
@@ -201,6 +203,8 @@ class _Batch:
         self.pg = session.get_bind().dialect.name == "postgresql"
         self.items: dict[int, BatchItem] = {}
         self.touched: set[tuple[str, Any]] = set()  # identities a slow event may have changed
+        self.run_members: set[uuid.UUID] = set()  # members of the run being gathered
+        self.may_create: bool | None = None
 
     # ------------------------------------------------------------------ look-ups, in bulk
 
@@ -302,6 +306,7 @@ class _Batch:
                 run = []
             if plain is not None:
                 run.append(plain)
+                self.run_members.add(plain.member.id)
                 continue
             self._flush(run)
             run = []
@@ -338,10 +343,15 @@ class _Batch:
         if any(ident in self.touched for ident in identities):
             return None
         matched = {m.id: m for ident in identities for m in by_identity.get(ident, ())}
-        if len(matched) != 1:
-            return None  # unknown (auto-create or not found) or ambiguous identities
-        member = next(iter(matched.values()))
-        if member.status != "active":
+        if len(matched) > 1:
+            return None  # ambiguous identities: find_member says which
+        member = next(iter(matched.values())) if matched else None
+        if member is None:
+            # Unknown: auto-created below, once the event passed every other check, when
+            # creating a member cannot touch the ledger (no signup rules).
+            if event.member.id is not None or not self._may_create():
+                return None
+        elif member.status != "active":
             return None
         now = utcnow()
         occurred_at = as_utc(event.occurred_at) if event.occurred_at else now
@@ -375,8 +385,16 @@ class _Batch:
                     )
         except MoneyError:
             return None
+        created = member is None
+        if member is None:
+            member = self._create(event)
+            if member is None:
+                return None
+            for ident in identities:
+                by_identity[ident] = [member]
         payload = event.model_dump(mode="json", exclude_none=True)
         return _Plain(
+            created=created,
             index=index,
             event=event,
             program=program,
@@ -390,6 +408,35 @@ class _Batch:
             digest=ledger.request_hash(payload),
         )
 
+    def _may_create(self) -> bool:
+        """Auto-creation is on, and no program of the tenant has signup rules: creating a
+        member then writes only the member, its accounts and messages, never a transfer, so
+        creating it before the run's earlier events are written changes no balance."""
+        if self.may_create is None:
+            self.may_create = self.tenant.auto_create_members and not any(
+                "member.signup" in spec.body.get("triggers", [])
+                for program in programs.list_programs(self.session, self.tenant.id)
+                for spec in rule_service.load_specs(self.session, program)
+            )
+        return self.may_create
+
+    def _create(self, event: EventIn) -> Member | None:
+        """What record_event does for an unknown member (None if it fails: the full path
+        then answers the error)."""
+        savepoint = self.session.begin_nested()
+        try:
+            data = event.member.model_dump(exclude={"id"}, exclude_none=True)
+            member = members.create_member(
+                self.session, self.tenant, data, source=f"event:{event.type}"
+            )
+            # member_signed_up is not called: with no signup rule (``_may_create``) it finds
+            # no award and writes nothing (the base rule is for purchases only).
+        except (SQLAlchemyError, SetiaError):
+            savepoint.rollback()
+            return None
+        savepoint.commit()
+        return member
+
     def _fits(self, run: list[_Plain], plain: _Plain) -> bool:
         """One program per run; with tiers, one event per member (a tier change after an
         event can change what the member's next event earns)."""
@@ -397,11 +444,12 @@ class _Batch:
             return False
         if tiers.structure(self.session, plain.program.id) is None:
             return True
-        return all(p.member.id != plain.member.id for p in run)
+        return plain.member.id not in self.run_members
 
     # ------------------------------------------------------------------ writing a run
 
     def _flush(self, run: list[_Plain]) -> None:
+        self.run_members.clear()
         while run:
             savepoint = self.session.begin_nested()
             try:
@@ -534,7 +582,7 @@ class _Batch:
                 "member_id": str(member.id),
                 "program_id": str(program.id),
                 "occurred_at": occurred_at.isoformat(),
-                "member_created": False,
+                "member_created": p.created,
             }
             ev_rows.append(
                 {
