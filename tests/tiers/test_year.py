@@ -333,3 +333,38 @@ def test_invitation_only_tier_is_reached_only_by_override(
     assert r.status_code == 200, r.text
     assert r.json()["tier"]["code"] == "black"
     assert r.json()["benefits"]["earn_multiplier"] == "2.0000"
+
+
+def test_refunding_everything_of_the_year_leaves_nothing_kept(
+    api: Api, db: Database, clock: Clock
+) -> None:
+    """Perak in March and Emas in May 2025, both orders refunded in June: the tier before
+    (Perak) was reached with refunded money in the same window, so it is not kept."""
+    setup(api)
+    m = member_id(api.purchase(1_200_000, at=local(2025, 3, 1), order_id="A"))
+    api.purchase(4_000_000, at=local(2025, 5, 1), order_id="B")
+    clock.set(2025, 6, 1)
+    refund(api, "B", 4_000_000, at=local(2025, 6, 1))
+    refund(api, "A", 1_200_000, at=local(2025, 6, 1, 13))
+    v = view(api, m)
+    assert (v["tier"]["code"], v["next_evaluation"]["tier"]["code"]) == ("gold", "bronze")
+    evaluate(api, date(2025, 6, 2))
+    assert code_of(api, m) == "bronze"
+
+
+def test_refund_keeps_a_tier_earned_in_an_earlier_window(
+    api: Api, db: Database, clock: Clock
+) -> None:
+    """Perak from 2024 (kept to the end of 2025), Emas in one order in 2025 refunded: back
+    to Perak until the end of 2025, then down at the evaluation of 1 Jan 2026."""
+    setup(api)
+    m = member_id(api.purchase(1_000_000, at=local(2024, 3, 1)))
+    api.purchase(5_000_000, at=local(2025, 5, 1), order_id="B")
+    clock.set(2025, 6, 1)
+    refund(api, "B", 5_000_000, at=local(2025, 6, 1))
+    evaluate(api, date(2025, 6, 2))
+    clock.set(2025, 6, 2)
+    v = view(api, m)
+    assert (v["tier"]["code"], v["secure_until"]) == ("silver", "2025-12-31")
+    evaluate(api, date(2026, 1, 1))
+    assert code_of(api, m) == "bronze"

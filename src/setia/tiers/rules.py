@@ -347,6 +347,13 @@ def decide_evaluation(
     if st.revoked_on is not None:
         prev = s.by_id(st.previous_tier_id)
         prev_ok = prev is not None and (st.previous_secure_until or date.min) >= day
+        if prev_ok and qualification_values is not None and st.qualified_on is not None:
+            # The tier before counts only if it was reached in an earlier window (its
+            # retention ends sooner); reached in the same window, the refunded figures may
+            # be what reached it, and what that window still reaches is known exactly.
+            prev_ok = (st.previous_secure_until or date.min) < s.retention_end(
+                st.qualified_on, st.anchor_day
+            )
         target = prev if prev is not None and prev_ok and prev.rank > q.rank else q
         secure = st.previous_secure_until if prev is not None and target.id == prev.id else None
         # The day the new earned tier was qualified for: a later refund can revoke only a
