@@ -368,3 +368,20 @@ def test_refund_keeps_a_tier_earned_in_an_earlier_window(
     assert (v["tier"]["code"], v["secure_until"]) == ("silver", "2025-12-31")
     evaluate(api, date(2026, 1, 1))
     assert code_of(api, m) == "bronze"
+
+
+def test_buying_again_before_the_evaluation_undoes_the_revocation(
+    api: Api, db: Database, clock: Clock
+) -> None:
+    setup(api)
+    m = member_id(api.purchase(5_000_000, at=local(2025, 5, 1), order_id="B"))
+    clock.set(2025, 6, 1)
+    refund(api, "B", 1_000_000, at=local(2025, 6, 1))
+    assert view(api, m)["revoked_on"] == "2025-06-01"
+    api.purchase(1_000_000, at=local(2025, 6, 1, 15))
+    v = view(api, m)
+    assert (v["tier"]["code"], v["revoked_on"]) == ("gold", None)
+    assert v["next_evaluation"]["action"] == "stay"
+    assert evaluate(api, date(2025, 6, 2))["downgraded"] == 0
+    assert code_of(api, m) == "gold"
+    assert topics(db) == ["tier.upgraded"]
