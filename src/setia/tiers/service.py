@@ -20,10 +20,13 @@ from sqlalchemy import (
     ColumnElement,
     Table,
     and_,
+    bindparam,
     case,
     func,
     insert,
     literal,
+    not_,
+    or_,
     select,
     update,
 )
@@ -53,6 +56,20 @@ from setia.tiers.schemas import TierSetIn
 _mt = cast(Table, MemberTier.__table__)
 _act = cast(Table, TierActivity.__table__)
 _changes = cast(Table, TierChange.__table__)
+_STATE = (_mt.c.member_id, *[_mt.c[f] for f in FIELDS])
+# Built once (a call only binds values): the compare-and-set of a member's standing.
+_INSERT_MT = insert(_mt)
+_INSERT_CHANGE = insert(_changes)
+_UPDATE_MT = (
+    update(_mt)
+    .where(
+        _mt.c.tier_set_id == bindparam("k_set"),
+        _mt.c.member_id == bindparam("k_member"),
+        _mt.c.version == bindparam("k_version"),
+    )
+    .values({f: bindparam(f"v_{f}", type_=_mt.c[f].type) for f in FIELDS})
+    .returning(_mt.c.version)
+)
 CHUNK = 5000
 
 
@@ -350,36 +367,38 @@ def _save(
     values = {f: getattr(st, f) for f in FIELDS if f != "version"}
     if before.version == 0:
         session.execute(
-            insert(_mt).values(tier_set_id=s.id, member_id=member_id, version=1, **values)
+            _INSERT_MT, {"tier_set_id": s.id, "member_id": member_id, "version": 1, **values}
         )
     else:
+        params = {f"v_{f}": v for f, v in values.items()}
         done = session.execute(
-            update(_mt)
-            .returning(_mt.c.version)
-            .where(
-                _mt.c.tier_set_id == s.id,
-                _mt.c.member_id == member_id,
-                _mt.c.version == before.version,
-            )
-            .values(version=before.version + 1, **values)
+            _UPDATE_MT,
+            {
+                **params,
+                "v_version": before.version + 1,
+                "k_set": s.id,
+                "k_member": member_id,
+                "k_version": before.version,
+            },
         ).first()
         if done is None:
             raise ConcurrentChange(str(member_id))
     now = utcnow()
     for c in out.changes:
         session.execute(
-            insert(_changes).values(
-                id=new_id(),
-                tier_set_id=s.id,
-                member_id=member_id,
-                from_tier_id=c.from_tier_id,
-                to_tier_id=c.to_tier_id,
-                reason=c.reason,
-                details=c.details,
-                actor=actor,
-                at=now,
-                on_day=day,
-            )
+            _INSERT_CHANGE,
+            {
+                "id": new_id(),
+                "tier_set_id": s.id,
+                "member_id": member_id,
+                "from_tier_id": c.from_tier_id,
+                "to_tier_id": c.to_tier_id,
+                "reason": c.reason,
+                "details": c.details,
+                "actor": actor,
+                "at": now,
+                "on_day": day,
+            },
         )
     old, new = s.tier(before.tier_id), s.tier(st.tier_id)
     if new.rank != old.rank:
@@ -633,24 +652,29 @@ def evaluate_chunk(
 ) -> uuid.UUID | None:
     """Evaluate up to ``limit`` members after ``after`` (member id order). Returns the last
     member id seen, or None at the end. Writes only what changes."""
-    cols = [_mt.c.member_id, *[_mt.c[f] for f in FIELDS]]
-    stmt = select(*cols).where(_mt.c.tier_set_id == s.id)
+    keys = select(_mt.c.member_id).where(_mt.c.tier_set_id == s.id)
     if after is not None:
-        stmt = stmt.where(_mt.c.member_id > after)
-    rows = session.execute(stmt.order_by(_mt.c.member_id).limit(limit)).all()
-    if not rows:
+        keys = keys.where(_mt.c.member_id > after)
+    chunk = keys.order_by(_mt.c.member_id).limit(limit).subquery()
+    seen, first, last = session.execute(
+        select(func.count(), func.min(chunk.c.member_id), func.max(chunk.c.member_id))
+    ).one()
+    if not seen:
         return None
-    first, last = rows[0][0], rows[-1][0]
+    report.members_seen += seen
     zero = [Decimal(0)] * len(s.metrics)
     base_id = s.base.id
     if s.window["kind"] == "anniversary_year":
+        in_chunk = [_mt.c.tier_set_id == s.id, _mt.c.member_id >= first, _mt.c.member_id <= last]
+        rows = session.execute(select(*_STATE).where(*in_chunk).order_by(_mt.c.member_id)).all()
         per_day = _anniversary_days(session, s, first, last, day)
     else:
-        figures = _window_sums(session, s, first, last, day)
+        rows, figures = _candidates(session, s, first, last, day)
     now = utcnow()
+    n = 1 + len(FIELDS)
     for row in rows:
         member_id = row[0]
-        before = State(*row[1:])
+        before = State(*row[1:n])
         if s.window["kind"] == "anniversary_year":
             start = rules.anniversary_start(before.anchor_day or day, day)
             values = list(zero)
@@ -659,7 +683,6 @@ def evaluate_chunk(
                     values = [a + b for a, b in zip(values, vals, strict=True)]
         else:
             values = figures.get(member_id, zero)
-        report.members_seen += 1
         if (
             before.earned_tier_id == base_id
             and before.tier_id == base_id
@@ -689,12 +712,20 @@ def evaluate_chunk(
         report.at_risk += out.at_risk is not None
         report.overrides_ended += any(c.reason == "override_ended" for c in out.changes)
         report.plans_ended += any(c.reason == "plan_ended" for c in out.changes)
-    return last if len(rows) == limit else None
+    return last if seen == limit else None
 
 
-def _window_sums(
+def _candidates(
     session: Session, s: Structure, first: uuid.UUID, last: uuid.UUID, day: date
-) -> dict[uuid.UUID, list[Decimal]]:
+) -> tuple[Sequence[Any], dict[uuid.UUID, list[Decimal]]]:
+    """The state and window figures of the members from ``first`` to ``last`` that the
+    evaluation may have to change, in one statement. Left in the database: members with no
+    override, plan or revocation whose figures are below every tier above their earned tier
+    that qualification reaches (with a margin of 1: SQLite sums in floating point), and who
+    are either plainly in the base tier or secure long enough that neither a requalification
+    (``secure_until`` already at least what qualifying today would give), a downgrade nor an
+    at-risk warning can be due. ``decide_evaluation`` changes nothing for them, so only
+    members it would leave alone are left out."""
     start, _end = s.window_for(day, day)
     conds = [
         _act.c.program_id == s.program_id,
@@ -704,8 +735,53 @@ def _window_sums(
     ]
     if start is not None:
         conds.append(_act.c.day >= start)
-    stmt = select(_act.c.member_id, *_aggregates(s)).where(*conds).group_by(_act.c.member_id)
-    return {row[0]: _figures(row[1:]) for row in session.execute(stmt)}
+    sums = (
+        select(_act.c.member_id, *[a.label(f"m{i}") for i, a in enumerate(_aggregates(s))])
+        .where(*conds)
+        .group_by(_act.c.member_id)
+        .subquery()
+    )
+    values = [func.coalesce(sums.c[f"m{i}"], 0) for i in range(len(s.metrics))]
+    join = and_ if s.combine == "all" else or_
+    reach = [
+        and_(
+            _mt.c.earned_tier_id.in_([u.id for u in s.tiers if u.rank < t.rank]),
+            join(*[v >= literal(float(x) - 1) for v, x in zip(values, t.thresholds, strict=True)]),
+        )
+        for t in s.tiers[1:]
+        if not t.invitation_only
+    ]
+    base = s.base.id
+    untouched = and_(
+        _mt.c.override_tier_id.is_(None),
+        _mt.c.plan_tier_id.is_(None),
+        _mt.c.revoked_on.is_(None),
+    )
+    secure_enough = max(
+        s.retention_end(day, None), day + timedelta(days=s.at_risk_days - s.grace_days)
+    )
+    plain = or_(
+        and_(_mt.c.tier_id == base, _mt.c.earned_tier_id == base),
+        and_(
+            _mt.c.tier_id == _mt.c.earned_tier_id,
+            _mt.c.secure_until.is_not(None),
+            _mt.c.secure_until >= secure_enough,
+        ),
+    )
+    stmt = (
+        select(*_STATE, *values)
+        .select_from(_mt.outerjoin(sums, sums.c.member_id == _mt.c.member_id))
+        .where(
+            _mt.c.tier_set_id == s.id,
+            _mt.c.member_id >= first,
+            _mt.c.member_id <= last,
+            or_(not_(and_(untouched, plain)), *reach),
+        )
+        .order_by(_mt.c.member_id)  # one lock order for concurrent runs (PostgreSQL)
+    )
+    rows = session.execute(stmt).all()
+    n = 1 + len(FIELDS)
+    return rows, {row[0]: _figures(row[n:]) for row in rows}
 
 
 def _anniversary_days(
