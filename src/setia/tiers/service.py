@@ -30,6 +30,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from setia.audit import service as audit
@@ -176,6 +177,7 @@ def put_tier_set(
             setattr(ts, k, v)
         ts.revision += 1
         ts.updated_at = now
+        ts.evaluated_on = None  # the next evaluation places members with earlier activity
         existing = {t.code: t for t in tiers_of_set(session, ts.id)}
     wanted = {t.code for t in body.tiers}
     for code, tier in existing.items():
@@ -655,12 +657,11 @@ def evaluate_chunk(
     keys = select(_mt.c.member_id).where(_mt.c.tier_set_id == s.id)
     if after is not None:
         keys = keys.where(_mt.c.member_id > after)
-    chunk = keys.order_by(_mt.c.member_id).limit(limit).subquery()
-    seen, first, last = session.execute(
-        select(func.count(), func.min(chunk.c.member_id), func.max(chunk.c.member_id))
-    ).one()
-    if not seen:
+    # The chunk's bounds (PostgreSQL has no min() of a uuid; the ids of one chunk are few).
+    ids = session.execute(keys.order_by(_mt.c.member_id).limit(limit)).scalars().all()
+    if not ids:
         return None
+    seen, first, last = len(ids), ids[0], ids[-1]
     report.members_seen += seen
     zero = [Decimal(0)] * len(s.metrics)
     base_id = s.base.id
@@ -824,8 +825,14 @@ def evaluate(
             raise NotFound("no such tenant")
         s = require_structure(session, program_id)
         day = on or local_today(tenant)
+        needs_enrolment = (
+            session.execute(select(TierSet.evaluated_on).where(TierSet.id == s.id)).scalar_one()
+            is None
+        )
         session.expunge(tenant)
     report = EvaluationReport(tier_set_id=s.id, on=day)
+    if needs_enrolment:
+        _enrol_missing(db, tenant, s, chunk)
     after: uuid.UUID | None = None
     while True:
         with db.session() as session:
@@ -848,6 +855,56 @@ def evaluate(
         )
         session.commit()
     return report
+
+
+def _enrol_missing(db: Database, tenant: Tenant, s: Structure, chunk: int) -> None:
+    """After the structure was created or changed: every member with activity and no
+    standing yet gets one in the base tier, so this evaluation places members who qualified
+    before the tiers existed (or before the thresholds were lowered). In chunks."""
+    dialect = db.engine.dialect.name
+    make = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    has_row = (
+        select(_mt.c.member_id)
+        .where(_mt.c.tier_set_id == s.id, _mt.c.member_id == _act.c.member_id)
+        .exists()
+    )
+    after: uuid.UUID | None = None
+    while True:
+        with db.session() as session:
+            q = (
+                select(_act.c.member_id)
+                .distinct()
+                .where(_act.c.program_id == s.program_id, ~has_row)
+            )
+            if after is not None:
+                q = q.where(_act.c.member_id > after)
+            ids = session.execute(q.order_by(_act.c.member_id).limit(chunk)).scalars().all()
+            if not ids:
+                return
+            created = dict(
+                session.execute(
+                    select(Member.id, Member.created_at).where(Member.id.in_(ids))
+                ).all()
+            )
+            now = utcnow()
+            rows = [
+                {
+                    "tier_set_id": s.id,
+                    "member_id": m,
+                    "tier_id": s.base.id,
+                    "since": now,
+                    "earned_tier_id": s.base.id,
+                    "earned_since": now,
+                    "anchor_day": local_day(tenant, created[m]),
+                    "version": 1,
+                }
+                for m in ids
+                if m in created
+            ]
+            if rows:
+                session.execute(make(_mt).on_conflict_do_nothing(), rows)
+            session.commit()
+            after = ids[-1]
 
 
 def due_evaluations(db: Database, now: datetime | None = None) -> Iterator[EvaluationReport]:
