@@ -37,7 +37,7 @@ def test_set_import_evaluate_show_and_summary(cli: Invoke, tmp_path: Path) -> No
         "duta": 0,
     }
     report = ok_json(cli("tiers", "evaluate", "--tenant", t, "--on", "2026-03-01"))
-    assert (report["members_seen"], report["upgraded"], report["downgraded"]) == (1, 0, 0)
+    assert (report["members_seen"], report["upgraded"], report["downgraded"]) == (2, 0, 0)
 
     members = ok_json(cli("tiers", "summary", "--tenant", t))
     assert members == summary  # evaluating changed nothing: Emas is secure for 6 months
