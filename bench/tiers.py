@@ -287,6 +287,10 @@ def build(path: Path, n: int, on: date, window: str, seed: int = 7) -> Setup:
         )
         conn.commit()
         exp.activity_rows += len(activity)
+    # A nightly run, not the first one after the tier set was created (which first gives
+    # members with activity and no standing a row: every member here has one).
+    conn.execute("UPDATE tier_sets SET evaluated_on = ?", ((on - timedelta(days=1)).isoformat(),))
+    conn.commit()
     conn.execute("ANALYZE")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
