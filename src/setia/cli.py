@@ -65,6 +65,16 @@ def emit(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
 
 
+def tenant_and_program(session: Any, tenant: str, program: str | None) -> tuple[Any, Any]:
+    """The ``--tenant`` and ``--program`` options of a domain's commands, resolved (the
+    tenant's default program when ``--program`` is left out)."""
+    from setia.programs import service as programs
+    from setia.tenants import service as tenants
+
+    t = tenants.get_tenant(session, _uuid(tenant, "tenant"))
+    return t, programs.get_program(session, t.id, _uuid(program, "program") if program else None)
+
+
 def _uuid(value: str, what: str) -> uuid.UUID:
     try:
         return uuid.UUID(value)

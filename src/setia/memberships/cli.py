@@ -21,17 +21,6 @@ def _cli() -> Any:
     return cli
 
 
-def _program(session: Any, tenant: str, program: str | None) -> Any:
-    from setia.programs import service as programs
-    from setia.tenants import service as tenants
-
-    cli = _cli()
-    t = tenants.get_tenant(session, cli._uuid(tenant, "tenant"))
-    return t, programs.get_program(
-        session, t.id, cli._uuid(program, "program") if program else None
-    )
-
-
 @app.command("plans")
 def plans(tenant: Tenant, program: ProgramOpt = None) -> None:
     """List the program's plans with their price, period and benefits."""
@@ -40,7 +29,7 @@ def plans(tenant: Tenant, program: ProgramOpt = None) -> None:
     cli = _cli()
     try:
         with cli.ready_db().session() as session:
-            _t, p = _program(session, tenant, program)
+            _t, p = cli.tenant_and_program(session, tenant, program)
             out = [
                 {"id": str(plan.id), "revision": plan.revision, **service.plan_definition(plan)}
                 for plan in service.list_plans(session, p.id)
@@ -63,7 +52,7 @@ def report(
     cli = _cli()
     try:
         with cli.ready_db().session() as session:
-            t, p = _program(session, tenant, program)
+            t, p = cli.tenant_and_program(session, tenant, program)
             months = service.report(session, t, p, from_month=from_, to_month=to)
     except SetiaError as exc:
         cli.fail(exc.detail)

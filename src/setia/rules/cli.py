@@ -21,17 +21,6 @@ def _cli() -> Any:
     return cli
 
 
-def _program(session: Any, tenant: str, program: str | None) -> Any:
-    from setia.programs import service as programs
-    from setia.tenants import service as tenants
-
-    cli = _cli()
-    t = tenants.get_tenant(session, cli._uuid(tenant, "tenant"))
-    return t, programs.get_program(
-        session, t.id, cli._uuid(program, "program") if program else None
-    )
-
-
 def _load_rules(path: Path) -> list[dict[str, Any]]:
     try:
         data = json.loads(path.read_text())
@@ -55,7 +44,7 @@ def list_rules(tenant: Tenant, program: ProgramOpt = None) -> None:
     cli = _cli()
     try:
         with cli.ready_db().session() as session:
-            _t, p = _program(session, tenant, program)
+            _t, p = cli.tenant_and_program(session, tenant, program)
             out = [
                 {
                     "id": r.id,
@@ -80,7 +69,7 @@ def export(tenant: Tenant, program: ProgramOpt = None) -> None:
     cli = _cli()
     try:
         with cli.ready_db().session() as session:
-            _t, p = _program(session, tenant, program)
+            _t, p = cli.tenant_and_program(session, tenant, program)
             out = {
                 "rules": [
                     {**r.definition, "enabled": r.enabled}
@@ -105,7 +94,7 @@ def import_rules(
     raw = _load_rules(file)
     try:
         with cli.ready_db().session() as session:
-            _t, p = _program(session, tenant, program)
+            _t, p = cli.tenant_and_program(session, tenant, program)
             created = []
             for i, data in enumerate(raw):
                 try:
@@ -178,7 +167,7 @@ def replay(
         cli.fail("--to must not be before --from")
     try:
         with cli.ready_db().session() as session:
-            t, p = _program(session, tenant, program)
+            t, p = cli.tenant_and_program(session, tenant, program)
             tz = zone(t.timezone)
             bodies = [service.parse_rule(r) for r in raw]
             begin = datetime.combine(first, time(0), tzinfo=tz)

@@ -27,17 +27,6 @@ def _cli() -> Any:
     return cli
 
 
-def _program(session: Any, tenant: str, program: str | None) -> Any:
-    from setia.programs import service as programs
-    from setia.tenants import service as tenants
-
-    cli = _cli()
-    t = tenants.get_tenant(session, cli._uuid(tenant, "tenant"))
-    return t, programs.get_program(
-        session, t.id, cli._uuid(program, "program") if program else None
-    )
-
-
 @app.command("set")
 def set_tiers(
     file: Annotated[Path, typer.Argument(help="JSON: the body of PUT .../tier-set")],
@@ -62,7 +51,7 @@ def set_tiers(
         )
     try:
         with cli.ready_db().session() as session:
-            t, p = _program(session, tenant, program)
+            t, p = cli.tenant_and_program(session, tenant, program)
             ts = service.put_tier_set(session, t, p, body, actor="cli")
             session.commit()
             out = {
@@ -94,7 +83,7 @@ def evaluate(
     db = cli.ready_db()
     try:
         with db.session() as session:
-            t, p = _program(session, tenant, program)
+            t, p = cli.tenant_and_program(session, tenant, program)
             tenant_id, program_id = t.id, p.id
         report = service.evaluate(db, tenant_id, program_id, day)
     except SetiaError as exc:
@@ -116,7 +105,7 @@ def show(
     cli = _cli()
     try:
         with cli.ready_db().session() as session:
-            t, p = _program(session, tenant, program)
+            t, p = cli.tenant_and_program(session, tenant, program)
             m = members.get_member(session, t.id, cli._uuid(member, "member"))
             out = view.member_view(session, t, p, m, locale=locale)
     except SetiaError as exc:
@@ -132,7 +121,7 @@ def summary(tenant: Tenant, program: ProgramOpt = None) -> None:
     cli = _cli()
     try:
         with cli.ready_db().session() as session:
-            t, p = _program(session, tenant, program)
+            t, p = cli.tenant_and_program(session, tenant, program)
             out = view.summary(session, t, service.require_structure(session, p.id))
     except SetiaError as exc:
         cli.fail(exc.detail)
