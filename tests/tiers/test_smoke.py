@@ -45,3 +45,15 @@ def test_progress_sentence(client: TestClient, tenant: TenantFixture) -> None:
     en = view(api, m, locale="en")["progress"]["message"]
     assert en.startswith("IDR250,000 to go before 31 Dec")
     assert en.endswith("for Silver")
+
+
+def test_a_member_never_moved_has_been_in_the_base_tier_since_joining(
+    client: TestClient, tenant: TenantFixture
+) -> None:
+    api = Api(client, tenant)
+    setup(api)
+    m = member_id(api.purchase(10_000))
+    joined = api.get(f"/v1/members/{m}").json()["created_at"]
+    v = view(api, m)
+    assert v["tier"]["code"] == "bronze"
+    assert v["since"] == joined

@@ -321,11 +321,6 @@ def qualification_figures(
 # ---------------------------------------------------------------------- member state
 
 
-def _anchor(session: Session, tenant: Tenant, member_id: uuid.UUID) -> date:
-    created = session.execute(select(Member.created_at).where(Member.id == member_id)).scalar_one()
-    return local_day(tenant, created)
-
-
 def load_state(
     session: Session, tenant: Tenant, s: Structure, member_id: uuid.UUID, *, lock: bool = True
 ) -> State:
@@ -339,13 +334,14 @@ def load_state(
     row = session.execute(stmt).first()
     if row is not None:
         return State(**row._asdict())
-    now = utcnow()
+    # In the base tier since they joined.
+    joined = session.execute(select(Member.created_at).where(Member.id == member_id)).scalar_one()
     return State(
         tier_id=s.base.id,
-        since=now,
+        since=joined,
         earned_tier_id=s.base.id,
-        earned_since=now,
-        anchor_day=_anchor(session, tenant, member_id),
+        earned_since=joined,
+        anchor_day=local_day(tenant, joined),
         version=0,
     )
 
