@@ -26,20 +26,18 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
 from pydantic import ValidationError
-from sqlalchemy import Insert, Table, Uuid, and_, bindparam, insert, or_, select, update
-from sqlalchemy.engine import Dialect
+from sqlalchemy import Table, and_, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from setia.core.db import UTCDateTime, new_id
+from setia.core.db import new_id
 from setia.core.errors import SetiaError
 from setia.core.money import MoneyError, check_currency, parse_amount, to_str
 from setia.core.time import as_utc, utcnow
@@ -87,90 +85,6 @@ _BUMP = (
     )
 )
 _SET_ACTIVITY = update(_members).where(_members.c.id == bindparam("mid", type_=_members.c.id.type))
-
-
-def _sqlite_datetime(value: datetime | None) -> str | None:
-    """What ``UTCDateTime`` then SQLite's ``DATETIME`` bind a timestamp as, in one step."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        raise ValueError("naive datetime given to a UTC column")
-    v = as_utc(value)
-    return "%04d-%02d-%02d %02d:%02d:%02d.%06d" % (  # noqa: UP031
-        v.year,
-        v.month,
-        v.day,
-        v.hour,
-        v.minute,
-        v.second,
-        v.microsecond,
-    )
-
-
-def _uuid_hex(value: uuid.UUID | None) -> str | None:
-    return None if value is None else value.hex
-
-
-def _bulk_insert(session: Session, stmt: Insert, rows: list[dict[str, Any]]) -> None:
-    """``session.execute(stmt, rows)``, with the values converted here on SQLite.
-
-    SQLAlchemy converts every value of every row through its type's bind processor (a
-    TypeDecorator, then the dialect's own); on SQLite the uuids and timestamps are converted
-    here directly instead, each converter checked once against SQLAlchemy's own result, and
-    the rows are sent with the very SQL SQLAlchemy compiles for the statement. Elsewhere (and
-    when the statement would compute Python-side defaults) it is left to SQLAlchemy.
-    """
-    conn = session.connection()
-    dialect = conn.dialect
-    if dialect.name != "sqlite":
-        session.execute(stmt, rows)
-        return
-    keys = tuple(rows[0])
-    if (stmt, keys) not in _BULK_PLANS:
-        _BULK_PLANS[(stmt, keys)] = _bulk_plan(stmt, keys, dialect)
-    plan = _BULK_PLANS[(stmt, keys)]
-    if plan is None:
-        session.execute(stmt, rows)
-        return
-    sql, columns = plan
-    conn.exec_driver_sql(
-        sql,
-        [tuple(conv(row[key]) if conv else row[key] for key, conv in columns) for row in rows],
-    )
-
-
-_Converter = Callable[[Any], Any] | None
-_BULK_PLANS: dict[
-    tuple[Insert, tuple[str, ...]], tuple[str, list[tuple[str, _Converter]]] | None
-] = {}
-
-
-def _bulk_plan(
-    stmt: Insert, keys: tuple[str, ...], dialect: Dialect
-) -> tuple[str, list[tuple[str, _Converter]]] | None:
-    compiled = stmt.compile(dialect=dialect, column_keys=list(keys))
-    if compiled.insert_prefetch or compiled.postfetch or not compiled.positiontup:
-        return None
-    table = stmt.table
-    sample_uuid = uuid.UUID("0193a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b")
-    sample_at = datetime(2026, 11, 23, 23, 59, 58, 0, tzinfo=timezone(timedelta(hours=7)))
-    columns: list[tuple[str, _Converter]] = []
-    for name in compiled.positiontup:
-        if name not in keys:
-            return None
-        column = table.c[name]
-        proc = column.type._cached_bind_processor(dialect)
-        conv: _Converter = proc
-        if isinstance(column.type, Uuid):
-            conv = _uuid_hex if proc is not None else None
-            if proc is not None and proc(sample_uuid) != _uuid_hex(sample_uuid):
-                return None
-        elif isinstance(column.type, UTCDateTime):
-            if proc is None or proc(sample_at) != _sqlite_datetime(sample_at):
-                return None
-            conv = _sqlite_datetime
-        columns.append((name, conv))
-    return str(compiled), columns
 
 
 def validation_problem(exc: ValidationError) -> dict[str, Any]:
@@ -876,17 +790,17 @@ class _Batch:
             res = session.execute(_BUMP, bumps)
             if res.rowcount != len(bumps):  # type: ignore[attr-defined]
                 raise ledger.LedgerCorrupt("an account changed while its batch was planned")
-        _bulk_insert(session, _INSERT_EVENTS, ev_rows)
+        session.execute(_INSERT_EVENTS, ev_rows)
         if order_rows:
-            _bulk_insert(session, _INSERT_ORDERS, order_rows)
+            session.execute(_INSERT_ORDERS, order_rows)
         if transfer_rows:
-            _bulk_insert(session, _INSERT_TRANSFERS, transfer_rows)
-            _bulk_insert(session, _INSERT_ENTRIES, entry_rows)
-            _bulk_insert(session, _INSERT_LOTS, lot_rows)
+            session.execute(_INSERT_TRANSFERS, transfer_rows)
+            session.execute(_INSERT_ENTRIES, entry_rows)
+            session.execute(_INSERT_LOTS, lot_rows)
         if award_rows:
-            _bulk_insert(session, _INSERT_AWARDS, award_rows)
+            session.execute(_INSERT_AWARDS, award_rows)
         tier_activity.record_many(session, activity)
-        _bulk_insert(session, _INSERT_OUTBOX, outbox_rows)
+        session.execute(_INSERT_OUTBOX, outbox_rows)
         if last_seen:
             session.execute(
                 _SET_ACTIVITY,
