@@ -33,6 +33,7 @@ from typing import Any, cast
 
 from pydantic import ValidationError
 from sqlalchemy import Table, and_, bindparam, insert, or_, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -692,20 +693,8 @@ class _Batch:
                         "expires_at": award.expires_at,
                     }
                 )
-                pending_until = award.pending_until.isoformat() if award.pending_until else None
-                out["awards"].append(
-                    {
-                        "rule": award.rule,
-                        "rule_id": str(award.rule_id) if award.rule_id else None,
-                        "rule_name": award.rule_name,
-                        "revision": award.revision,
-                        "program_revision": program.revision,
-                        "points": award.points,
-                        "transfer_id": str(transfer_id),
-                        "pending_until": pending_until,
-                        "expires_at": award.expires_at.isoformat() if award.expires_at else None,
-                    }
-                )
+                answer = earning.award_answer(award, program.revision, transfer_id)
+                out["awards"].append(answer)
                 outbox_rows.append(
                     {
                         "id": new_id(),
@@ -717,7 +706,7 @@ class _Batch:
                             "points": award.points,
                             "order_id": source_id if source_type == "order" else None,
                             "event_id": str(event_id),
-                            "pending_until": pending_until,
+                            "pending_until": answer["pending_until"],
                         },
                         "created_at": utcnow(),
                     }
@@ -787,8 +776,8 @@ class _Batch:
             if s[4] != start[account_id][4]
         ]
         if bumps:
-            res = session.execute(_BUMP, bumps)
-            if res.rowcount != len(bumps):  # type: ignore[attr-defined]
+            res = cast("CursorResult[Any]", session.execute(_BUMP, bumps))
+            if res.rowcount != len(bumps):
                 raise ledger.LedgerCorrupt("an account changed while its batch was planned")
         session.execute(_INSERT_EVENTS, ev_rows)
         if order_rows:

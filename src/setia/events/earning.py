@@ -53,6 +53,21 @@ class Award:
     rule_name: str = ""
 
 
+def award_answer(award: Award, program_revision: int, transfer_id: uuid.UUID) -> dict[str, Any]:
+    """An award as the event's answer shows it (the one-by-one and the batch path alike)."""
+    return {
+        "rule": award.rule,
+        "rule_id": str(award.rule_id) if award.rule_id else None,
+        "rule_name": award.rule_name,
+        "revision": award.revision,
+        "program_revision": program_revision,
+        "points": award.points,
+        "transfer_id": str(transfer_id),
+        "pending_until": award.pending_until.isoformat() if award.pending_until else None,
+        "expires_at": award.expires_at.isoformat() if award.expires_at else None,
+    }
+
+
 def member_context(
     session: Session,
     member: Member,

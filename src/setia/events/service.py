@@ -346,19 +346,7 @@ def _earn(
             expires_at=award.expires_at,
             check_existing=False,
         )
-        out["awards"].append(
-            {
-                "rule": award.rule,
-                "rule_id": str(award.rule_id) if award.rule_id else None,
-                "rule_name": award.rule_name,
-                "revision": award.revision,
-                "program_revision": program.revision,
-                "points": award.points,
-                "transfer_id": str(res.transfer_id),
-                "pending_until": award.pending_until.isoformat() if award.pending_until else None,
-                "expires_at": award.expires_at.isoformat() if award.expires_at else None,
-            }
-        )
+        out["awards"].append(earning.award_answer(award, program.revision, res.transfer_id))
         publish(
             session,
             tenant.id,
