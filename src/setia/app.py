@@ -17,18 +17,24 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from setia import __version__
+from setia.causes.api import router as causes_router
+from setia.checkout.api import router as checkout_router
 from setia.core.config import get_settings
 from setia.core.db import Database, get_database
 from setia.core.errors import SetiaError
 from setia.core.migrate import check_schema
+from setia.coupons.api import router as coupons_router
 from setia.events.api import router as events_router
+from setia.finance.api import router as finance_router
 from setia.ledger.api import router as ledger_router
 from setia.members.api import router as members_router
 from setia.memberships.api import router as memberships_router
 from setia.programs.api import router as programs_router
+from setia.rewards.api import router as rewards_router
 from setia.rules.api import router as rules_router
 from setia.tenants.api import router as tenants_router
 from setia.tiers.api import router as tiers_router
+from setia.wallet.api import router as wallet_router
 
 log = logging.getLogger("setia")
 PROBLEM = "application/problem+json"
@@ -190,6 +196,12 @@ def create_app(db: Database | None = None) -> FastAPI:
         rules_router,
         memberships_router,
         tiers_router,
+        coupons_router,
+        causes_router,
+        rewards_router,
+        checkout_router,
+        wallet_router,
+        finance_router,
     ):
         app.include_router(router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

@@ -11,12 +11,18 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
+from setia.causes import cli as causes_cli
+from setia.checkout import cli as checkout_cli
 from setia.core.db import Database, get_database
 from setia.core.errors import SetiaError
 from setia.core.migrate import check_schema, upgrade
+from setia.coupons import cli as coupons_cli
+from setia.finance import cli as finance_cli
 from setia.memberships import cli as memberships_cli
+from setia.rewards import cli as rewards_cli
 from setia.rules import cli as rules_cli
 from setia.tiers import cli as tiers_cli
+from setia.wallet import cli as wallet_cli
 
 app = typer.Typer(
     help="Setia: customer loyalty, self-hosted.",
@@ -42,6 +48,12 @@ for sub, name in (
 app.add_typer(rules_cli.app, name="rules")
 app.add_typer(memberships_cli.app, name="memberships")
 app.add_typer(tiers_cli.app, name="tiers")
+app.add_typer(coupons_cli.app, name="coupons")
+app.add_typer(causes_cli.app, name="causes")
+app.add_typer(rewards_cli.app, name="rewards")
+app.add_typer(checkout_cli.app, name="checkout")
+app.add_typer(wallet_cli.app, name="wallet")
+app.add_typer(finance_cli.app, name="finance")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

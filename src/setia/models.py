@@ -1,5 +1,9 @@
 """Imports every domain's models so that ``Base.metadata`` knows all tables."""
 
+import setia.causes.models
+import setia.checkout.models
+import setia.coupons.models
+import setia.rewards.models  # noqa: F401  (each domain's tables, registered on import)
 from setia.audit.models import AuditRecord
 from setia.core.db import Base
 from setia.events.models import Event, Order

@@ -12,6 +12,11 @@ Invariants (checked by ``setia ledger verify`` and by the property tests):
 5. Lots: Σ remaining of the lots in an account equals that account's available balance,
    and each lot's remaining equals its amount plus the sum of its movements.
 6. Transfers are never updated or deleted (database triggers refuse it).
+7. Two assets share these tables: points, and each member's wallet (money, in the minor
+   unit of the program's currency). A transfer never moves value between assets: both of
+   its accounts are points accounts, or both are wallet accounts.
+8. A RETURN transfer names the spend it gives back (``reverses_id``); the returns of a
+   spend never add up to more than the spend.
 """
 
 from __future__ import annotations
@@ -46,6 +51,12 @@ EXPIRED = "EXPIRED"
 ADJUSTMENT = "ADJUSTMENT"
 WRITE_OFF = "WRITE_OFF"
 PROGRAM_CODES = (ISSUANCE, REDEEMED, EXPIRED, ADJUSTMENT, WRITE_OFF)
+# The wallet asset: money in the minor unit of the program's currency (sen, rupiah).
+WALLET = "WALLET"  # a member's wallet balance: credit-normal, no overdraft
+WALLET_ISSUED = "WALLET_ISSUED"  # the source of cashback, gift cards and top-ups
+WALLET_SPENT = "WALLET_SPENT"  # where wallet money goes when it is spent
+WALLET_PROGRAM_CODES = (WALLET_ISSUED, WALLET_SPENT)
+WALLET_CODES = frozenset((WALLET, *WALLET_PROGRAM_CODES))
 
 
 class Account(Base):
@@ -123,6 +134,10 @@ class Transfer(Base):
     kind: Mapped[str] = mapped_column(String(16), default="POSTED")
     pending_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("ledger_transfers.id"), default=None
+    )
+    # For a RETURN: the spend (a POSTED transfer or a hold's capture) it gives back.
+    reverses_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("ledger_transfers.id"), default=None, index=True
     )
     idempotency_key: Mapped[str] = mapped_column(String(200))
     request_hash: Mapped[str] = mapped_column(String(64))

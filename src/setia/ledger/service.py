@@ -51,6 +51,10 @@ from setia.ledger.models import (
     POINTS,
     PROGRAM_CODES,
     REDEEMED,
+    WALLET,
+    WALLET_ISSUED,
+    WALLET_PROGRAM_CODES,
+    WALLET_SPENT,
     WRITE_OFF,
     Account,
     Entry,
@@ -78,6 +82,16 @@ class HoldNotOpen(Conflict):
 class CaptureExceedsHold(Conflict):
     code = "capture_exceeds_hold"
     title = "Capture amount is larger than the hold"
+
+
+class InsufficientWallet(Conflict):
+    code = "insufficient_wallet_balance"
+    title = "Not enough money in the wallet"
+
+
+class ReturnExceedsSpent(Conflict):
+    code = "return_exceeds_spent"
+    title = "More would be given back than was spent"
 
 
 class LedgerCorrupt(SetiaError):
@@ -185,7 +199,7 @@ def open_program_accounts(session: Session, program_id: uuid.UUID) -> None:
         insert(Account),
         [
             {"id": new_id(), "program_id": program_id, "code": code, "created_at": now}
-            for code in PROGRAM_CODES
+            for code in (*PROGRAM_CODES, *WALLET_PROGRAM_CODES)
         ],
     )
 
@@ -326,6 +340,7 @@ def _move(
     kind: str = "POSTED",
     pending: Transfer | None = None,
     expires_at: datetime | None = None,
+    reverses_id: uuid.UUID | None = None,
 ) -> uuid.UUID:
     """Write one transfer, its counter changes and its two entries. Returns its id."""
     if amount <= 0:
@@ -358,6 +373,7 @@ def _move(
             "code": code,
             "kind": kind,
             "pending_id": pending.id if pending is not None else None,
+            "reverses_id": reverses_id,
             "idempotency_key": ctx.next_key(),
             "request_hash": ctx.request_hash,
             "source_type": ctx.source_type,
@@ -961,12 +977,230 @@ def move_member(
         _move(session, ctx, debit=dst.debt, credit=src.debt, amount=owed, code="MERGE")
         moved["debt"] = owed
         moved["debt_repaid"] = _repay_debt(session, ctx, dst, _available(session, dst.points))
+    if wallet_balance(session, program_id, source)["available"] > 0:
+        s_wallet = wallet_account(session, program_id, source)
+        d_wallet = wallet_account(session, program_id, survivor)
+        _lock(session, [s_wallet, d_wallet])
+        amount = _available(session, s_wallet)
+        if amount > 0:
+            _move(session, ctx, debit=s_wallet, credit=d_wallet, amount=amount, code="MERGE")
+            moved["wallet"] = amount
     return moved
 
 
+def return_spent(session: Session, ctx: Context, *, original: Transfer, amount: int) -> Result:
+    """Give back ``amount`` of what a spend took from a member (a refund, a cancelled reward).
+
+    ``original`` is a POSTED spend from a member's POINTS or WALLET account, or the capture
+    (POST_PENDING) of a hold. The RETURN transfer names it in ``reverses_id``; all the returns
+    of one spend never add up to more than it (``ReturnExceedsSpent``). Points go back to the
+    lots they were taken from, latest expiry first, with their dates: a lot that expired
+    meanwhile gets them back and the next job run expires them (a lot merged into another
+    member is recreated with the same dates). Returned points repay debt like any points
+    that land.
+    """
+    if (found := _find(session, ctx)) is not None:
+        return Result(found, created=False)
+    if original.kind not in ("POSTED", "POST_PENDING") or original.program_id != ctx.program_id:
+        raise LedgerCorrupt(f"transfer {original.id} is not a spend that can be given back")
+    member_account = session.execute(
+        select(Account).where(Account.id == original.debit_account_id)
+    ).scalar_one()
+    if member_account.member_id is None or member_account.code not in (POINTS, WALLET):
+        raise LedgerCorrupt(f"transfer {original.id} did not take from a member")
+    lock = [original.debit_account_id, original.credit_account_id]
+    accounts = None
+    if member_account.code == POINTS:
+        accounts = member_accounts(session, ctx.program_id, member_account.member_id)
+        lock.append(accounts.debt)
+    _lock(session, lock)
+    returned = int(
+        session.execute(
+            select(func.coalesce(func.sum(Transfer.amount), 0)).where(
+                Transfer.reverses_id == original.id
+            )
+        ).scalar_one()
+    )
+    returnable = original.amount - returned
+    if amount <= 0 or amount > returnable:
+        raise ReturnExceedsSpent(
+            f"cannot give back {amount}: {returnable} of {original.amount} is left to give back",
+            extra={"returnable": returnable},
+        )
+    transfer_id = _move(
+        session,
+        ctx,
+        debit=original.credit_account_id,
+        credit=original.debit_account_id,
+        amount=amount,
+        code="RETURN",
+        reverses_id=original.id,
+    )
+    if accounts is None:
+        return Result(transfer_id, created=True, amounts={"returned": amount})
+    # What the spend took from each lot, less what earlier returns of it gave back.
+    spent_in = [original.id] + ([original.pending_id] if original.pending_id else [])
+    returns = select(Transfer.id).where(
+        Transfer.reverses_id == original.id, Transfer.id != transfer_id
+    )
+    # Plain columns, not Lot objects: the identity map must not keep a stale ``remaining``.
+    rows = session.execute(
+        select(
+            Lot.id,
+            Lot.account_id,
+            Lot.earned_at,
+            Lot.pending_until,
+            Lot.expires_at,
+            func.sum(LotMovement.amount),
+        )
+        .join(LotMovement, LotMovement.lot_id == Lot.id)
+        .where(or_(LotMovement.transfer_id.in_(spent_in), LotMovement.transfer_id.in_(returns)))
+        .group_by(Lot.id, Lot.account_id, Lot.earned_at, Lot.pending_until, Lot.expires_at)
+    ).all()
+    lots = sorted(
+        (row for row in rows if row[5] < 0),
+        key=lambda r: (r[4] is None, r[4].timestamp() if r[4] else 0.0, str(r[0])),
+        reverse=True,
+    )
+    left = amount
+    for lot_id, account_id, earned_at, pending_until, expires_at, net in lots:
+        if left == 0:
+            break
+        give = min(-int(net), left)
+        if account_id == accounts.points:
+            _lot_change(session, lot_id, give, transfer_id)
+        else:
+            _new_lot(
+                session,
+                ctx,
+                account_id=accounts.points,
+                member_id=member_account.member_id,
+                transfer_id=transfer_id,
+                amount=give,
+                earned_at=earned_at,
+                pending_until=pending_until,
+                expires_at=expires_at,
+                released=True,
+            )
+        left -= give
+    if left:
+        raise LedgerCorrupt(f"the lots of transfer {original.id} account for {amount - left}")
+    repaid = _repay_debt(session, ctx, accounts, amount)
+    return Result(transfer_id, created=True, amounts={"returned": amount, "debt_repaid": repaid})
+
+
+def get_transfer(session: Session, program_id: uuid.UUID, transfer_id: uuid.UUID) -> Transfer:
+    transfer = session.execute(
+        select(Transfer).where(Transfer.id == transfer_id, Transfer.program_id == program_id)
+    ).scalar_one_or_none()
+    if transfer is None:
+        raise NotFound(f"transfer {transfer_id} not found")
+    return transfer
+
+
+# --------------------------------------------------------------------------- wallet
+
+
+def wallet_account(session: Session, program_id: uuid.UUID, member_id: uuid.UUID) -> uuid.UUID:
+    """The member's wallet account in the program, opened on first use."""
+    cache = _cache(session)
+    key = (program_id, member_id, WALLET)
+    if key not in cache:
+        found = session.execute(
+            select(Account.id).where(
+                Account.program_id == program_id,
+                Account.member_id == member_id,
+                Account.code == WALLET,
+            )
+        ).scalar_one_or_none()
+        if found is None:
+            found = new_id()
+            session.execute(
+                insert(Account).values(
+                    id=found,
+                    program_id=program_id,
+                    code=WALLET,
+                    member_id=member_id,
+                    no_overdraft=True,
+                    created_at=utcnow(),
+                )
+            )
+        cache[key] = found
+    account_id: uuid.UUID = cache[key]
+    return account_id
+
+
+def wallet_credit(
+    session: Session, ctx: Context, *, member_id: uuid.UUID, amount: int, code: str = "CASHBACK"
+) -> Result:
+    """Put money (minor units) in a member's wallet: cashback, a gift card, a top-up."""
+    if (found := _find(session, ctx)) is not None:
+        return Result(found, created=False)
+    wallet = wallet_account(session, ctx.program_id, member_id)
+    issued = program_account(session, ctx.program_id, WALLET_ISSUED)
+    _lock(session, [wallet, issued])
+    transfer_id = _move(session, ctx, debit=issued, credit=wallet, amount=amount, code=code)
+    return Result(transfer_id, created=True, amounts={"credited": amount})
+
+
+def wallet_debit(
+    session: Session,
+    ctx: Context,
+    *,
+    member_id: uuid.UUID,
+    amount: int,
+    code: str = "WALLET_SPEND",
+    hold_for: timedelta | None = None,
+) -> Result:
+    """Spend money (minor units) from a member's wallet, or hold it when ``hold_for`` is given.
+
+    A hold is captured, voided or expired with ``resolve_hold`` like a points hold.
+    """
+    if (found := _find(session, ctx)) is not None:
+        return Result(found, created=False)
+    wallet = wallet_account(session, ctx.program_id, member_id)
+    spent = program_account(session, ctx.program_id, WALLET_SPENT)
+    _lock(session, [wallet, spent])
+    try:
+        transfer_id = _move(
+            session,
+            ctx,
+            debit=wallet,
+            credit=spent,
+            amount=amount,
+            code=code,
+            kind="PENDING" if hold_for is not None else "POSTED",
+            expires_at=utcnow() + hold_for if hold_for is not None else None,
+        )
+    except InsufficientPoints as exc:
+        raise InsufficientWallet(
+            f"not enough money in the wallet: {exc.extra['available']} available (minor units)",
+            extra=exc.extra,
+        ) from None
+    return Result(transfer_id, created=True, amounts={"debited": amount})
+
+
+def wallet_balance(session: Session, program_id: uuid.UUID, member_id: uuid.UUID) -> dict[str, int]:
+    """available and held, in minor units (zero for a member without a wallet yet)."""
+    row = session.execute(
+        select(
+            Account.credits_posted - Account.debits_posted - Account.debits_pending,
+            Account.debits_pending,
+        ).where(
+            Account.program_id == program_id,
+            Account.member_id == member_id,
+            Account.code == WALLET,
+        )
+    ).first()
+    if row is None:
+        return {"available": 0, "held": 0}
+    return {"available": int(row[0]), "held": int(row[1])}
+
+
 def open_holds(session: Session, program_id: uuid.UUID, member_id: uuid.UUID) -> int:
+    """Points (and wallet money) a member has reserved by open holds."""
     accounts = member_accounts(session, program_id, member_id)
     value = session.execute(
         select(Account.debits_pending).where(Account.id == accounts.points)
     ).scalar_one()
-    return int(value)
+    return int(value) + wallet_balance(session, program_id, member_id)["held"]

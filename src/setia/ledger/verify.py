@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session, aliased
 
-from setia.ledger.models import Account, Entry, Lot, LotMovement, Transfer
+from setia.ledger.models import WALLET_CODES, Account, Entry, Lot, LotMovement, Transfer
 
 
 @dataclass
@@ -36,7 +36,34 @@ def verify(session: Session, limit: int = 20) -> Report:
     report.checks["no overdraft / no overcredit"] = _limits(session, limit)
     report.checks["each hold resolved at most once"] = _holds(session, limit)
     report.checks["lots match balances"] = _lots(session, limit)
+    report.checks["no transfer crosses assets (points / wallet)"] = _assets(session, limit)
+    report.checks["returns never exceed their spend"] = _returns(session, limit)
     return report
+
+
+def _assets(session: Session, limit: int) -> list[str]:
+    debit, credit = aliased(Account), aliased(Account)
+    wallet = sorted(WALLET_CODES)
+    rows = session.execute(
+        select(Transfer.id, debit.code, credit.code)
+        .join(debit, debit.id == Transfer.debit_account_id)
+        .join(credit, credit.id == Transfer.credit_account_id)
+        .where(debit.code.in_(wallet) != credit.code.in_(wallet))
+        .limit(limit)
+    ).all()
+    return [f"transfer {t} moves value from {d} to {c}" for t, d, c in rows]
+
+
+def _returns(session: Session, limit: int) -> list[str]:
+    spend = aliased(Transfer)
+    rows = session.execute(
+        select(spend.id, spend.amount, func.sum(Transfer.amount))
+        .join(spend, spend.id == Transfer.reverses_id)
+        .group_by(spend.id, spend.amount)
+        .having(func.sum(Transfer.amount) > spend.amount)
+        .limit(limit)
+    ).all()
+    return [f"spend {i} of {a} was given back {r}" for i, a, r in rows]
 
 
 def _program_sums(session: Session) -> list[str]:

@@ -39,6 +39,14 @@ class Program(Base):
     refund_shortfall: Mapped[str] = mapped_column(String(16), default="debt")
     allow_member_transfers: Mapped[bool] = mapped_column(default=False)
     hold_timeout_minutes: Mapped[int] = mapped_column(default=30)
+    # Paying with points at checkout: the currency value of one point (None: not offered)
+    # and the largest share of an order's total that points may pay, in percent.
+    points_payment_rate: Mapped[Decimal | None] = mapped_column(Numeric(18, 6), default=None)
+    points_payment_max_percent: Mapped[int] = mapped_column(default=100)
+    # An unused reward coupon that is cancelled or expires gives its points back.
+    coupon_cancel_returns_points: Mapped[bool] = mapped_column(default=True)
+    # A fully refunded order makes the coupon it used usable again.
+    refund_restores_coupon: Mapped[bool] = mapped_column(default=True)
     revision: Mapped[int] = mapped_column(default=1)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)

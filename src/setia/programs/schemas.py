@@ -28,6 +28,12 @@ class ProgramOut(BaseModel):
     refund_shortfall: str
     allow_member_transfers: bool
     hold_timeout_minutes: int
+    points_payment_rate: Decimal | None = Field(
+        description="Currency value of one point when paying with points; null: not offered"
+    )
+    points_payment_max_percent: int
+    coupon_cancel_returns_points: bool
+    refund_restores_coupon: bool
     revision: int
     updated_at: datetime
 
@@ -51,6 +57,12 @@ class ProgramUpdate(BaseModel):
     refund_shortfall: Literal["debt", "write_off"] | None = None
     allow_member_transfers: bool | None = None
     hold_timeout_minutes: int | None = Field(default=None, gt=0)
+    points_payment_rate: Decimal | None = Field(
+        default=None, gt=0, description="Currency value of one point at checkout"
+    )
+    points_payment_max_percent: int | None = Field(default=None, ge=1, le=100)
+    coupon_cancel_returns_points: bool | None = None
+    refund_restores_coupon: bool | None = None
 
 
 class RevisionOut(BaseModel):

@@ -32,6 +32,10 @@ SETTINGS = (
     "refund_shortfall",
     "allow_member_transfers",
     "hold_timeout_minutes",
+    "points_payment_rate",
+    "points_payment_max_percent",
+    "coupon_cancel_returns_points",
+    "refund_restores_coupon",
 )
 DEFAULTS: dict[str, Any] = {
     "earn_points": 1,
@@ -46,6 +50,10 @@ DEFAULTS: dict[str, Any] = {
     "refund_shortfall": "debt",
     "allow_member_transfers": False,
     "hold_timeout_minutes": 30,
+    "points_payment_rate": None,
+    "points_payment_max_percent": 100,
+    "coupon_cancel_returns_points": True,
+    "refund_restores_coupon": True,
     "revision": 1,
 }
 ROUNDINGS = {"floor": ROUND_FLOOR, "ceil": ROUND_CEILING, "round": ROUND_HALF_UP}
@@ -85,6 +93,10 @@ def _check(program: Program) -> None:
         raise InvalidInput("expiry_period must be month, quarter or year for end_of_period expiry")
     if program.refund_shortfall not in ("debt", "write_off"):
         raise InvalidInput("refund_shortfall must be debt or write_off")
+    if program.points_payment_rate is not None and program.points_payment_rate <= 0:
+        raise InvalidInput("points_payment_rate must be greater than 0 (or null to turn it off)")
+    if not 1 <= program.points_payment_max_percent <= 100:
+        raise InvalidInput("points_payment_max_percent must be between 1 and 100")
 
 
 def create_program(session: Session, tenant: Tenant, *, actor: str, **fields: Any) -> Program:

@@ -1,0 +1,3 @@
+"""Tables of the causes domain."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Tables of the checkout domain."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Tables of the coupons domain."""
+
+from __future__ import annotations

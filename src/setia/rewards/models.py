@@ -1,0 +1,3 @@
+"""Tables of the rewards domain."""
+
+from __future__ import annotations
