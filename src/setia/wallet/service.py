@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from setia.core.errors import InvalidInput, NotFound
-from setia.core.money import MAX_AMOUNT, precision
+from setia.core.money import MAX_AMOUNT, MoneyError, parse_amount, precision
 from setia.ledger import service as ledger
 from setia.ledger.models import WALLET, Account, Entry, Transfer
 from setia.members import service as members
@@ -83,6 +83,14 @@ def from_minor(minor: int, currency: str) -> Decimal:
 
 def money_str(minor: int, currency: str) -> str:
     return str(from_minor(minor, currency))
+
+
+def parse(value: str, currency: str, field: str = "amount") -> Decimal:
+    """An amount sent as a string: positive, finite, no more decimals than the currency has."""
+    try:
+        return parse_amount(value, currency)
+    except MoneyError as exc:
+        raise InvalidInput(f"{field}: {exc}", extra={"field": field}, code=exc.code) from None
 
 
 # --------------------------------------------------------------------------- writes
@@ -308,6 +316,17 @@ def refund(
 # --------------------------------------------------------------------------- reads
 
 
+def returned_total(session: Session, spend_id: uuid.UUID) -> int:
+    """What the refunds of a debit or capture gave back so far (minor units)."""
+    return int(
+        session.execute(
+            select(func.coalesce(func.sum(Transfer.amount), 0)).where(
+                Transfer.reverses_id == spend_id
+            )
+        ).scalar_one()
+    )
+
+
 def balance(session: Session, *, program: Program, member_id: uuid.UUID) -> dict[str, Decimal]:
     """available and held, as ``Decimal`` in the program's currency."""
     raw = ledger.wallet_balance(session, program.id, member_id)
@@ -327,20 +346,16 @@ def lifetime(session: Session, *, program: Program, member_id: uuid.UUID) -> dic
     if account is None:
         return out
     rows = session.execute(
-        select(
-            Transfer.code,
-            Transfer.kind,
-            Transfer.credit_account_id == account,
-            func.sum(Transfer.amount),
-        )
+        select(Transfer.code, Transfer.credit_account_id, func.sum(Transfer.amount))
         .where(
             (Transfer.debit_account_id == account) | (Transfer.credit_account_id == account),
             Transfer.kind.in_(("POSTED", "POST_PENDING")),
         )
-        .group_by(Transfer.code, Transfer.kind, Transfer.credit_account_id == account)
+        .group_by(Transfer.code, Transfer.credit_account_id)
     ).all()
-    for code, _kind, incoming, total in rows:
-        total = int(total)
+    for code, credit_account, amount in rows:
+        incoming = credit_account == account
+        total = int(amount)
         if code == "RETURN":
             out["returned"] += total
         elif code == "MERGE":
