@@ -80,6 +80,17 @@ class MHold:
     state: str = "open"  # open, captured, voided, expired
 
 
+@dataclass(eq=False)
+class MSpend:
+    """A redemption or a hold's capture: what it took from each lot, and what came back."""
+
+    id: uuid.UUID
+    owner: uuid.UUID
+    amount: int
+    taken: list[tuple[MLot, int]]
+    returned: int = 0
+
+
 @dataclass
 class MOrder:
     order_id: str
@@ -96,6 +107,8 @@ class Model:
         self.shortfall = shortfall
         self.lots: list[MLot] = []
         self.holds: list[MHold] = []
+        self.spends: list[MSpend] = []
+        self.survivor: dict[uuid.UUID, uuid.UUID] = {}
         self.orders: list[MOrder] = []
         self.debt: Counter[uuid.UUID] = Counter()
         self.written_off = 0
@@ -168,10 +181,10 @@ class Model:
             self.debt[member] -= repay
         return repay
 
-    def give_back(self, hold: MHold, amount: int) -> None:
-        """Never-expiring lots first, then the latest expiry: what is kept expires soonest."""
-        rows = sorted(
-            hold.taken,
+    @staticmethod
+    def _latest_expiry_first(rows: list[tuple[MLot, int]]) -> list[tuple[MLot, int]]:
+        return sorted(
+            rows,
             key=lambda r: (
                 r[0].expires_at is None,
                 r[0].expires_at or datetime.min.replace(tzinfo=UTC),
@@ -179,14 +192,54 @@ class Model:
             ),
             reverse=True,
         )
+
+    def give_back(self, hold: MHold, amount: int) -> list[tuple[MLot, int]]:
+        """Never-expiring lots first, then the latest expiry: what is kept expires soonest.
+
+        Returns what each lot kept spent (the capture's share of the hold)."""
         left = amount
-        for lot, taken in rows:
-            if left == 0:
-                break
+        kept = []
+        for lot, taken in self._latest_expiry_first(hold.taken):
             give = min(taken, left)
             lot.remaining += give
             left -= give
+            if taken - give:
+                kept.append((lot, taken - give))
         assert left == 0
+        return kept
+
+    def final(self, member: uuid.UUID) -> uuid.UUID:
+        while member in self.survivor:
+            member = self.survivor[member]
+        return member
+
+    def return_spent(self, spend: MSpend, amount: int) -> int:
+        """Back to the lots the spend took from, latest expiry first; a lot that is no
+        longer the (surviving) member's is recreated with its dates. Returns debt repaid."""
+        owner = self.final(spend.owner)
+        left = amount
+        rest = []
+        for lot, open_ in self._latest_expiry_first(spend.taken):
+            give = min(open_, left)
+            if give:
+                if lot.owner == owner and lot.account == POINTS:
+                    lot.remaining += give
+                else:
+                    self.add_lot(
+                        owner,
+                        POINTS,
+                        give,
+                        earned_at=lot.earned_at,
+                        pending_until=lot.pending_until,
+                        expires_at=lot.expires_at,
+                        source=("test", None),
+                    )
+            left -= give
+            rest.append((lot, open_ - give))
+        assert left == 0
+        spend.taken = [(lot, n) for lot, n in rest if n]
+        spend.returned += amount
+        return self.repay(owner, amount)
 
     # operations
     def earn(
@@ -278,6 +331,7 @@ class Model:
             if amount > 0:
                 for lot in self.lots_in(source, account):
                     lot.owner = survivor
+        self.survivor[source] = survivor
         owed = self.debt.pop(source, 0)
         if owed > 0:
             self.debt[survivor] += owed
@@ -536,8 +590,9 @@ class LedgerMachine(RuleBasedStateMachine):
                 tx(self.db, call)
             event("redeem: insufficient")
             return
-        self._op(call, ctx.idempotency_key)
-        self.model.consume(member, amount)
+        res = self._op(call, ctx.idempotency_key)
+        taken = self.model.consume(member, amount)
+        self.model.spends.append(MSpend(res.transfer_id, member, amount, taken))
         event("redeem: done")
 
     @rule(i=who, share=shares)
@@ -596,8 +651,37 @@ class LedgerMachine(RuleBasedStateMachine):
         event("capture: " + ("partial" if capture and capture < hold.amount else "full"))
         captured = hold.amount if capture is None else capture
         assert res.amounts == {"captured": captured, "released": hold.amount - captured}
-        self.model.give_back(hold, hold.amount - captured)
+        kept = self.model.give_back(hold, hold.amount - captured)
+        self.model.spends.append(MSpend(res.transfer_id, hold.owner, captured, kept))
         hold.state = "captured"
+
+    @precondition(lambda self: any(x.returned < x.amount for x in self.model.spends))
+    @rule(k=st.integers(min_value=0, max_value=100), share=shares)
+    def give_back_a_spend(self, k: int, share: int) -> None:
+        """A refund of a redemption or of an order paid with points (RETURN)."""
+        open_ = [x for x in self.model.spends if x.returned < x.amount]
+        spend = open_[k % len(open_)]
+        returnable = spend.amount - spend.returned
+        amount = portion(returnable, share)
+        ctx = self._ctx("return", spend=str(spend.id), amount=amount, source_type="return")
+
+        def call(s: Session) -> ledger.Result:
+            original = ledger.get_transfer(s, self.t.program_id, spend.id)
+            return ledger.return_spent(s, ctx, original=original, amount=amount)
+
+        self.touched.add(self.model.final(spend.owner))
+        if amount > returnable:
+            with pytest.raises(ledger.ReturnExceedsSpent):
+                tx(self.db, call)
+            event("return: more than spent, refused")
+            return
+        res = self._op(call, ctx.idempotency_key)
+        repaid = self.model.return_spent(spend, amount)
+        assert res.amounts == {"returned": amount, "debt_repaid": repaid}
+        event("return: " + ("all" if spend.returned == spend.amount else "part"))
+
+    # Twice the chance: a return needs a spend before it, and both matter.
+    give_back_another_spend = give_back_a_spend
 
     @precondition(lambda self: self._open_holds())
     @rule(k=st.integers(min_value=0, max_value=100))

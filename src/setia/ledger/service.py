@@ -62,6 +62,7 @@ from setia.ledger.models import (
     LotMovement,
     Transfer,
 )
+from setia.members.models import Member
 
 
 class InsufficientPoints(Conflict):
@@ -1006,13 +1007,25 @@ def return_spent(session: Session, ctx: Context, *, original: Transfer, amount: 
     member_account = session.execute(
         select(Account).where(Account.id == original.debit_account_id)
     ).scalar_one()
-    if member_account.member_id is None or member_account.code not in (POINTS, WALLET):
-        raise LedgerCorrupt(f"transfer {original.id} did not take from a member")
-    lock = [original.debit_account_id, original.credit_account_id]
+    spent_to = session.execute(
+        select(Account.member_id).where(Account.id == original.credit_account_id)
+    ).scalar_one()
+    if (
+        member_account.member_id is None
+        or member_account.code not in (POINTS, WALLET)
+        or spent_to is not None
+    ):
+        raise LedgerCorrupt(f"transfer {original.id} is not a member's spend")
+    # A member merged since the spend: what comes back goes to the surviving member.
+    member_id = _survivor(session, member_account.member_id)
     accounts = None
     if member_account.code == POINTS:
-        accounts = member_accounts(session, ctx.program_id, member_account.member_id)
-        lock.append(accounts.debt)
+        accounts = member_accounts(session, ctx.program_id, member_id)
+        target = accounts.points
+        lock = [original.credit_account_id, accounts.points, accounts.debt]
+    else:
+        target = wallet_account(session, ctx.program_id, member_id)
+        lock = [original.credit_account_id, target]
     _lock(session, lock)
     returned = int(
         session.execute(
@@ -1031,7 +1044,7 @@ def return_spent(session: Session, ctx: Context, *, original: Transfer, amount: 
         session,
         ctx,
         debit=original.credit_account_id,
-        credit=original.debit_account_id,
+        credit=target,
         amount=amount,
         code="RETURN",
         reverses_id=original.id,
@@ -1074,7 +1087,7 @@ def return_spent(session: Session, ctx: Context, *, original: Transfer, amount: 
                 session,
                 ctx,
                 account_id=accounts.points,
-                member_id=member_account.member_id,
+                member_id=member_id,
                 transfer_id=transfer_id,
                 amount=give,
                 earned_at=earned_at,
@@ -1087,6 +1100,19 @@ def return_spent(session: Session, ctx: Context, *, original: Transfer, amount: 
         raise LedgerCorrupt(f"the lots of transfer {original.id} account for {amount - left}")
     repaid = _repay_debt(session, ctx, accounts, amount)
     return Result(transfer_id, created=True, amounts={"returned": amount, "debt_repaid": repaid})
+
+
+def _survivor(session: Session, member_id: uuid.UUID) -> uuid.UUID:
+    """Follow ``merged_into_id`` to the member that holds the history now."""
+    seen = {member_id}
+    while True:
+        nxt = session.execute(
+            select(Member.merged_into_id).where(Member.id == member_id)
+        ).scalar_one_or_none()
+        if nxt is None or nxt in seen:
+            return member_id
+        seen.add(nxt)
+        member_id = nxt
 
 
 def get_transfer(session: Session, program_id: uuid.UUID, transfer_id: uuid.UUID) -> Transfer:
