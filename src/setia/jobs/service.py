@@ -43,6 +43,7 @@ class JobReport:
     tier_upgrades: int = 0
     tier_downgrades: int = 0
     memberships: dict[str, Any] = field(default_factory=dict)
+    rewards: dict[str, Any] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
@@ -216,4 +217,7 @@ def run_due(db: Database, now: datetime | None = None) -> JobReport:
 
     # Only what happened, so an idle worker pass stays quiet.
     report.memberships = {k: v for k, v in run_memberships(db, now).as_dict().items() if v}
+    from setia.rewards.jobs import run_due as run_rewards
+
+    report.rewards = {k: v for k, v in run_rewards(db, now).as_dict().items() if v}
     return report
