@@ -512,6 +512,20 @@ def _refund(
     order.refunded_amount = refunded
     order.points_reversed += to_reverse
     session.flush()
+    # Points paid for the order give themselves back; a full refund restores its coupons.
+    from setia.checkout import service as checkout
+
+    given_back = checkout.on_order_refund(
+        session,
+        tenant=tenant,
+        program=program,
+        order=order,
+        refund_amount=refund,
+        fully_refunded=refunded >= order.amount,
+        event_id=event_id,
+    )
+    if given_back:
+        out["checkout"] = given_back
     tier_activity.record(
         session,
         tier_activity.refund(
