@@ -44,6 +44,7 @@ class JobReport:
     tier_downgrades: int = 0
     memberships: dict[str, Any] = field(default_factory=dict)
     rewards: dict[str, Any] = field(default_factory=dict)
+    checkout: dict[str, Any] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
@@ -220,4 +221,8 @@ def run_due(db: Database, now: datetime | None = None) -> JobReport:
     from setia.rewards.jobs import run_due as run_rewards
 
     report.rewards = {k: v for k, v in run_rewards(db, now).as_dict().items() if v}
+    from setia.checkout.jobs import run_due as run_checkout
+
+    # Points payments whose hold expired above are marked expired (only non-zero counts).
+    report.checkout = {k: v for k, v in run_checkout(db, now).as_dict().items() if v}
     return report
