@@ -101,9 +101,7 @@ class Api:
         return int(self.points(member)["available"])
 
     # -- redemptions
-    def redeem(
-        self, member: str, reward_ref: str, key: str | None = None, **body: Any
-    ) -> Any:
+    def redeem(self, member: str, reward_ref: str, key: str | None = None, **body: Any) -> Any:
         headers = {"Idempotency-Key": key} if key else None
         return self.post(
             f"/v1/members/{member}/redemptions", {"reward": reward_ref, **body}, headers=headers
@@ -123,3 +121,11 @@ class Api:
         assert r.status_code == 200, r.text
         out: dict[str, Any] = r.json()
         return out
+
+
+def refused(r: Any, status: int, code: str) -> dict[str, Any]:
+    """The response is the problem ``code`` with ``status``; returns its body."""
+    assert r.status_code == status, r.text
+    body: dict[str, Any] = r.json()
+    assert body["code"] == code, body
+    return body

@@ -17,7 +17,8 @@ def test_physical_redeem_ship_deliver(api: Api, db: Database) -> None:
     assert red["status"] == "requested"
     assert red["fulfilment_status"] == "requested"
     assert red["points"] == 300
-    assert red["capture_transfer_id"] and red["hold_transfer_id"]
+    assert red["capture_transfer_id"]
+    assert red["hold_transfer_id"]
     assert api.available(m) == 700
     assert api.points(m)["held"] == 0
     rid = red["id"]
@@ -30,9 +31,11 @@ def test_physical_redeem_ship_deliver(api: Api, db: Database) -> None:
     assert r.status_code == 409
     assert r.json()["code"] == "invalid_transition"
     r = api.post(f"/v1/redemptions/{rid}/fulfilment", {"status": "delivered"})
-    assert r.status_code == 200 and r.json()["status"] == "delivered"
+    assert r.status_code == 200
+    assert r.json()["status"] == "delivered"
     r = api.cancel(rid)
-    assert r.status_code == 409 and r.json()["code"] == "not_cancellable"
+    assert r.status_code == 409
+    assert r.json()["code"] == "not_cancellable"
     stock = api.get(f"/v1/programs/{api.tenant.program_id}/rewards/TUMBLER").json()["stock"]
     assert stock == {
         "total": 5,
@@ -48,14 +51,17 @@ def test_physical_redeem_ship_deliver(api: Api, db: Database) -> None:
 
 
 def test_cancel_before_shipping_returns_points_and_stock_once(api: Api, db: Database) -> None:
-    api.put_reward("TUMBLER", reward("physical", 300, stock_total=1, member_limit=1,
-                                     member_limit_period="lifetime"))
+    api.put_reward(
+        "TUMBLER",
+        reward("physical", 300, stock_total=1, member_limit=1, member_limit_period="lifetime"),
+    )
     m = api.member()
     api.give(m, 1000)
     red = api.redeem_ok(m, "TUMBLER")
     assert api.available(m) == 700
     r = api.redeem(m, "TUMBLER")
-    assert r.status_code == 409 and r.json()["code"] == "out_of_stock"
+    assert r.status_code == 409
+    assert r.json()["code"] == "out_of_stock"
     r = api.cancel(red["id"], "changed my mind")
     assert r.status_code == 200, r.text
     body = r.json()
@@ -65,7 +71,8 @@ def test_cancel_before_shipping_returns_points_and_stock_once(api: Api, db: Data
     assert api.available(m) == 1000
     before = counts(db)
     again = api.cancel(red["id"])
-    assert again.status_code == 200 and again.json()["status"] == "cancelled"
+    assert again.status_code == 200
+    assert again.json()["status"] == "cancelled"
     assert counts(db) == before
     assert api.available(m) == 1000
     # stock and the lifetime limit are back: the member can redeem it again
@@ -73,7 +80,8 @@ def test_cancel_before_shipping_returns_points_and_stock_once(api: Api, db: Data
     assert red2["status"] == "requested"
     assert api.available(m) == 700
     r = api.post(f"/v1/redemptions/{red['id']}/fulfilment", {"status": "shipped"})
-    assert r.status_code == 409 and r.json()["code"] == "invalid_transition"
+    assert r.status_code == 409
+    assert r.json()["code"] == "invalid_transition"
     assert_db_sound(db)
 
 
@@ -89,6 +97,7 @@ def test_idempotent_redeem(api: Api, db: Database) -> None:
     assert r2.json()["id"] == r1.json()["id"]
     assert counts(db) == before
     r3 = api.redeem(m, "MUG", key="k-1", quantity=2)
-    assert r3.status_code == 409 and r3.json()["code"] == "idempotency_key_reused"
+    assert r3.status_code == 409
+    assert r3.json()["code"] == "idempotency_key_reused"
     assert api.available(m) == 400
     assert_db_sound(db)
