@@ -58,7 +58,7 @@ class CouponCampaign(Base):
     max_uses: Mapped[int | None] = mapped_column(default=None)
     uses: Mapped[int] = mapped_column(default=0)
     per_member_limit: Mapped[int | None] = mapped_column(default=None)
-    uses_per_code: Mapped[int | None] = mapped_column(default=1)
+    uses_per_code: Mapped[int | None]
     member_bound: Mapped[bool] = mapped_column(default=False)
     code_pattern: Mapped[str | None] = mapped_column(String(64), default=None)
     public_code: Mapped[str | None] = mapped_column(String(64), default=None)
@@ -109,7 +109,7 @@ class Coupon(Base):
     member_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("members.id"), default=None)
     is_public: Mapped[bool] = mapped_column(default=False)
     status: Mapped[str] = mapped_column(String(10), default="active")
-    max_uses: Mapped[int | None] = mapped_column(default=1)
+    max_uses: Mapped[int | None]
     uses: Mapped[int] = mapped_column(default=0)
     expires_at: Mapped[datetime | None] = mapped_column(default=None)
     source_type: Mapped[str | None] = mapped_column(String(40), default=None)
