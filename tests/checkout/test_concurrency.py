@@ -1,0 +1,133 @@
+"""Paying with points under real concurrency (PostgreSQL: row locks, parallel writers)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from setia.checkout.models import PointsPayment
+from setia.ledger.models import Account
+from tests.checkout.conftest import Till
+from tests.rules.test_concurrency import race
+
+
+def _post(client: TestClient, till: Till, body: dict[str, Any], key: str | None = None) -> Any:
+    headers = dict(till.t.headers)
+    if key:
+        headers["Idempotency-Key"] = key
+    return client.post("/v1/checkout/points-payments", json=body, headers=headers)
+
+
+@pytest.mark.postgres_only
+def test_two_payments_for_one_order_at_once_one_wins(till: Till) -> None:
+    members = [till.member(f"M{i}") for i in range(2)]
+    for m in members:
+        till.grant(m, 1_000)
+    for round_ in range(5):
+        order = f"RACE-{round_}"
+
+        def pay(client: TestClient, i: int, order: str = order) -> Any:
+            body = {
+                "member_id": members[i],
+                "order_id": order,
+                "points": 100,
+                "order_total": "1000",
+                "currency": "IDR",
+            }
+            return _post(client, till, body)
+
+        results = race(2, pay, till.db)
+        codes = Counter(
+            (r.status_code, r.json().get("code") if r.status_code >= 400 else None) for r in results
+        )
+        assert codes == {(201, None): 1, (409, "order_already_paid_with_points"): 1}, codes
+        assert [p["status"] for p in till.order(order)["points_payments"]] == ["held"]
+    held = [till.balance(m)["held"] for m in members]
+    assert sum(held) == 5 * 100
+    till.sound()
+
+
+@pytest.mark.postgres_only
+def test_same_idempotency_key_at_once_holds_once(till: Till) -> None:
+    m = till.member()
+    till.grant(m, 1_000)
+    body = {"member_id": m, "order_id": "K-1", "points": 100, "order_total": "1000"}
+
+    def pay(client: TestClient, i: int) -> Any:
+        return _post(client, till, {**body, "currency": "IDR"}, key="same-key")
+
+    results = race(4, pay, till.db)
+    assert sorted(r.status_code for r in results) == [200, 200, 200, 201]
+    assert len({r.json()["id"] for r in results}) == 1
+    assert till.balance(m)["held"] == 100
+    till.sound()
+
+
+@pytest.mark.postgres_only
+def test_ten_payments_by_one_member_whose_balance_covers_three(till: Till) -> None:
+    m = till.member()
+    till.grant(m, 3_500)
+
+    def pay(client: TestClient, i: int) -> Any:
+        body = {
+            "member_id": m,
+            "order_id": f"TEN-{i}",
+            "points": 1_000,
+            "order_total": "5000",
+            "currency": "IDR",
+        }
+        return _post(client, till, body)
+
+    results = race(10, pay, till.db)
+    codes = Counter(
+        (r.status_code, r.json().get("code") if r.status_code >= 400 else None) for r in results
+    )
+    assert codes == {(201, None): 3, (409, "insufficient_points"): 7}, codes
+    bal = till.balance(m)
+    assert (bal["available"], bal["held"]) == (500, 3_000)
+    with till.db.session() as s:
+        assert s.execute(select(func.count()).select_from(PointsPayment)).scalar_one() == 3
+        negative = s.execute(
+            select(func.count())
+            .select_from(Account)
+            .where(
+                Account.member_id.is_not(None),
+                Account.credits_posted - Account.debits_posted - Account.debits_pending < 0,
+                Account.code != "DEBT",
+            )
+        ).scalar_one()
+        assert negative == 0
+    till.sound()
+
+
+@pytest.mark.postgres_only
+def test_capture_and_release_of_one_payment_at_once_resolve_it_once(till: Till) -> None:
+    m = till.member()
+    till.grant(m, 10_000)
+    payments = [till.held(m, f"CR-{i}", 1_000)["id"] for i in range(5)]
+
+    for pid in payments:
+
+        def act(client: TestClient, i: int, pid: str = pid) -> Any:
+            action = "capture" if i % 2 == 0 else "release"
+            return client.post(
+                f"/v1/checkout/points-payments/{pid}/{action}", headers=till.t.headers
+            )
+
+        results = race(4, act, till.db)
+        ok = [r for r in results if r.status_code == 200]
+        status = till.ok(till.get(f"/v1/checkout/points-payments/{pid}"))["status"]
+        assert status in ("captured", "released")
+        # Every answer that succeeded agrees with the one resolution.
+        assert {r.json()["status"] for r in ok} == {status}
+        assert all(r.json()["code"] == "hold_not_open" for r in results if r.status_code != 200)
+    bal = till.balance(m)
+    captured = sum(
+        till.ok(till.get(f"/v1/checkout/points-payments/{p}"))["points"] for p in payments
+    )
+    assert (bal["available"], bal["held"]) == (10_000 - captured, 0)
+    till.sound()
