@@ -351,3 +351,27 @@ def test_merge_moves_the_wallet(db: Database, api: Api, tenant: TenantFixture) -
     assert r.status_code == 409
     assert r.json()["code"] == "member_not_active"
     assert_db_sound(db)
+
+
+def test_refund_after_a_merge_goes_to_the_survivor(
+    db: Database, api: Api, tenant: TenantFixture
+) -> None:
+    survivor = new_member(db, tenant, "keep")
+    duplicate = new_member(db, tenant, "dup")
+    api.credit(duplicate, "9000")
+    d = api.post(f"/members/{duplicate}/wallet/debits", {"amount": "6000", "order_id": "o"})
+    body = {"source_member_id": str(duplicate), "reason": "same person"}
+    assert api.post(f"/members/{survivor}/merge", body).status_code == 200
+    assert api.wallet(survivor)["available"] == "3000"
+    tid = d.json()["transfer_id"]
+    r = api.post(f"/wallet-debits/{tid}/refund", {"amount": "2500"}, "rf")
+    assert r.status_code == 201, r.text
+    assert r.json()["wallet"]["member_id"] == str(survivor)
+    assert r.json()["wallet"]["available"] == "5500"
+    assert api.wallet(survivor)["available"] == "5500"
+    assert api.wallet(duplicate)["available"] == "0"
+    again = api.post(f"/wallet-debits/{tid}/refund", {"amount": "2500"}, "rf")
+    assert again.status_code == 200
+    assert api.wallet(survivor)["available"] == "5500"
+    assert api.post(f"/wallet-debits/{tid}/refund", {"amount": "3501"}).status_code == 409
+    assert_db_sound(db)

@@ -385,7 +385,8 @@ def refund_wallet_debit(
     total = wallet.returned_total(session, spend.id)
     account = session.get(Account, spend.debit_account_id)
     assert account is not None
-    assert account.member_id is not None
+    owner = wallet.survivor_of(session, account.member_id)
+    assert owner is not None
     return RefundOut(
         transfer_id=res.transfer_id,
         created=res.created,
@@ -393,5 +394,5 @@ def refund_wallet_debit(
         refunded=wallet.money_str(refund.amount, cur),
         refunded_total=wallet.money_str(total, cur),
         refundable=wallet.money_str(spend.amount - total, cur),
-        wallet=wallet_out(session, program, account.member_id),
+        wallet=wallet_out(session, program, owner),
     )

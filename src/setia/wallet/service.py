@@ -20,6 +20,7 @@ from setia.core.money import MAX_AMOUNT, MoneyError, parse_amount, precision
 from setia.ledger import service as ledger
 from setia.ledger.models import WALLET, Account, Entry, Transfer
 from setia.members import service as members
+from setia.members.models import Member
 from setia.programs.models import Program
 
 CREDIT_CODES = ("TOPUP", "GIFT_CARD", "CASHBACK", "GOODWILL")
@@ -303,7 +304,7 @@ def refund(
         reason=reason,
     )
     try:
-        return ledger.return_spent(session, ctx, original=spend, amount=minor)
+        res = ledger.return_spent(session, ctx, original=spend, amount=minor)
     except ledger.ReturnExceedsSpent as exc:
         returnable = int(exc.extra.get("returnable", 0))
         raise ledger.ReturnExceedsSpent(
@@ -311,6 +312,30 @@ def refund(
             f"{money_str(spend.amount, program.currency)} is left to give back",
             extra={"returnable": money_str(returnable, program.currency)},
         ) from None
+    if res.created:
+        # The RETURN lands in the wallet that paid. If that member has since been merged,
+        # the money follows them to the surviving member (a MERGE transfer, same request).
+        owner = session.execute(
+            select(Account.member_id).where(Account.id == spend.debit_account_id)
+        ).scalar_one()
+        survivor = survivor_of(session, owner)
+        if owner is not None and survivor is not None and survivor != owner:
+            ledger.move_member(session, ctx, program_id=program.id, source=owner, survivor=survivor)
+    return res
+
+
+def survivor_of(session: Session, member_id: uuid.UUID | None) -> uuid.UUID | None:
+    """The member a merged member's history now belongs to (itself when not merged)."""
+    seen: set[uuid.UUID] = set()
+    while member_id is not None and member_id not in seen:
+        seen.add(member_id)
+        row = session.execute(
+            select(Member.status, Member.merged_into_id).where(Member.id == member_id)
+        ).one()
+        if row.status != "merged" or row.merged_into_id is None:
+            return member_id
+        member_id = row.merged_into_id
+    return member_id
 
 
 # --------------------------------------------------------------------------- reads
