@@ -308,6 +308,18 @@ def _find(session: Session, ctx: Context) -> uuid.UUID | None:
     return found
 
 
+def _found_after_lock(session: Session, ctx: Context) -> uuid.UUID | None:
+    """A retry of this request that committed while this one waited for the account locks.
+
+    Without it the retry would fail the limit check (the first request already spent the
+    money) instead of returning the first result. PostgreSQL only: on SQLite the whole
+    transaction holds the write lock, so the lookup before the locks already saw it.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return None
+    return _find(session, ctx)
+
+
 def _apply(
     session: Session,
     account_id: uuid.UUID,
@@ -742,6 +754,8 @@ def resolve_hold(
     if (found := _find(session, ctx)) is not None:
         return Result(found, created=False)
     _lock(session, [hold.debit_account_id, hold.credit_account_id])
+    if (found := _found_after_lock(session, ctx)) is not None:
+        return Result(found, created=False)
     if hold_resolution(session, hold.id) is not None:
         raise HoldNotOpen(f"hold {hold.id} was already resolved")
     if action == "capture":
@@ -1027,6 +1041,8 @@ def return_spent(session: Session, ctx: Context, *, original: Transfer, amount: 
         target = wallet_account(session, ctx.program_id, member_id)
         lock = [original.credit_account_id, target]
     _lock(session, lock)
+    if (found := _found_after_lock(session, ctx)) is not None:
+        return Result(found, created=False)
     returned = int(
         session.execute(
             select(func.coalesce(func.sum(Transfer.amount), 0)).where(
@@ -1187,6 +1203,8 @@ def wallet_debit(
     wallet = wallet_account(session, ctx.program_id, member_id)
     spent = program_account(session, ctx.program_id, WALLET_SPENT)
     _lock(session, [wallet, spent])
+    if (found := _found_after_lock(session, ctx)) is not None:
+        return Result(found, created=False)
     try:
         transfer_id = _move(
             session,
