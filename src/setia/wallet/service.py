@@ -303,6 +303,7 @@ def refund(
         source_id=spend.source_id,
         reason=reason,
     )
+    # A refund of a member merged since the debit goes to the surviving member's wallet.
     try:
         res = ledger.return_spent(session, ctx, original=spend, amount=minor)
     except ledger.ReturnExceedsSpent as exc:
@@ -312,15 +313,6 @@ def refund(
             f"{money_str(spend.amount, program.currency)} is left to give back",
             extra={"returnable": money_str(returnable, program.currency)},
         ) from None
-    if res.created:
-        # The RETURN lands in the wallet that paid. If that member has since been merged,
-        # the money follows them to the surviving member (a MERGE transfer, same request).
-        owner = session.execute(
-            select(Account.member_id).where(Account.id == spend.debit_account_id)
-        ).scalar_one()
-        survivor = survivor_of(session, owner)
-        if owner is not None and survivor is not None and survivor != owner:
-            ledger.move_member(session, ctx, program_id=program.id, source=owner, survivor=survivor)
     return res
 
 
