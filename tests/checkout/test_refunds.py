@@ -207,3 +207,29 @@ def test_any_sequence_of_partial_refunds_returns_exactly_the_captured_points(
     assert till.available(m) == captured + earned - (earned if by_event else 0)
     assert till.order(order)["points_returned"] == captured
     till.sound()
+
+
+def test_refund_in_a_batch_takes_the_same_path(till: Till) -> None:
+    m = till.member()
+    till.grant(m, 5_000)
+    till.paid(m, "B-1", 2_000, total="40000")
+    till.purchase(m, "B-1", "40000")
+    events = [
+        {
+            "id": f"b-ref-{i}",
+            "type": "refund",
+            "member": {"id": m},
+            "order_id": "B-1",
+            "amount": "20000",
+            "currency": "IDR",
+        }
+        for i in range(2)
+    ]
+    out = till.ok(till.post("/v1/events/batch", {"events": events}))
+    refunds = [r["result"]["refund"]["checkout"]["points_returned"] for r in out["results"]]
+    assert refunds == [1_000, 1_000]
+    assert till.available(m) == 5_000
+    # The same batch again: every event is a duplicate, nothing comes back twice.
+    till.ok(till.post("/v1/events/batch", {"events": events}))
+    assert till.available(m) == 5_000
+    till.sound()

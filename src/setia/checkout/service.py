@@ -23,7 +23,6 @@ Every function runs inside the caller's transaction and never commits.
 
 from __future__ import annotations
 
-import importlib
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
@@ -46,6 +45,8 @@ from setia.core.db import new_id
 from setia.core.errors import Conflict, IdempotencyKeyReused, InvalidInput, NotFound
 from setia.core.money import MoneyError, check_currency, parse_amount, precision, to_str
 from setia.core.time import utcnow
+from setia.coupons import service as coupons
+from setia.coupons.models import Coupon, CouponRedemption
 from setia.events.models import Order
 from setia.ledger import queries
 from setia.ledger import service as ledger
@@ -623,20 +624,14 @@ def _return_points(
 def _restore_coupons(
     session: Session, tenant_id: uuid.UUID, program: Program, order_id: str
 ) -> list[str]:
-    """On a full refund, when the program says so: the order's coupons are usable again."""
+    """On a full refund, when the program says so: the order's coupons are usable again.
+    Returns the redemptions voided now (none on a second call)."""
     if not program.refund_restores_coupon:
         return []
-    try:
-        coupons = importlib.import_module("setia.coupons.service")
-    except ImportError:
-        return []
-    void_for_order = getattr(coupons, "void_for_order", None)
-    if void_for_order is None:
-        return []
-    voided = void_for_order(
+    voided = coupons.void_for_order(
         session, tenant_id=tenant_id, order_id=order_id, reason="order refunded"
     )
-    return [str(getattr(r, "id", r)) for r in voided]
+    return [str(r.id) for r in voided]
 
 
 def _live_payment(session: Session, tenant_id: uuid.UUID, order_id: str) -> PointsPayment | None:
@@ -852,20 +847,12 @@ def refund_order(
 def _coupon_redemptions(
     session: Session, tenant_id: uuid.UUID, order_id: str
 ) -> list[dict[str, Any]]:
-    """The order's coupon redemptions (read-only, from the coupons domain's table)."""
-    try:
-        models = importlib.import_module("setia.coupons.models")
-    except ImportError:
-        return []
-    redemption = getattr(models, "CouponRedemption", None)
-    coupon = getattr(models, "Coupon", None)
-    if redemption is None or coupon is None:
-        return []
+    """The order's coupon redemptions (read-only, from the coupons domain's tables)."""
     rows = session.execute(
-        select(redemption, coupon.code)
-        .join(coupon, coupon.id == redemption.coupon_id)
-        .where(redemption.tenant_id == tenant_id, redemption.order_id == order_id)
-        .order_by(redemption.id)
+        select(CouponRedemption, Coupon.code)
+        .join(Coupon, Coupon.id == CouponRedemption.coupon_id)
+        .where(CouponRedemption.tenant_id == tenant_id, CouponRedemption.order_id == order_id)
+        .order_by(CouponRedemption.id)
     ).all()
     return [
         {
