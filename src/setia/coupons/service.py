@@ -129,20 +129,21 @@ def _local(value: datetime | None, tz_name: str) -> datetime | None:
     return value.astimezone(UTC)
 
 
-def _pattern(value: str) -> str:
+def _pattern(value: str, field: str = "pattern") -> str:
     try:
         return patterns.check_pattern(value)
     except patterns.PatternError as exc:
-        raise InvalidPattern(str(exc), extra={"field": "pattern"}) from None
+        raise InvalidPattern(str(exc), extra={"field": field}) from None
 
 
-def _check_room(pattern: str, total: int) -> None:
+def _check_room(pattern: str, total: int, field: str = "pattern") -> None:
     try:
         patterns.check_room(pattern, total)
     except patterns.PatternError as exc:
         raise PatternTooSmall(
             str(exc),
             extra={
+                "field": field,
                 "pattern": pattern,
                 "space": patterns.space(pattern),
                 "codes": total,
@@ -176,7 +177,7 @@ def campaign_definition(c: CouponCampaign) -> dict[str, Any]:
         "discount": {
             "type": c.discount_type,
             "amount": amt(c.amount),
-            "percent": None if c.percent is None else str(c.percent.normalize()),
+            "percent": None if c.percent is None else f"{c.percent.normalize():f}",
             "max_amount": amt(c.max_discount),
             "skus": list(c.free_item_skus or []),
         },
@@ -330,7 +331,8 @@ def create_campaign(
         c.max_discount = _money(d.max_amount, currency, "discount.max_amount")
     _apply_conditions(c, body.conditions, tenant.timezone)
     if body.code_pattern is not None:
-        c.code_pattern = _pattern(body.code_pattern)
+        c.code_pattern = _pattern(body.code_pattern, "code_pattern")
+        _check_room(c.code_pattern, 1, "code_pattern")
     session.add(c)
     session.flush()
     if body.public_code is not None:
@@ -389,7 +391,10 @@ def update_campaign(
     if "uses_per_code" in body.model_fields_set:
         c.uses_per_code = body.uses_per_code
     if "code_pattern" in body.model_fields_set:
-        c.code_pattern = None if body.code_pattern is None else _pattern(body.code_pattern)
+        c.code_pattern = None
+        if body.code_pattern is not None:
+            c.code_pattern = _pattern(body.code_pattern, "code_pattern")
+            _check_room(c.code_pattern, 1, "code_pattern")
     c.updated_at = utcnow()
     session.flush()
     return c
