@@ -183,7 +183,7 @@ def archive_reward(
 
     def run() -> tuple[Program, Reward]:
         program = programs.get_program(session, caller.tenant.id, program_id)
-        return program, service.archive_reward(session, program, code)
+        return program, service.archive_reward(session, program, code, actor=caller.actor)
 
     program, reward = write(session, run)
     return reward_out(session, reward, program, caller.tenant)

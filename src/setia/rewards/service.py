@@ -24,6 +24,7 @@ from sqlalchemy import Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from setia.audit import service as audit
 from setia.core.db import new_id
 from setia.core.errors import Conflict, IdempotencyKeyReused, InvalidInput, NotFound
 from setia.core.money import MoneyError, parse_amount, to_str
@@ -162,6 +163,8 @@ def _check_refs(session: Session, tenant_id: uuid.UUID, body: RewardIn) -> None:
         causes.get_cause(session, tenant_id, body.cause_id)
     if body.kind == "donation" and body.cash_price is not None:
         raise InvalidReward("a donation cannot have a cash price", extra={"field": "cash_price"})
+    if body.kind == "donation" and body.points < 1:
+        raise InvalidReward("a donation gives at least 1 point", extra={"field": "points"})
 
 
 def _apply(reward: Reward, body: RewardIn, currency: str) -> None:
@@ -278,6 +281,15 @@ def put_reward(
         reward.revision += 1
         reward.updated_at = utcnow()
     session.flush()
+    audit.record(
+        session,
+        tenant_id=tenant.id,
+        actor=actor,
+        action="reward.created" if created else "reward.changed",
+        subject_type="reward",
+        subject_id=reward.id,
+        details={"revision": reward.revision, **body.model_dump(mode="json")},
+    )
     return reward, created
 
 
@@ -295,7 +307,7 @@ def patch_reward(
     return reward
 
 
-def archive_reward(session: Session, program: Program, code: str) -> Reward:
+def archive_reward(session: Session, program: Program, code: str, *, actor: str) -> Reward:
     """Archive: no new redemptions; existing ones run on. Safe to repeat."""
     reward = get_reward(session, program.id, code)
     if reward.status != "archived":
@@ -303,6 +315,15 @@ def archive_reward(session: Session, program: Program, code: str) -> Reward:
         reward.revision += 1
         reward.updated_at = utcnow()
         session.flush()
+        audit.record(
+            session,
+            tenant_id=reward.tenant_id,
+            actor=actor,
+            action="reward.archived",
+            subject_type="reward",
+            subject_id=reward.id,
+            details={"revision": reward.revision},
+        )
     return reward
 
 
