@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from setia.causes import service as causes
 from setia.causes.models import Donation
@@ -174,3 +175,49 @@ def test_guarded_totals_update_alone_never_passes_the_budget(
     cause = cause_row(db, cause_id)
     assert cause.matched_points == 300
     assert cause.donated_points == 1000
+
+
+@pytest.mark.postgres_only
+def test_retry_that_lost_the_race_after_its_first_look_gets_the_first_donation(
+    db: Database, tenant: TenantFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """B looks for the key (nothing yet), A then commits its donation, B reaches the ledger
+    and finds A's transfer: B must answer with A's donation, not a conflict."""
+    cause_id = put_cause(db, tenant)
+    m = member_with_points(db, tenant, 1000)
+    real_find = causes._find_donation
+    a_done = threading.Event()
+    b_looked = threading.Event()
+
+    def find(s: Session, tenant_id: uuid.UUID, key: str, digest: str) -> Donation | None:
+        found = real_find(s, tenant_id, key, digest)
+        if threading.current_thread().name == "B" and not b_looked.is_set():
+            b_looked.set()
+            assert a_done.wait(30)
+        return found
+
+    monkeypatch.setattr(causes, "_find_donation", find)
+    results: dict[str, causes.Given] = {}
+    errors: list[BaseException] = []
+
+    def run(name: str) -> None:
+        try:
+            if name == "A":
+                assert b_looked.wait(30)
+            results[name] = give(db, tenant, cause_id, m, 100, "raced")
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            if name == "A":
+                a_done.set()
+
+    threads = [threading.Thread(target=run, args=(n,), name=n) for n in ("B", "A")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert results["A"].created
+    assert not results["B"].created
+    assert results["B"].donation.id == results["A"].donation.id
+    assert balance(db, tenant, m) == 900

@@ -540,6 +540,10 @@ def give(
         min_balance=program.min_redeem_points,
     )
     if not spent.created:
+        # A concurrent first attempt with this key committed after our first look: its
+        # donation committed with its transfer, so it is visible now.
+        if (found := _find_donation(session, tenant_id, idempotency_key, digest)) is not None:
+            return Given(found, created=False)
         raise IdempotencyKeyReused(
             f"idempotency key {idempotency_key!r} was already used for a ledger transfer"
         )
