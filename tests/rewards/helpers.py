@@ -128,4 +128,5 @@ def refused(r: Any, status: int, code: str) -> dict[str, Any]:
     assert r.status_code == status, r.text
     body: dict[str, Any] = r.json()
     assert body["code"] == code, body
+    assert body["status"] == status, body  # no extra field shadows the problem's own
     return body

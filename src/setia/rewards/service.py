@@ -1019,7 +1019,7 @@ def confirm(
         if red.status in FINAL:
             raise InvalidTransition(
                 f"redemption {red.id} is {red.status}; redeem again",
-                extra={"status": red.status},
+                extra={"redemption_status": red.status},
             )
         return red
     if red.hold_expires_at is not None and red.hold_expires_at <= now:
@@ -1054,12 +1054,12 @@ def cancel(
     if red.status == "expired":
         raise NotCancellable(
             f"redemption {red.id} expired; its points were already settled",
-            extra={"status": red.status},
+            extra={"redemption_status": red.status},
         )
     if red.status in ("shipped", "delivered"):
         raise NotCancellable(
             f"redemption {red.id} was already {red.status}",
-            extra={"status": red.status},
+            extra={"redemption_status": red.status},
         )
     if red.status == "issued" and red.kind in (*WALLET_KINDS, "donation"):
         raise NotCancellable(
@@ -1069,7 +1069,7 @@ def cancel(
                 if red.kind != "donation"
                 else "points were given to the cause"
             ),
-            extra={"status": red.status, "kind": red.kind},
+            extra={"redemption_status": red.status, "kind": red.kind},
         )
     program = session.get(Program, red.program_id)
     assert program is not None
@@ -1128,14 +1128,14 @@ def fulfil(
     if red.kind != "physical":
         raise InvalidTransition(
             f"redemption {red.id} is a {red.kind} reward; only physical rewards are fulfilled",
-            extra={"status": red.status},
+            extra={"redemption_status": red.status},
         )
     if red.status == status and (tracking is None or tracking == red.tracking):
         return red
     if red.status not in ORDER or ORDER[status] <= ORDER[red.status]:
         raise InvalidTransition(
             f"redemption {red.id} is {red.status}; it cannot move to {status}",
-            extra={"status": red.status, "requested": status},
+            extra={"redemption_status": red.status, "requested": status},
         )
     before = red.status
     now = utcnow()
