@@ -131,3 +131,46 @@ def test_capture_and_release_of_one_payment_at_once_resolve_it_once(till: Till) 
     )
     assert (bal["available"], bal["held"]) == (10_000 - captured, 0)
     till.sound()
+
+
+@pytest.mark.postgres_only
+def test_parallel_refunds_give_back_exactly_the_captured_points(till: Till) -> None:
+    m = till.member()
+    till.grant(m, 20_000)
+    till.paid(m, "PR-1", 10_000, total="60000")  # no purchase event: refunded through the API
+    till.paid(m, "PR-2", 7_000, total="70000")
+    till.purchase(m, "PR-2", "70000")  # earns 70
+
+    def direct(client: TestClient, i: int) -> Any:
+        return client.post(
+            "/v1/checkout/orders/PR-1/refund",
+            json={"amount": "10000"},
+            headers={**till.t.headers, "Idempotency-Key": f"pr1-{i}"},
+        )
+
+    results = race(6, direct, till.db)
+    assert sorted(r.status_code for r in results) == [201] * 6
+    assert sum(r.json()["points_returned"] for r in results) == 10_000
+    assert sum(r.json()["fully_refunded"] for r in results) == 1
+
+    def by_event(client: TestClient, i: int) -> Any:
+        # Events 0-4 are five different refunds of 14.000; 5-7 resend event 0.
+        body = {
+            "id": f"pr2-{i if i < 5 else 0}",
+            "type": "refund",
+            "member": {"id": m},
+            "order_id": "PR-2",
+            "amount": "14000",
+            "currency": "IDR",
+        }
+        return client.post("/v1/events", json=body, headers=till.t.headers)
+
+    results = race(8, by_event, till.db)
+    assert all(r.status_code in (200, 201) for r in results), [r.text for r in results]
+    firsts = {r.json()["id"]: r.json()["refund"] for r in results}
+    assert len(firsts) == 5
+    assert sum(f["checkout"]["points_returned"] for f in firsts.values()) == 7_000
+    assert sum(f["points_reversed"] for f in firsts.values()) == 70
+    assert till.available(m) == 20_000
+    assert till.order("PR-2")["points_returned"] == 7_000
+    till.sound()

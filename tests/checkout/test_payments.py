@@ -222,6 +222,7 @@ def test_quote_caps_at_the_balance_and_minimum(till: Till) -> None:
         "600",
         85_000,
     )
+    till.sound()
 
 
 @pytest.mark.parametrize(
@@ -325,3 +326,30 @@ def test_cli(till: Till, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
         get_settings.cache_clear()
     assert till.available(m) == 800
     till.sound()
+
+
+def test_scopes(till: Till) -> None:
+    from setia.tenants import service as tenants
+
+    with till.db.session() as s:
+        _key, secret = tenants.create_key(s, till.t.tenant_id, scope="read")
+    read = {"Authorization": f"Bearer {secret}"}
+    m = till.member()
+    till.grant(m, 1_000)
+    payment = till.held(m, "SC-1", 100)
+    body = {"member_id": m, "order_id": "SC-2", "points": 1, "order_total": "10", "currency": "IDR"}
+    for path, data in [
+        ("/v1/checkout/points-payments", body),
+        (f"/v1/checkout/points-payments/{payment['id']}/capture", None),
+        (f"/v1/checkout/points-payments/{payment['id']}/release", None),
+        ("/v1/checkout/orders/SC-1/refund", {"amount": "1"}),
+    ]:
+        r = till.c.post(path, json=data, headers=read)
+        assert (r.status_code, r.json()["code"]) == (403, "forbidden"), path
+    quote = {"member_id": m, "order_total": "1000", "currency": "IDR"}
+    assert till.c.post("/v1/checkout/points-quote", json=quote, headers=read).status_code == 200
+    assert (
+        till.c.get(f"/v1/checkout/points-payments/{payment['id']}", headers=read).json()["status"]
+        == "held"
+    )
+    assert till.c.get("/v1/checkout/orders/SC-1", headers=read).status_code == 200
