@@ -8,6 +8,8 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from setia.checkout.service import order_limit, points_for, points_value
@@ -353,3 +355,32 @@ def test_scopes(till: Till) -> None:
         == "held"
     )
     assert till.c.get("/v1/checkout/orders/SC-1", headers=read).status_code == 200
+
+
+@given(
+    amount=st.decimals(min_value=Decimal("0.01"), max_value=Decimal("10000000"), places=2),
+    rate=st.decimals(min_value=Decimal("0.001"), max_value=Decimal("1000"), places=3),
+)
+def test_conversion_never_favours_the_member(amount: Decimal, rate: Decimal) -> None:
+    """The points asked for an amount are the fewest worth at least it (before the value is
+    rounded down to the currency), and their value never exceeds what they are worth."""
+    points = points_for(amount, rate)
+    assert points * rate >= amount
+    assert (points - 1) * rate < amount
+    value = points_value(points, rate, "MYR")
+    assert value <= points * rate
+    assert points * rate - value < Decimal("0.01")
+    assert value >= amount  # amount has the currency's precision
+
+
+def test_job_mirrors_a_hold_captured_through_the_generic_holds_api(till: Till) -> None:
+    m = till.member()
+    till.grant(m, 1_000)
+    payment = till.held(m, "GEN-1", 400, timeout_minutes=5)
+    till.ok(till.post(f"/v1/holds/{payment['hold_id']}/capture", {"points": 300}))
+    report = run_due(till.db, utcnow() + timedelta(minutes=6))
+    assert report.checkout == {"reconciled_payments": 1}
+    out = till.ok(till.get(f"/v1/checkout/points-payments/{payment['id']}"))
+    assert (out["status"], out["points"], out["amount"]) == ("captured", 300, "300")
+    assert till.available(m) == 700
+    till.sound()
