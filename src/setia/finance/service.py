@@ -193,17 +193,12 @@ def wallet_figure(s: Shape) -> str | None:
 
 
 def _grouped(
-    session: Session,
-    program_id: uuid.UUID,
-    *,
-    bounds: list[datetime] | None = None,
-    before: datetime | None = None,
-    since: datetime | None = None,
+    session: Session, program_id: uuid.UUID, bounds: list[datetime]
 ) -> list[tuple[int, Shape, int]]:
-    """(bucket, shape, total amount) over the program's posted transfers.
+    """(bucket, shape, total amount) over all the program's posted transfers, in one scan.
 
-    With ``bounds``: only transfers whose ``effective_at`` falls inside them, bucketed by
-    local day. Otherwise everything effective before ``before`` / from ``since``, in bucket 0.
+    Bucket ``i`` is the local day ``bounds[i] <= effective_at < bounds[i+1]``; ``-1`` is
+    everything before the first day, ``len(bounds) - 1`` everything after the last.
     """
     debit = aliased(Account)
     credit = aliased(Account)
@@ -216,22 +211,19 @@ def _grouped(
             credit.code.label("credit_code"),
             credit.member_id.is_not(None).label("credit_member"),
             Transfer.amount,
-            Transfer.effective_at,
         )
         .join(debit, debit.id == Transfer.debit_account_id)
         .join(credit, credit.id == Transfer.credit_account_id)
         .where(Transfer.program_id == program_id)
     )
     base = base.where(Transfer.kind.in_(("POSTED", "POST_PENDING")))
-    if bounds is not None:
-        base = base.where(Transfer.effective_at >= bounds[0], Transfer.effective_at < bounds[-1])
-        base = base.add_columns(_bucket(Transfer.effective_at, bounds).label("bucket"))
-    else:
-        if before is not None:
-            base = base.where(Transfer.effective_at < before)
-        if since is not None:
-            base = base.where(Transfer.effective_at >= since)
-        base = base.add_columns(literal(0).label("bucket"))
+    at = Transfer.effective_at
+    bucket = case(
+        (at < bounds[0], literal(-1)),
+        (at >= bounds[-1], literal(len(bounds) - 1)),
+        else_=_bucket(at, bounds),
+    )
+    base = base.add_columns(bucket.label("bucket"))
     sub = base.subquery()
     names = ("code", "kind", "debit_code", "debit_member", "credit_code", "credit_member")
     group = [sub.c.bucket, *(sub.c[name] for name in names)]
@@ -422,21 +414,14 @@ def report(
     bounds = [local_midnight(d, tz) for d in (*days, end + timedelta(days=1))]
 
     daily = [Flows() for _ in days]
-    period = Flows()
-    for bucket, shape, amount in _grouped(session, program.id, bounds=bounds):
-        daily[bucket].add(shape, amount)
-        period.add(shape, amount)
-    opening = Flows()
-    for _b, shape, amount in _grouped(session, program.id, before=bounds[0]):
-        opening.add(shape, amount)
-    # Lifetime = before + during + after the period: three disjoint scans, one pass in all.
-    lifetime = Flows()
-    for _b, shape, amount in _grouped(session, program.id, since=bounds[-1]):
+    period, opening, lifetime = Flows(), Flows(), Flows()
+    for bucket, shape, amount in _grouped(session, program.id, bounds):
         lifetime.add(shape, amount)
-    for flows in (opening, period):
-        for name, value in flows.points.items():
-            lifetime.points[name] += value
-
+        if bucket < 0:
+            opening.add(shape, amount)
+        elif bucket < len(days):
+            daily[bucket].add(shape, amount)
+            period.add(shape, amount)
     buckets, outstanding = outstanding_by_month(session, program, tz)
     liability_points = ledger_queries.liability(session, program.id)
     cpp = program.cost_per_point
