@@ -196,3 +196,29 @@ def test_cancels_and_jobs_at_once_return_points_once(api: Api, db: Database) -> 
     assert tx(db, lambda s: s.execute(select(Reward.stock_used)).scalar_one()) == 0
     assert run_rewards(db).as_dict()["errors"] == []
     assert_db_sound(db)
+
+
+@pytest.mark.postgres_only
+def test_parallel_job_runs_expire_each_once(api: Api, db: Database) -> None:
+    from datetime import timedelta
+
+    from setia.core.time import utcnow
+    from setia.jobs.service import run_due
+
+    api.put_reward("MUG", reward("physical", 10, stock_total=20))
+    members = [api.member() for _ in range(4)]
+    for m in members:
+        api.give(m, 100)
+    for m in members:
+        for _ in range(3):
+            api.redeem_ok(m, "MUG", confirm=False)
+    at = utcnow() + timedelta(hours=1)
+    reports, errors = parallel(4, lambda i: run_due(db, at))
+    assert errors == []
+    assert sum(r.rewards.get("expired_holds", 0) for r in reports) == 12
+    assert all(r.errors == [] for r in reports)
+    assert tx(db, lambda s: s.execute(select(Reward.stock_used)).scalar_one()) == 0
+    for m in members:
+        assert api.available(m) == 100
+        assert api.points(m)["held"] == 0
+    assert_db_sound(db)

@@ -98,3 +98,46 @@ def test_outbox_events_and_listings(api: Api, db: Database) -> None:
         401,
         "unauthorized",
     )
+
+
+def test_another_tenants_redemption_is_not_found(api: Api, db: Database, client: Any) -> None:
+    from tests.conftest import make_tenant
+
+    api.put_reward("MUG", reward("physical", 10))
+    m = api.member()
+    api.give(m, 100)
+    red = api.redeem_ok(m, "MUG")
+    other = Api(client, make_tenant(db, name="Toko Lain"))
+    before = counts(db)
+    refused(other.get(f"/v1/redemptions/{red['id']}"), 404, "redemption_not_found")
+    refused(other.cancel(red["id"]), 404, "redemption_not_found")
+    refused(
+        other.post(f"/v1/redemptions/{red['id']}/fulfilment", {"status": "shipped"}),
+        404,
+        "redemption_not_found",
+    )
+    refused(other.get(f"/v1/programs/{api.tenant.program_id}/rewards"), 404, "not_found")
+    assert counts(db) == before
+
+
+def test_confirm_after_the_hold_deadline_is_refused(api: Api, db: Database) -> None:
+    from sqlalchemy import text
+
+    api.put_reward("MUG", reward("physical", 10, stock_total=1))
+    m = api.member()
+    api.give(m, 100)
+    held = api.redeem_ok(m, "MUG", confirm=False)
+    with db.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE reward_redemptions SET hold_expires_at = :t WHERE id = :i"),
+            {"t": "2020-01-01 00:00:00", "i": held["id"].replace("-", "")}
+            if db.dialect == "sqlite"
+            else {"t": "2020-01-01T00:00:00+00:00", "i": held["id"]},
+        )
+    before = counts(db)
+    refused(api.post(f"/v1/redemptions/{held['id']}/confirm"), 409, "redemption_expired")
+    assert counts(db) == before
+    # cancelling it still gives everything back
+    assert api.cancel(held["id"]).json()["status"] == "cancelled"
+    assert api.available(m) == 100
+    assert_db_sound(db)
