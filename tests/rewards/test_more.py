@@ -141,3 +141,42 @@ def test_confirm_after_the_hold_deadline_is_refused(api: Api, db: Database) -> N
     assert api.cancel(held["id"]).json()["status"] == "cancelled"
     assert api.available(m) == 100
     assert_db_sound(db)
+
+
+def test_demo_catalog(api: Api, db: Database) -> None:
+    from setia.programs.models import Program
+    from setia.rewards.demo import seed_catalog
+    from setia.tenants.models import Tenant
+    from tests.causes.support import put_cause
+    from tests.coupons.conftest import make_campaign
+
+    drink = make_campaign(db, api.tenant)
+    discount = make_campaign(db, api.tenant)
+    cause = put_cause(db, api.tenant)
+
+    def seed() -> list[str]:
+        with db.session() as s:
+            tenant = s.get(Tenant, api.tenant.tenant_id)
+            program = s.get(Program, api.tenant.program_id)
+            assert tenant is not None
+            assert program is not None
+            rewards = seed_catalog(
+                s,
+                tenant,
+                program,
+                free_drink_campaign_id=drink,
+                discount_campaign_id=discount,
+                cause_id=cause,
+            )
+            return [r.code for r in rewards]
+
+    assert seed() == ["KOPI-GRATIS", "DISKON-10K", "TUMBLER", "TOTE-BAG", "TANAM-POHON"]
+    before = counts(db)
+    seed()
+    assert counts(db) == before
+    m = api.member()
+    api.give(m, 5000)
+    for code in ("KOPI-GRATIS", "DISKON-10K", "TUMBLER", "TOTE-BAG", "TANAM-POHON"):
+        api.redeem_ok(m, code)
+    assert api.available(m) == 5000 - 250 - 400 - 1500 - 600 - 500
+    assert_db_sound(db)
