@@ -259,3 +259,16 @@ def test_coupon_expiry_keeps_points_when_the_program_says_so(api: Api, db: Datab
     assert api.redemption(red["id"])["status"] == "expired"
     assert api.available(m) == 200
     assert_db_sound(db)
+
+
+def test_a_free_reward_held_without_points_still_times_out(api: Api, db: Database) -> None:
+    api.put_reward("SAMPLE", reward("physical", 0, stock_total=1))
+    m = api.member()
+    held = api.redeem_ok(m, "SAMPLE", confirm=False)
+    assert held["hold_transfer_id"] is None
+    assert held["hold_expires_at"] is not None
+    refused(api.redeem(api.member(), "SAMPLE"), 409, "out_of_stock")
+    assert run_due(db, utcnow() + timedelta(minutes=31)).rewards == {"expired_holds": 1}
+    assert api.redemption(held["id"])["status"] == "expired"
+    api.redeem_ok(api.member(), "SAMPLE")
+    assert_db_sound(db)

@@ -860,8 +860,10 @@ def redeem(
     )
     session.add(red)
     session.flush()
+    hold_for = timedelta(minutes=program.hold_timeout_minutes)
+    if not body.confirm:
+        red.hold_expires_at = now + hold_for  # the deadline, also when no points are held
     if red.points > 0 and (reward.kind != "donation" or not body.confirm):
-        hold_for = timedelta(minutes=program.hold_timeout_minutes)
         try:
             res = ledger.spend(
                 session,
@@ -882,7 +884,8 @@ def redeem(
                 },
             ) from None
         red.hold_transfer_id = res.transfer_id
-        red.hold_expires_at = now + hold_for
+        hold = ledger.get_transfer(session, program.id, res.transfer_id)
+        red.hold_expires_at = hold.expires_at
     elif red.points > 0:
         _check_balance(session, program, member.id, red.points)
     if body.confirm:
