@@ -15,6 +15,7 @@ the ledger accounts (the ledger locks those itself, in id order).
 from __future__ import annotations
 
 import uuid
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -1089,7 +1090,9 @@ def cancel(
     if red.status == "held" and red.hold_transfer_id is not None:
         hold = ledger.get_transfer(session, red.program_id, red.hold_transfer_id)
         if ledger.hold_resolution(session, hold.id) is None:
-            ledger.resolve_hold(session, _ctx(red, "void", actor), hold, action="void")
+            # If the hold-expiry job got there first, the points are back already.
+            with suppress(ledger.HoldNotOpen):
+                ledger.resolve_hold(session, _ctx(red, "void", actor), hold, action="void")
     elif returns_points and red.capture_transfer_id is not None:
         capture = ledger.get_transfer(session, red.program_id, red.capture_transfer_id)
         res = ledger.return_spent(
@@ -1213,7 +1216,9 @@ def expire_held(session: Session, red: RewardRedemption, now: datetime) -> bool:
             source_id=hold.source_id,
         )
         if ledger.hold_resolution(session, hold.id) is None:
-            ledger.resolve_hold(session, ctx, hold, action="expire")
+            # Resolved meanwhile (the ledger's job): nothing left to give back.
+            with suppress(ledger.HoldNotOpen):
+                ledger.resolve_hold(session, ctx, hold, action="expire")
     red.status = "expired"
     red.ended_at = now
     red.updated_at = now
