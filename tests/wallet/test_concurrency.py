@@ -98,3 +98,52 @@ def test_parallel_refunds_never_exceed_the_debit(db: Database, tenant: TenantFix
         w = c.get(f"/v1/members/{m}/wallet", headers=tenant.headers).json()
     assert w["available"] == "10000"
     assert_db_sound(db)
+
+
+def test_parallel_captures_resolve_a_hold_once(db: Database, tenant: TenantFixture) -> None:
+    m = new_member(db, tenant, "w")
+    with TestClient(create_app(db)) as c:
+        post(
+            c,
+            tenant,
+            f"/members/{m}/wallet/credits",
+            {"amount": "10000", "code": "TOPUP", "reason": "load"},
+            "k",
+        )
+        h1 = post(
+            c, tenant, f"/members/{m}/wallet/holds", {"amount": "4000", "order_id": "a"}, "h1"
+        ).json()["hold_id"]
+        h2 = post(
+            c, tenant, f"/members/{m}/wallet/holds", {"amount": "4000", "order_id": "b"}, "h2"
+        ).json()["hold_id"]
+    # Ten different captures and voids of one hold: exactly one resolves it.
+    codes = race(
+        10,
+        lambda c, i: (
+            post(c, tenant, f"/wallet-holds/{h1}/{'capture' if i % 2 else 'void'}", {}, f"c-{i}")
+            .json()
+            .get("code", "ok")
+        ),
+        db,
+    )
+    assert sorted(codes) == ["hold_not_open"] * 9 + ["ok"]
+    # Ten retries of one capture: all see the same capture.
+    got = race(
+        10,
+        lambda c, _i: (
+            post(c, tenant, f"/wallet-holds/{h2}/capture", {"amount": "3000"}, "same")
+            .json()
+            .get("capture_transfer_id")
+        ),
+        db,
+    )
+    assert len(set(got)) == 1
+    assert got[0] is not None
+    resolutions = tx(
+        db,
+        lambda s: s.execute(
+            select(func.count()).where(Transfer.kind.in_(("POST_PENDING", "VOID_PENDING")))
+        ).scalar_one(),
+    )
+    assert resolutions == 2
+    assert_db_sound(db)
