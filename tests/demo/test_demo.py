@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import socket
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -12,11 +13,13 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from setia.app import create_app
+from setia.causes.models import Donation
 from setia.cli import app as cli_app
 from setia.core import db as core_db
 from setia.core.config import get_settings
 from setia.core.db import Database
 from setia.core.time import add_months
+from setia.coupons.models import CouponCampaign
 from setia.demo.fresh import port_in_use, reset_database
 from setia.demo.generate import (
     DemoError,
@@ -32,6 +35,7 @@ from setia.ledger.models import Transfer
 from setia.ledger.verify import verify
 from setia.members.models import ConsentChange, Member
 from setia.programs.models import Program
+from setia.rewards.models import Reward, RewardRedemption
 from tests.conftest import make_tenant
 
 
@@ -63,7 +67,25 @@ def test_demo_builds_a_sound_lived_in_ledger(db: Database) -> None:
         codes = dict(
             s.execute(select(Transfer.code, func.count()).group_by(Transfer.code)).tuples().all()
         )
-        assert codes["REDEEM"] == summary["redemptions"]
+        history = s.execute(
+            select(func.count())
+            .select_from(Transfer)
+            .where(Transfer.code == "REDEEM", Transfer.source_type == "redemption")
+        ).scalar_one()
+        assert history == summary["redemptions"]
+        # Today's catalog: five rewards, a public coupon, a cause with donations.
+        catalog = summary["catalog"]
+        assert catalog["rewards"] == len(s.execute(select(Reward)).scalars().all()) == 5
+        made = sum(v for k, v in catalog["redemptions"].items() if k != "donations")
+        assert made == s.execute(select(func.count()).select_from(RewardRedemption)).scalar_one()
+        assert (
+            catalog["redemptions"].get("donations", 0)
+            == s.execute(select(func.count()).select_from(Donation)).scalar_one()
+        )
+        assert s.execute(
+            select(CouponCampaign.id).where(CouponCampaign.public_code == "NGOPIPAGI")
+        ).first()
+        assert program_rate(s) == 10
         assert codes["EXPIRE"] > 0
         assert codes["REVERSAL"] > 0
         # Some refunds returned single items, some the whole order.
@@ -110,6 +132,11 @@ def test_demo_builds_a_sound_lived_in_ledger(db: Database) -> None:
         r = client.get("/v1/tenant", headers={"Authorization": f"Bearer {again['api_key']}"})
         assert r.status_code == 200
         assert r.json()["name"] == "Kopi Nusantara"
+
+
+def program_rate(s: Any) -> int:
+    program = s.execute(select(Program)).scalar_one()
+    return int(program.points_payment_rate)
 
 
 def test_same_seed_same_history() -> None:

@@ -35,6 +35,7 @@ from setia.core.db import Database
 from setia.core.time import add_months, as_utc, utcnow, zone
 from setia.demo import catalog as cat
 from setia.demo import tiers as demo_tiers
+from setia.demo.rewards import seed_catalog
 from setia.events.api import record_batch
 from setia.events.models import Event
 from setia.jobs.service import run_due
@@ -741,11 +742,19 @@ def build_demo(
         memberships = seed_memberships(s, tenant, demo_program, member_ids, rng, now)
         s.commit()
     lap("tiers and memberships")
+    with db.session() as s:
+        tenant = tenants.get_tenant(s, tenant_id)
+        demo_program = s.get(Program, program_id)
+        assert demo_program is not None
+        catalog = seed_catalog(s, tenant, demo_program, member_ids, rng, now)
+        s.commit()
+    lap("rewards catalog")
 
     with db.session() as s:
         summary = _summary(s, program_id)
         summary["tiers"] = demo_tiers.counts(s, tenants.get_tenant(s, tenant_id), program_id)
         summary["paid_memberships"] = memberships
+        summary["catalog"] = catalog
     return {
         "tenant": cat.TENANT_NAME,
         "tenant_id": str(tenant_id),
