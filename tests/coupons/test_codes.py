@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -57,6 +58,10 @@ def test_every_slot_value_is_reachable() -> None:
     gen = codes.Generator("*")
     seen = {gen.one() for _ in range(3000)}
     assert seen == set(codes.ALPHANUMERIC)
+    # The bulk draw: every character about equally often (expected 1,000 each, sd ~31).
+    tally = Counter(gen.code(n) for n in gen._numbers(30_000))
+    assert set(tally) == set(codes.ALPHANUMERIC)
+    assert all(800 < k < 1200 for k in tally.values())
 
 
 def test_generate_5000_unique_codes(db: Database, tenant: TenantFixture) -> None:
@@ -82,7 +87,9 @@ def test_collision_with_an_existing_code_is_drawn_again(
     first = generate(db, tenant, cid, 1)[0]
     # The draw gives the existing code first, then fresh ones.
     draws = iter([_index("******", first), 0, 1, 2])
-    monkeypatch.setattr(codes.secrets, "randbelow", lambda n: next(draws))
+    monkeypatch.setattr(
+        codes.Generator, "_numbers", lambda self, count: [next(draws) for _ in range(count)]
+    )
     second = generate(db, tenant, cid, 1)
     assert second == ["AAAAAA"]
 

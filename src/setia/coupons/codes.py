@@ -6,8 +6,8 @@ like ``KOPI-4827-HXRT``.
 
 Random characters come from an alphabet without the characters people misread or mistype:
 no ``0``/``O``, ``1``/``I``/``L`` and no ``U`` (read as ``V``), as in Crockford's base 32.
-Every code is one draw of ``secrets.randbelow`` over the whole pattern space, so codes are
-uniform and unguessable; a pattern must be sparse (see ``SPARSENESS``) so that guessing a
+Every code is one uniform draw (from ``secrets``) over the whole pattern space, so codes are
+unguessable; a pattern must be sparse (see ``SPARSENESS``) so that guessing a
 valid code is hopeless.
 """
 
@@ -78,30 +78,43 @@ def check_room(pattern: str, codes_in_campaign: int) -> None:
 
 
 class Generator:
-    """Makes codes for one pattern: one ``randbelow`` per code, read in mixed radix."""
+    """Makes codes for one pattern: a uniform random number below the pattern's space per
+    code, read in mixed radix (one digit per placeholder)."""
 
     def __init__(self, pattern: str) -> None:
         self.pattern = pattern
         self.space = space(pattern)
-        # Slots from the last to the first: the integer's least significant digit is the
+        # Slots from the last to the first: the number's least significant digit is the
         # last placeholder.
         self._slots = [(i, SLOTS[c]) for i, c in enumerate(pattern) if c in SLOTS][::-1]
+        # Bytes per number: the space's own plus 8 more, so reducing modulo the space is
+        # uniform to within 2**-64.
+        self._width = (self.space.bit_length() + 7) // 8 + 8
 
-    def one(self) -> str:
+    def code(self, n: int) -> str:
         chars = list(self.pattern)
-        n = secrets.randbelow(self.space)
         for i, alphabet in self._slots:
             n, r = divmod(n, len(alphabet))
             chars[i] = alphabet[r]
         return "".join(chars)
 
+    def one(self) -> str:
+        return self.code(secrets.randbelow(self.space))
+
+    def _numbers(self, count: int) -> list[int]:
+        """``count`` independent uniform numbers below the space, from one ``secrets`` read."""
+        width, size = self._width, self.space
+        buf = secrets.token_bytes(width * count)
+        return [int.from_bytes(buf[i : i + width], "big") % size for i in range(0, len(buf), width)]
+
     def many(self, count: int, avoid: set[str] | None = None) -> set[str]:
         """``count`` distinct codes, none of them in ``avoid``."""
         out: set[str] = set()
         avoid = avoid or set()
-        one = self.one
+        code = self.code
         while len(out) < count:
-            code = one()
-            if code not in avoid:
-                out.add(code)
+            for n in self._numbers(count - len(out)):
+                c = code(n)
+                if c not in avoid:
+                    out.add(c)
         return out

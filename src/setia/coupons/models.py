@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Numeric, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Numeric, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from setia.core.db import Base, JSONType, new_id
@@ -94,9 +94,24 @@ class Coupon(Base):
     __tablename__ = "coupons"
     __table_args__ = (
         UniqueConstraint("tenant_id", "code"),
-        UniqueConstraint("tenant_id", "source_type", "source_id"),
+        # Partial indexes: most codes (generated, imported, public) have no member and no
+        # source, and bulk generation then writes two index entries fewer per code.
+        Index(
+            "uq_coupons_source",
+            "tenant_id",
+            "source_type",
+            "source_id",
+            unique=True,
+            sqlite_where=text("source_type IS NOT NULL"),
+            postgresql_where=text("source_type IS NOT NULL"),
+        ),
         Index("ix_coupons_campaign", "campaign_id", "id"),
-        Index("ix_coupons_member", "member_id"),
+        Index(
+            "ix_coupons_member",
+            "member_id",
+            sqlite_where=text("member_id IS NOT NULL"),
+            postgresql_where=text("member_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -22,10 +23,13 @@ from decimal import Decimal
 from typing import Any, cast
 
 from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from setia.core.db import new_id
 from setia.core.errors import Conflict, IdempotencyKeyReused, InvalidInput, NotFound
 from setia.core.money import MoneyError, check_currency, parse_amount
 from setia.core.time import as_utc, utcnow, zone
@@ -550,10 +554,77 @@ def _taken(session: Session, tenant_id: uuid.UUID, candidates: Sequence[str]) ->
     return out
 
 
-def _insert_codes(session: Session, rows: list[dict[str, Any]]) -> None:
+def _insert_codes(
+    session: Session,
+    common: dict[str, Any],
+    names: tuple[str, ...],
+    rows: list[tuple[Any, ...]],
+    *,
+    skip_taken: bool = False,
+) -> None:
+    """Insert many codes at the driver level: one compiled INSERT whose values are converted
+    by SQLAlchemy's own bind processors for this dialect, ``common`` (the columns every row
+    shares) once, ``names`` (the columns of each tuple in ``rows``) row by row, sent with
+    ``executemany`` in chunks. ``skip_taken``: a row whose code the tenant already has is
+    left out (``ON CONFLICT DO NOTHING``, SQLite and PostgreSQL alike); the caller counts
+    what went in."""
+    if not rows:
+        return
     table = cast("Table", Coupon.__table__)
-    for i in range(0, len(rows), 5000):
-        session.execute(insert(table), rows[i : i + 5000])
+    conn = session.connection()
+    dialect = conn.dialect
+    columns = [c.name for c in table.columns]
+    assert set(columns) == set(common) | set(names)
+    stmt = insert(table)
+    if skip_taken:
+        if dialect.name == "postgresql":
+            stmt = pg_insert(table).on_conflict_do_nothing()
+        elif dialect.name == "sqlite":
+            stmt = sqlite_insert(table).on_conflict_do_nothing()
+    compiled = stmt.compile(dialect=dialect, column_keys=columns)
+    order = list(compiled.positiontup) if compiled.positiontup else columns
+
+    def processor(name: str) -> Any:
+        return table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+
+    def convert(proc: Any, value: Any) -> Any:
+        return value if value is None or proc is None else proc(value)
+
+    template = [convert(processor(n), common[n]) if n in common else None for n in order]
+    slots = [(order.index(n), processor(n)) for n in names]
+    converted: list[list[Any]] = []
+    for row in rows:
+        values = template.copy()
+        for (i, proc), value in zip(slots, row, strict=True):
+            values[i] = convert(proc, value)
+        converted.append(values)
+    for i in range(0, len(converted), 5000):
+        chunk = converted[i : i + 5000]
+        params: list[Any] = (
+            [tuple(v) for v in chunk]
+            if dialect.positional
+            else [dict(zip(order, v, strict=True)) for v in chunk]
+        )
+        conn.exec_driver_sql(compiled.string, params)
+
+
+def _without(row: dict[str, Any], *names: str) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k not in names}
+
+
+def _ids(count: int) -> list[uuid.UUID]:
+    """``count`` ids in the layout of ``new_id`` (this millisecond, version 7), with random
+    tails drawn in one read, in ascending order (so the primary key index is appended to)."""
+    base = new_id().int
+    prefix = base & ~((0xFFF << 64) | ((1 << 62) - 1))
+    buf = os.urandom(10 * count)
+    low = (1 << 62) - 1
+    return [
+        uuid.UUID(int=prefix | (((r >> 62) & 0xFFF) << 64) | (r & low))
+        for r in sorted(
+            int.from_bytes(buf[i : i + 10], "big") >> 6 for i in range(0, 10 * count, 10)
+        )
+    ]
 
 
 def _code_row(
@@ -568,11 +639,10 @@ def _code_row(
     max_uses: int | None,
     source_type: str | None = None,
     source_id: str | None = None,
+    id: uuid.UUID | None = None,
 ) -> dict[str, Any]:
-    from setia.core.db import new_id
-
     return {
-        "id": new_id(),
+        "id": id or new_id(),
         "tenant_id": tenant_id,
         "campaign_id": campaign.id,
         "batch_id": batch_id,
@@ -643,32 +713,45 @@ def generate_codes(
     )
     session.add(batch)
     session.flush()
-    gen = patterns.Generator(pat)
-    fresh = gen.many(count)
-    rejected: set[str] = set()
-    while True:
-        taken = _taken(session, tenant.id, sorted(fresh))
-        if not taken:
-            break
-        rejected |= taken
-        fresh -= taken
-        fresh |= gen.many(len(taken), avoid=fresh | rejected)
-    _insert_codes(
-        session,
-        [
-            _code_row(
-                tenant.id,
-                campaign,
-                code,
-                now=now,
-                batch_id=batch.id,
-                expires_at=batch.expires_at,
-                max_uses=campaign.uses_per_code,
-            )
-            for code in fresh
-        ],
+    common = _without(
+        _code_row(
+            tenant.id,
+            campaign,
+            "",
+            now=now,
+            batch_id=batch.id,
+            expires_at=batch.expires_at,
+            max_uses=campaign.uses_per_code,
+        ),
+        "id",
+        "code",
     )
+    # Draw the codes (a set: distinct), insert them leaving out any the tenant already has
+    # (the unique index decides), count what went in, and draw again for the missing ones.
+    # Ids and codes both ascending: each index is appended to rather than split.
+    gen = patterns.Generator(pat)
+    tried: set[str] = set()
+    inserted = 0
+    while inserted < count:
+        fresh = gen.many(count - inserted, avoid=tried)
+        tried |= fresh
+        _insert_codes(
+            session,
+            common,
+            ("id", "code"),
+            list(zip(_ids(len(fresh)), sorted(fresh), strict=True)),
+            skip_taken=True,
+        )
+        inserted = _batch_size(session, batch.id)
     return batch, True
+
+
+def _batch_size(session: Session, batch_id: uuid.UUID) -> int:
+    return int(
+        session.execute(
+            select(func.count()).select_from(Coupon).where(Coupon.batch_id == batch_id)
+        ).scalar_one()
+    )
 
 
 def batch_codes(session: Session, batch_id: uuid.UUID, limit: int) -> list[str]:
@@ -828,20 +911,22 @@ def import_codes(
     )
     session.add(batch)
     session.flush()
+    common = _code_row(
+        tenant.id,
+        campaign,
+        "",
+        now=now,
+        batch_id=batch.id,
+        max_uses=campaign.uses_per_code,
+    )
+    ordered = sorted(rows, key=lambda r: r[1])
     _insert_codes(
         session,
+        _without(common, "id", "code", "member_id", "expires_at"),
+        ("id", "code", "member_id", "expires_at"),
         [
-            _code_row(
-                tenant.id,
-                campaign,
-                code,
-                now=now,
-                batch_id=batch.id,
-                member_id=member_ids[ext] if ext else None,
-                expires_at=exp,
-                max_uses=campaign.uses_per_code,
-            )
-            for _line, code, ext, exp in rows
+            (row_id, code, member_ids[ext] if ext else None, exp or campaign.valid_until)
+            for (_line, code, ext, exp), row_id in zip(ordered, _ids(len(rows)), strict=True)
         ],
     )
     return batch, True

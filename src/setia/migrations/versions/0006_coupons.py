@@ -157,17 +157,25 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_coupons")),
         sa.UniqueConstraint("tenant_id", "code", name=op.f("uq_coupons_tenant_id_code")),
-        sa.UniqueConstraint(
-            "tenant_id",
-            "source_type",
-            "source_id",
-            name=op.f("uq_coupons_tenant_id_source_type_source_id"),
-        ),
     )
     with op.batch_alter_table("coupons", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_coupons_batch_id"), ["batch_id"], unique=False)
         batch_op.create_index("ix_coupons_campaign", ["campaign_id", "id"], unique=False)
-        batch_op.create_index("ix_coupons_member", ["member_id"], unique=False)
+        # Partial: most codes (generated, imported, public) have no member and no source.
+        batch_op.create_index(
+            "ix_coupons_member",
+            ["member_id"],
+            unique=False,
+            sqlite_where=sa.text("member_id IS NOT NULL"),
+            postgresql_where=sa.text("member_id IS NOT NULL"),
+        )
+        batch_op.create_index(
+            "uq_coupons_source",
+            ["tenant_id", "source_type", "source_id"],
+            unique=True,
+            sqlite_where=sa.text("source_type IS NOT NULL"),
+            postgresql_where=sa.text("source_type IS NOT NULL"),
+        )
     op.create_table(
         "coupon_redemptions",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -229,6 +237,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_coupon_redemptions_coupon")
     op.drop_table("coupon_redemptions")
     with op.batch_alter_table("coupons", schema=None) as batch_op:
+        batch_op.drop_index("uq_coupons_source")
         batch_op.drop_index("ix_coupons_member")
         batch_op.drop_index("ix_coupons_campaign")
         batch_op.drop_index(batch_op.f("ix_coupons_batch_id"))
