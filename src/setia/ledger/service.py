@@ -698,6 +698,8 @@ def spend(
     accounts = member_accounts(session, ctx.program_id, member_id)
     target = program_account(session, ctx.program_id, to_account)
     _lock(session, [accounts.points, target])
+    if (found := _found_after_lock(session, ctx)) is not None:
+        return Result(found, created=False)
     if min_balance:
         available = _available(session, accounts.points)
         if available < min_balance:
