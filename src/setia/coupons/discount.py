@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
-from setia.core.money import precision, to_str
+from setia.core.money import display, precision, to_str
 from setia.core.time import as_utc
 from setia.coupons.models import Coupon, CouponCampaign
 
@@ -86,9 +86,9 @@ REASONS: dict[str, dict[str, str]] = {
         "en": "No item in the cart qualifies for this coupon.",
     },
     "min_spend_not_met": {
-        "id": "Minimal belanja {currency} {min_spend}; tambah {currency} {shortfall} lagi.",
-        "ms": "Perbelanjaan minimum {currency} {min_spend}; tambah {currency} {shortfall} lagi.",
-        "en": "Minimum spend is {currency} {min_spend}; add {currency} {shortfall} more.",
+        "id": "Minimal belanja {min_spend}; tambah {shortfall} lagi.",
+        "ms": "Perbelanjaan minimum {min_spend}; tambah {shortfall} lagi.",
+        "en": "Minimum spend is {min_spend}; add {shortfall} more.",
     },
     "no_shipping": {
         "id": "Pesanan ini tidak memiliki ongkos kirim untuk digratiskan.",
@@ -97,12 +97,24 @@ REASONS: dict[str, dict[str, str]] = {
     },
 }
 LOCALES = ("id", "ms", "en")
+_BABEL = {"id": "id_ID", "ms": "ms_MY", "en": "en_US"}
+_AMOUNTS = ("min_spend", "shortfall")
 
 
 def message(reason_code: str, locale: str, params: dict[str, Any]) -> str:
+    """The reason in ``locale`` (id, ms or en; English otherwise), amounts written the
+    local way (``Rp44.000``)."""
     texts = REASONS[reason_code]
     text = texts.get(locale) or texts["en"]
-    return text.format(**params) if params else text
+    if not params:
+        return text
+    shown = dict(params)
+    currency = params.get("currency")
+    if currency:
+        for key in _AMOUNTS:
+            if key in shown:
+                shown[key] = display(Decimal(shown[key]), currency, _BABEL.get(locale, "en_US"))
+    return text.format(**shown)
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from setia.core.money import MoneyError, check_currency, parse_amount
 from setia.coupons.discount import Cart, Line
@@ -223,13 +223,23 @@ class CancelIn(BaseModel):
     reason: str = Field(min_length=1, max_length=200)
 
 
+def _amount_text(value: Any) -> Any:
+    """Amounts travel as strings; an integer is taken as one, a float is refused."""
+    if isinstance(value, bool | float):
+        raise ValueError('send amounts as strings, e.g. "25000" or "12.50", not as floats')
+    return str(value) if isinstance(value, int) else value
+
+
+AmountText = Annotated[str, BeforeValidator(_amount_text)]
+
+
 class CartItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     sku: str = Field(min_length=1, max_length=100)
     category: str | None = Field(default=None, min_length=1, max_length=100)
     quantity: int = Field(ge=1, le=100_000)
-    unit_price: str = Field(examples=["25000"], description="Decimal string, zero or more")
+    unit_price: AmountText = Field(examples=["25000"], description="Decimal string, zero or more")
 
 
 class CartIn(BaseModel):
@@ -237,7 +247,7 @@ class CartIn(BaseModel):
 
     currency: str = Field(examples=["IDR"])
     items: list[CartItem] = Field(min_length=1, max_length=1000)
-    shipping: str | None = Field(default=None, examples=["15000"])
+    shipping: AmountText | None = Field(default=None, examples=["15000"])
 
     @model_validator(mode="after")
     def _money(self) -> CartIn:
