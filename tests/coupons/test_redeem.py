@@ -243,3 +243,48 @@ def test_list_redemptions_of_an_order(
     )
     assert len(voided) == 2
     assert coupon(db, tenant, "DUA").uses == 1
+
+
+def test_validate_with_the_order_that_already_used_the_code(
+    client: TestClient, db: Database, tenant: TenantFixture
+) -> None:
+    code = one_code(db, tenant)
+    first = redeem(client, tenant, code, "O1").json()
+    body = {"code": code, "order_id": "O1", "cart": cart_json(KOPI)}
+    same = client.post("/v1/coupons/validate", json=body, headers=tenant.headers).json()
+    assert same["valid"] is True
+    assert same["discount"] == "10000"
+    assert same["redemption_id"] == first["id"]
+    other = client.post(
+        "/v1/coupons/validate", json={**body, "order_id": "O2"}, headers=tenant.headers
+    ).json()
+    assert other["reason_code"] == "used_up"
+    assert other["redemption_id"] is None
+
+
+def test_member_bound_campaign_gets_no_anonymous_codes(
+    client: TestClient, db: Database, tenant: TenantFixture
+) -> None:
+    cid = make_campaign(db, tenant, member_bound=True)
+    before = counts(db)
+    r = client.post(
+        f"/v1/coupon-campaigns/{cid}/codes/generate", json={"count": 5}, headers=tenant.headers
+    )
+    assert r.status_code == 409
+    assert r.json()["code"] == "campaign_member_bound"
+    assert counts(db) == before
+    member = new_member(db, tenant, "M")
+    code = tx(
+        db,
+        lambda s: (
+            service.issue_code(
+                s,
+                tenant_id=tenant.tenant_id,
+                campaign_id=cid,
+                member_id=member,
+                source_type="reward_redemption",
+                source_id="R1",
+            ).code
+        ),
+    )
+    assert redeem(client, tenant, code, "O1", member_id=member).status_code == 201

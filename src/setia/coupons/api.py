@@ -435,11 +435,17 @@ def validate(
     """Can this code be used on this cart now, and what discount does it give? Always
     `200` for a well-formed request: `valid: false` with a stable `reason_code` and the
     `reason` in the requested language when not (see the reason table in the docs). A code
-    of another tenant is `unknown`. A malformed cart (negative or float prices, unknown
+    of another tenant is `unknown`. With `order_id`, a code already redeemed on that order
+    is valid with the discount it gave (`redemption_id` set). A malformed cart (negative or float prices, unknown
     currency) is `422`. Writes nothing."""
     cart = body.cart.to_cart()
     check = service.validate(
-        session, caller.tenant.id, code=body.code, cart=cart, member_id=body.member_id
+        session,
+        caller.tenant.id,
+        code=body.code,
+        cart=cart,
+        member_id=body.member_id,
+        order_id=body.order_id,
     )
     lang = _locale(session, caller.tenant.id, locale, body.member_id)
     o: Outcome = check.outcome
@@ -463,6 +469,7 @@ def validate(
             )
         ),
         coupon_id=None if check.coupon is None else check.coupon.id,
+        redemption_id=None if check.redemption is None else check.redemption.id,
     )
 
 

@@ -358,3 +358,6 @@ class ValidationOut(BaseModel):
     reason_params: dict[str, Any] = Field(default_factory=dict)
     campaign: CampaignRef | None
     coupon_id: uuid.UUID | None
+    redemption_id: uuid.UUID | None = Field(
+        default=None, description="Set when the code is already redeemed on `order_id`"
+    )

@@ -80,6 +80,11 @@ class CampaignArchived(Conflict):
     title = "The campaign is archived"
 
 
+class CampaignMemberBound(Conflict):
+    code = "campaign_member_bound"
+    title = "The campaign's codes belong to members"
+
+
 class CouponUsed(Conflict):
     code = "coupon_used"
     title = "The coupon has an active redemption"
@@ -697,6 +702,11 @@ def generate_codes(
     campaign = get_campaign(session, tenant.id, campaign_id)
     if campaign.status == "archived":
         raise CampaignArchived("the campaign is archived; it gets no new codes")
+    if campaign.member_bound:
+        raise CampaignMemberBound(
+            "the campaign is member-bound: its codes are issued to members (rewards) or "
+            "imported with member_external_id, not generated for anyone"
+        )
     pat = _pattern(pattern or campaign.code_pattern or patterns.DEFAULT_PATTERN)
     _check_room(pat, _campaign_codes(session, campaign.id) + count)
     now = utcnow()
@@ -1038,6 +1048,7 @@ class Check:
     coupon: Coupon | None
     campaign: CouponCampaign | None
     outcome: Outcome
+    redemption: CouponRedemption | None = None
 
 
 def _member_uses(session: Session, campaign: CouponCampaign, member_id: uuid.UUID | None) -> int:
@@ -1070,16 +1081,23 @@ def validate(
     code: str,
     cart: Cart,
     member_id: uuid.UUID | None = None,
+    order_id: str | None = None,
     now: datetime | None = None,
 ) -> Check:
     """Whether the code can be used on the cart now, and the discount. Writes nothing.
-    A code of another tenant is simply unknown."""
+    A code of another tenant is simply unknown. With ``order_id``: a code already redeemed
+    on that order is valid with the discount it gave (``Check.redemption``)."""
     now = now or utcnow()
     _check_member(session, tenant_id, member_id)
     coupon = coupon_by_code(session, tenant_id, code)
     if coupon is None:
         return Check(None, None, Outcome(False, Decimal(0), "unknown"))
     campaign = get_campaign(session, tenant_id, coupon.campaign_id)
+    if order_id is not None:
+        # Already redeemed on this order: redeeming again would return that redemption.
+        done = _active_for_order(session, coupon.id, order_id)
+        if done is not None:
+            return Check(coupon, campaign, Outcome(True, done.discount), done)
     outcome = evaluate(
         campaign,
         coupon,
