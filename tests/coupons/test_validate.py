@@ -257,46 +257,37 @@ def test_discount_kinds(client: TestClient, db: Database, tenant: TenantFixture)
     assert_refused(check(client, tenant, ship, cart_json(KOPI)), "no_shipping")
 
 
+def _item(**kw: Any) -> dict[str, Any]:
+    return {"sku": "A", "quantity": 1, "unit_price": "1", **kw}
+
+
+PRICE = ["cart", "items", 0, "unit_price"]
+
+
 @pytest.mark.parametrize(
-    ("cart", "fragment"),
+    ("cart", "loc", "fragment"),
     [
-        (
-            {"currency": "IDR", "items": [{"sku": "A", "quantity": 1, "unit_price": 25000.0}]},
-            "not as floats",
-        ),
-        (
-            {"currency": "IDR", "items": [{"sku": "A", "quantity": 1, "unit_price": "-5"}]},
-            "unit_price",
-        ),
-        (
-            {"currency": "IDR", "items": [{"sku": "A", "quantity": 1, "unit_price": "1.5"}]},
-            "decimal",
-        ),
-        (
-            {"currency": "XXZ", "items": [{"sku": "A", "quantity": 1, "unit_price": "1"}]},
-            "currency",
-        ),
-        ({"currency": "IDR", "items": []}, "items"),
-        (
-            {"currency": "IDR", "items": [{"sku": "A", "quantity": 0, "unit_price": "1"}]},
-            "quantity",
-        ),
-        (
-            {
-                "currency": "IDR",
-                "items": [{"sku": "A", "quantity": 1, "unit_price": "1"}],
-                "shipping": "-1",
-            },
-            "shipping",
-        ),
-        (
-            {"currency": "IDR", "items": [{"sku": "A", "quantity": 1, "unit_price": "NaN"}]},
-            "unit_price",
-        ),
+        ({"currency": "IDR", "items": [_item(unit_price=25000.0)]}, PRICE, "not as floats"),
+        ({"currency": "IDR", "items": [_item(unit_price="-5")]}, PRICE, "negative"),
+        ({"currency": "IDR", "items": [_item(unit_price="NaN")]}, PRICE, "finite"),
+        ({"currency": "IDR", "items": [_item(unit_price="abc")]}, PRICE, "not a number"),
+        ({"currency": "IDR", "items": [_item(unit_price="1.5")]}, ["cart"], "decimal"),
+        ({"currency": "XXZ", "items": [_item()]}, ["cart", "currency"], "ISO 4217"),
+        ({"currency": "IDR", "items": []}, ["cart", "items"], "at least 1"),
+        ({"currency": "IDR", "items": [_item(quantity=0)]}, ["cart", "items", 0, "quantity"], ""),
+        ({"currency": "IDR", "items": [_item()], "shipping": "-1"}, ["cart", "shipping"], ""),
+        ({"currency": "IDR", "items": [_item(sku="")]}, ["cart", "items", 0, "sku"], ""),
+        ({"currency": "IDR", "items": [_item(colour="red")]}, ["cart", "items", 0, "colour"], ""),
+        ({"items": [_item()]}, ["cart", "currency"], "required"),
     ],
 )
-def test_malformed_carts_are_422_and_write_nothing(
-    client: TestClient, db: Database, tenant: TenantFixture, cart: dict[str, Any], fragment: str
+def test_malformed_carts_are_422_with_field_errors_and_write_nothing(
+    client: TestClient,
+    db: Database,
+    tenant: TenantFixture,
+    cart: dict[str, Any],
+    loc: list[Any],
+    fragment: str,
 ) -> None:
     code = one_code(db, tenant)
     before = counts(db)
@@ -307,6 +298,8 @@ def test_malformed_carts_are_422_and_write_nothing(
             headers=tenant.headers,
         )
         assert r.status_code == 422, r.text
-        assert r.json()["code"] == "validation_error"
-        assert fragment in r.text
+        p = r.json()
+        assert p["code"] == "validation_error"
+        assert any(e["loc"][1:] == loc for e in p["errors"]), p["errors"]
+        assert fragment in p["detail"]
     assert counts(db) == before

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
-from setia.core.money import MoneyError, check_currency, parse_amount
+from setia.core.money import MAX_AMOUNT, MoneyError, check_currency, parse_amount
 from setia.coupons.discount import Cart, Line
 
 DiscountType = Literal["fixed", "percent", "free_item", "free_shipping"]
@@ -230,7 +239,23 @@ def _amount_text(value: Any) -> Any:
     return str(value) if isinstance(value, int) else value
 
 
-AmountText = Annotated[str, BeforeValidator(_amount_text)]
+def _amount_value(text: str) -> str:
+    """A decimal number, finite, zero or more (the currency's decimals are checked with the
+    cart's currency)."""
+    try:
+        amount = Decimal(text.strip())
+    except InvalidOperation:
+        raise ValueError(f"{text!r} is not a number") from None
+    if not amount.is_finite():
+        raise ValueError(f"{text!r} is not a finite number")
+    if amount < 0:
+        raise ValueError("an amount cannot be negative")
+    if amount >= MAX_AMOUNT:
+        raise ValueError(f"an amount must be less than {MAX_AMOUNT:,}")
+    return text.strip()
+
+
+AmountText = Annotated[str, BeforeValidator(_amount_text), AfterValidator(_amount_value)]
 
 
 class CartItem(BaseModel):
@@ -249,12 +274,17 @@ class CartIn(BaseModel):
     items: list[CartItem] = Field(min_length=1, max_length=1000)
     shipping: AmountText | None = Field(default=None, examples=["15000"])
 
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, value: str) -> str:
+        try:
+            return check_currency(value)
+        except MoneyError as exc:
+            raise ValueError(str(exc)) from None
+
     @model_validator(mode="after")
     def _money(self) -> CartIn:
-        try:
-            self.currency = check_currency(self.currency)
-        except MoneyError as exc:
-            raise ValueError(f"currency: {exc}") from None
+        # Each amount is a valid number already; here: no more decimals than the currency has.
         for i, item in enumerate(self.items):
             try:
                 parse_amount(item.unit_price, self.currency, allow_zero=True)
