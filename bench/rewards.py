@@ -21,6 +21,7 @@ to the current schema:
 
     python bench/rewards.py
     python bench/rewards.py --codes 20000 --requests 500
+    python bench/rewards.py --postgres      # generation on PostgreSQL too
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ from setia.tenants import service as tenants
 PATTERN = "KOPI-****-****"
 
 
-def generation(db: Database, path: Path, count: int) -> dict[str, Any]:
+def generation(db: Database, path: Path | None, count: int) -> dict[str, Any]:
     with db.session() as s:
         new = tenants.create_tenant(
             s, name="Bench", country="ID", currency="IDR", timezone="Asia/Jakarta"
@@ -80,16 +81,29 @@ def generation(db: Database, path: Path, count: int) -> dict[str, Any]:
 
     # Baseline: the same number of strings, made beforehand, into a one-column table.
     strings = [f"KOPI-{i:04d}-{i * 7919 % 10000:04d}" for i in range(count)]
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("CREATE TABLE bench_plain (code TEXT NOT NULL)")
-    start = time.perf_counter()
-    conn.execute("BEGIN IMMEDIATE")
-    conn.executemany("INSERT INTO bench_plain (code) VALUES (?)", ((c,) for c in strings))
-    conn.execute("COMMIT")
-    plain = time.perf_counter() - start
-    conn.close()
+    if path is not None:
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("CREATE TABLE bench_plain (code TEXT NOT NULL)")
+        start = time.perf_counter()
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany("INSERT INTO bench_plain (code) VALUES (?)", ((c,) for c in strings))
+        conn.execute("COMMIT")
+        plain = time.perf_counter() - start
+        conn.close()
+    else:
+        raw = db.engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            cur.execute("CREATE TABLE bench_plain (code TEXT NOT NULL)")
+            raw.commit()
+            start = time.perf_counter()
+            cur.executemany("INSERT INTO bench_plain (code) VALUES (%s)", [(c,) for c in strings])
+            raw.commit()
+            plain = time.perf_counter() - start
+        finally:
+            raw.close()
     return {"seconds": took, "per_second": count / took, "plain": plain, "ratio": took / plain}
 
 
@@ -160,10 +174,52 @@ def latency(db: Database, n: int) -> dict[str, dict[str, float]]:
     }
 
 
+def report_generation(label: str, count: int, g: dict[str, Any]) -> None:
+    print(
+        f"{label} generation: {count:,} codes in {g['seconds']:.2f} s "
+        f"({g['per_second']:,.0f} codes/s; target < 5 s for 100,000)"
+    )
+    print(
+        f"{label} baseline:   plain executemany of {count:,} strings into a one-column "
+        f"table: {g['plain']:.3f} s; service / baseline = {g['ratio']:.1f}x"
+    )
+
+
+def postgres_generation(count: int) -> None:
+    """The generation figures on a throwaway PostgreSQL cluster (``tests/pgcluster.py``)."""
+    root = Path(__file__).resolve().parent.parent
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    from sqlalchemy import create_engine, text
+    from tests.pgcluster import Cluster
+
+    cluster = Cluster()
+    admin = cluster.start()
+    try:
+        engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.execute(text("CREATE DATABASE bench_rewards"))
+        engine.dispose()
+        url = admin.rsplit("/", 1)[0] + "/bench_rewards"
+        upgrade(url)
+        db = Database(url)
+        try:
+            report_generation("postgresql", count, generation(db, None, count))
+        finally:
+            db.dispose()
+    finally:
+        cluster.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--codes", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=2_000)
+    parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="also measure generation on a throwaway PostgreSQL cluster (needs its binaries)",
+    )
     args = parser.parse_args()
     print(
         f"python {platform.python_version()}, sqlite {sqlite3.sqlite_version}, "
@@ -175,20 +231,12 @@ def main() -> None:
         upgrade(url)
         db = Database(url)
         try:
-            g = generation(db, path, args.codes)
-            print(
-                f"generation: {args.codes:,} codes in {g['seconds']:.2f} s "
-                f"({g['per_second']:,.0f} codes/s; target < 5 s for 100,000)"
-            )
-            print(
-                f"baseline:   plain executemany of {args.codes:,} strings into a one-column "
-                f"table: {g['plain']:.3f} s; service / baseline = {g['ratio']:.1f}x"
-            )
+            report_generation("sqlite", args.codes, generation(db, path, args.codes))
             lat = latency(db, args.requests)
         finally:
             db.dispose()
     v, h, c = lat["validate"], lat["healthz"], lat["campaign"]
-    print(f"latency over {args.requests:,} requests each (TestClient, in-process), ms:")
+    print(f"latency over {args.requests:,} requests each (TestClient, in-process, SQLite), ms:")
     for name, row in (
         ("POST /v1/coupons/validate", v),
         ("GET /healthz (no-op)", h),
@@ -200,6 +248,8 @@ def main() -> None:
         f"validate / authenticated read: p50 {v['p50'] / c['p50']:.1f}x, "
         f"p95 {v['p95'] / c['p95']:.1f}x"
     )
+    if args.postgres:
+        postgres_generation(args.codes)
 
 
 if __name__ == "__main__":

@@ -603,6 +603,26 @@ def _insert_codes(
         for (i, proc), value in zip(slots, row, strict=True):
             values[i] = convert(proc, value)
         converted.append(values)
+    if dialect.name == "postgresql":
+        # COPY into a temporary table, then one INSERT ... SELECT: several times faster
+        # than psycopg's executemany, and ON CONFLICT still applies.
+        quote = dialect.identifier_preparer.quote
+        cols = ", ".join(quote(n) for n in order)
+        raw: Any = cast(Any, conn.connection).dbapi_connection
+        with raw.cursor() as cur:
+            cur.execute(
+                "CREATE TEMPORARY TABLE coupons_load "
+                f"(LIKE {quote(table.name)} INCLUDING DEFAULTS) ON COMMIT DROP"
+            )
+            with cur.copy(f"COPY coupons_load ({cols}) FROM STDIN") as copy:
+                for values in converted:
+                    copy.write_row(values)
+            cur.execute(
+                f"INSERT INTO {quote(table.name)} ({cols}) SELECT {cols} FROM coupons_load"
+                + (" ON CONFLICT DO NOTHING" if skip_taken else "")
+            )
+            cur.execute("DROP TABLE coupons_load")
+        return
     for i in range(0, len(converted), 5000):
         chunk = converted[i : i + 5000]
         params: list[Any] = (
