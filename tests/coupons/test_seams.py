@@ -110,3 +110,31 @@ def test_cancel_and_void_for_order(db: Database, tenant: TenantFixture) -> None:
     assert again.status == "cancelled"
     assert again.cancel_reason == "refund"
     assert tx(db, lambda s: service.get_campaign(s, tenant.tenant_id, cid).uses) == 0
+
+
+def test_void_for_order_touches_only_its_tenant(db: Database, tenant: TenantFixture) -> None:
+    from tests.conftest import make_tenant
+
+    other = make_tenant(db, name="Other")
+    make_campaign(db, tenant, public_code="KITA")
+    make_campaign(db, other, public_code="MEREKA")
+    tx(
+        db,
+        lambda s: service.redeem(s, tenant.tenant_id, code="KITA", order_id="O1", cart=cart(KOPI)),
+    )
+    tx(
+        db,
+        lambda s: service.redeem(s, other.tenant_id, code="MEREKA", order_id="O1", cart=cart(KOPI)),
+    )
+    voided = tx(
+        db,
+        lambda s: [
+            r.coupon_id
+            for r in service.void_for_order(
+                s, tenant_id=tenant.tenant_id, order_id="O1", reason="x"
+            )
+        ],
+    )
+    assert len(voided) == 1
+    assert tx(db, lambda s: service.coupon_by_code(s, other.tenant_id, "MEREKA").uses) == 1
+    assert tx(db, lambda s: service.coupon_by_code(s, tenant.tenant_id, "KITA").uses) == 0
