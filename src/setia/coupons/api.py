@@ -47,6 +47,7 @@ from setia.coupons.schemas import (
     VoidIn,
 )
 from setia.ledger.service import request_hash
+from setia.members.models import Member
 from setia.tenants.models import Tenant
 
 router = APIRouter(prefix="/v1", tags=["coupons"])
@@ -420,8 +421,6 @@ def _locale(
     if locale:
         return locale
     if member_id is not None:
-        from setia.members.models import Member
-
         member = session.get(Member, member_id)
         if member is not None and member.tenant_id == tenant_id and member.locale in LOCALES:
             return member.locale

@@ -17,6 +17,7 @@ from pydantic import (
     model_validator,
 )
 
+from setia.core.i18n import Localized
 from setia.core.money import MAX_AMOUNT, MoneyError, check_currency, parse_amount
 from setia.coupons.discount import Cart, Line
 
@@ -24,22 +25,6 @@ DiscountType = Literal["fixed", "percent", "free_item", "free_shipping"]
 CampaignStatus = Literal["active", "paused", "archived"]
 Sku = Field(min_length=1, max_length=100)
 SkuList = list[str]
-
-
-class Localized(BaseModel):
-    """A text in Bahasa Indonesia, Malay and English; at least ``id`` or ``en``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    id: str | None = Field(default=None, max_length=500)
-    ms: str | None = Field(default=None, max_length=500)
-    en: str | None = Field(default=None, max_length=500)
-
-    @model_validator(mode="after")
-    def _one(self) -> Localized:
-        if not (self.id or self.en):
-            raise ValueError("give the text in at least id or en (ms is optional)")
-        return self
 
 
 class Discount(BaseModel):

@@ -16,7 +16,7 @@ import csv
 import io
 import os
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -31,10 +31,11 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from setia.core.db import new_id
 from setia.core.errors import Conflict, IdempotencyKeyReused, InvalidInput, NotFound
-from setia.core.money import MoneyError, check_currency, parse_amount
+from setia.core.money import MoneyError, check_currency, parse_amount, to_str
 from setia.core.time import as_utc, utcnow, zone
 from setia.coupons import codes as patterns
 from setia.coupons.discount import Cart, Outcome, evaluate
+from setia.coupons.discount import message as reason_message
 from setia.coupons.models import Coupon, CouponBatch, CouponCampaign, CouponRedemption
 from setia.coupons.schemas import CampaignIn, CampaignPatch, Conditions
 from setia.members import service as members
@@ -175,8 +176,6 @@ def _idempotent(found: Any, request_hash: str | None, key: str) -> None:
 
 def campaign_definition(c: CouponCampaign) -> dict[str, Any]:
     """The campaign's discount and conditions as the API shows them."""
-    from setia.core.money import to_str
-
     cur = c.currency
 
     def amt(v: Decimal | None) -> str | None:
@@ -1153,7 +1152,7 @@ def redeem(
     order_id: str,
     cart: Cart,
     member_id: uuid.UUID | None = None,
-    message: Any = None,
+    message: Callable[[Outcome], str] | None = None,
     idempotency_key: str | None = None,
     request_hash: str | None = None,
     cart_json: dict[str, Any] | None = None,
@@ -1196,12 +1195,10 @@ def redeem(
         now=now,
     )
     if not outcome.valid:
-        from setia.coupons.discount import message as default_message
-
         text = (
             message(outcome)
             if message
-            else default_message(outcome.reason_code or "unknown", "en", outcome.params)
+            else reason_message(outcome.reason_code or "unknown", "en", outcome.params)
         )
         raise CouponRefused(outcome, text)
     row = session.execute(
