@@ -41,6 +41,7 @@ from setia.core.api import (
     write,
 )
 from setia.core.errors import InvalidInput
+from setia.core.i18n import pick
 from setia.core.money import to_str
 from setia.members.models import Member
 from setia.programs import service as programs
@@ -79,9 +80,9 @@ def cause_out(cause: Cause, program: Program, tenant: Tenant, donors: int, local
         id=cause.id,
         program_id=cause.program_id,
         code=cause.code,
-        name=service._text(cause.names, locale) or cause.code,
-        description=service._text(cause.descriptions, locale),
-        image_url=service._text(cause.image_urls, locale),
+        name=pick(cause.names, locale) or cause.code,
+        description=pick(cause.descriptions, locale),
+        image_url=pick(cause.image_urls, locale),
         names=cause.names,
         descriptions=cause.descriptions,
         image_urls=cause.image_urls,

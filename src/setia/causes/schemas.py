@@ -10,24 +10,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from setia.core.i18n import Localized
+
 CauseStatus = Literal["draft", "active", "closed"]
 Locale = Literal["id", "ms", "en"]
-
-
-class Localized(BaseModel):
-    """A text in Bahasa Indonesia, Malay and English; ``id`` or ``en`` at least."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    id: str | None = Field(default=None, max_length=2000)
-    ms: str | None = Field(default=None, max_length=2000)
-    en: str | None = Field(default=None, max_length=2000)
-
-    @model_validator(mode="after")
-    def _one(self) -> Localized:
-        if not (self.id or self.en):
-            raise ValueError("give the text in id or en at least (ms is optional)")
-        return self
 
 
 class CauseIn(BaseModel):

@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session
 from setia.causes.models import Cause, Donation, ReceiptSequence
 from setia.causes.schemas import CauseIn
 from setia.core.errors import Conflict, IdempotencyKeyReused, InvalidInput, NotFound
+from setia.core.i18n import pick
 from setia.core.money import precision, to_str
 from setia.core.time import as_utc, utcnow, zone
 from setia.ledger import service as ledger
@@ -101,17 +102,6 @@ class CauseClosed(Conflict):
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _text(texts: dict[str, Any] | None, locale: str) -> str | None:
-    """A localized text in ``locale``, else Indonesian, else English, else any."""
-    if not texts:
-        return None
-    for loc in (locale, "id", "en", "ms"):
-        value = texts.get(loc)
-        if value:
-            return str(value)
-    return None
 
 
 def default_prefix(code: str) -> str:
@@ -730,7 +720,7 @@ def receipt(session: Session, tenant: Tenant, donation: Donation, locale: str) -
     assert member is not None
     assert program is not None
     local = as_utc(donation.created_at).astimezone(zone(tenant.timezone))
-    cause_name = _text(cause.names, locale) or cause.code
+    cause_name = pick(cause.names, locale) or cause.code
     unit = program.points_name if locale != "en" else "points"
     name = (member.name or "").strip() or None
     first = name.split()[0] if name else None

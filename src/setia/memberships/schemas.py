@@ -7,28 +7,14 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from setia.core.i18n import Localized
 
 Period = Literal["monthly", "yearly"]
 TierMode = Literal["grant", "protect"]
 PaymentStatus = Literal["paid", "failed", "refunded", "pending"]
 SubscriptionStatus = Literal["trialing", "active", "past_due", "lapsed", "cancelled"]
-
-
-class Localized(BaseModel):
-    """A text in Bahasa Indonesia, Malay and English; at least one of them."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    id: str | None = Field(default=None, max_length=500)
-    ms: str | None = Field(default=None, max_length=500)
-    en: str | None = Field(default=None, max_length=500)
-
-    @model_validator(mode="after")
-    def _one(self) -> Localized:
-        if not (self.id or self.ms or self.en):
-            raise ValueError("give the text in at least one of id, ms, en")
-        return self
 
 
 class PlanFields(BaseModel):

@@ -22,6 +22,7 @@ from setia.core.api import (
     problems,
     write,
 )
+from setia.core.i18n import pick
 from setia.core.money import to_str
 from setia.core.time import utcnow
 from setia.members import service as members
@@ -103,15 +104,6 @@ def redemption_out(session: Session, red: RewardRedemption, created: bool = Fals
         updated_at=red.updated_at,
         created=created,
     )
-
-
-def _text(texts: dict[str, str] | None, locale: str) -> str | None:
-    if not texts:
-        return None
-    for lang in (locale, "en", "id", "ms"):
-        if texts.get(lang):
-            return texts[lang]
-    return None
 
 
 # --------------------------------------------------------------------------- catalog
@@ -261,9 +253,9 @@ def member_rewards(
                 id=reward.id,
                 code=reward.code,
                 kind=reward.kind,
-                name=_text(reward.names, lang) or reward.code,
-                description=_text(reward.descriptions, lang),
-                terms=_text(reward.terms, lang),
+                name=pick(reward.names, lang) or reward.code,
+                description=pick(reward.descriptions, lang),
+                terms=pick(reward.terms, lang),
                 image_url=reward.image_url,
                 points=reward.points,
                 cash_price=(

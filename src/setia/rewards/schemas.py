@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from setia.core.i18n import Localized
+
 Kind = Literal[
     "discount_coupon",
     "free_product",
@@ -24,22 +26,6 @@ Locale = Literal["id", "ms", "en"]
 RedemptionStatus = Literal[
     "held", "issued", "requested", "shipped", "delivered", "cancelled", "expired"
 ]
-
-
-class Localized(BaseModel):
-    """A text in Bahasa Indonesia, Malay and English; ``id`` or ``en`` at least."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    id: str | None = Field(default=None, max_length=2000)
-    ms: str | None = Field(default=None, max_length=2000)
-    en: str | None = Field(default=None, max_length=2000)
-
-    @model_validator(mode="after")
-    def _one(self) -> Localized:
-        if not (self.id or self.en):
-            raise ValueError("give the text in id or en at least (ms is optional)")
-        return self
 
 
 class Eligibility(BaseModel):
