@@ -81,6 +81,11 @@ class CampaignArchived(Conflict):
     title = "The campaign is archived"
 
 
+class CampaignEnded(Conflict):
+    code = "campaign_ended"
+    title = "The campaign has ended"
+
+
 class CampaignMemberBound(Conflict):
     code = "campaign_member_bound"
     title = "The campaign's codes belong to members"
@@ -972,7 +977,9 @@ def issue_code(
     expires_at: datetime | None = None,
 ) -> Coupon:
     """One new single-use code of the campaign, bound to the member. Idempotent on
-    (tenant, source_type, source_id): the code already issued for that source comes back."""
+    (tenant, source_type, source_id): the code already issued for that source comes back.
+    The code never outlives its campaign (its expiry is the earlier of ``expires_at`` and
+    the campaign's end); a campaign that has ended issues nothing (``CampaignEnded``)."""
     found = session.execute(
         select(Coupon).where(
             Coupon.tenant_id == tenant_id,
@@ -985,6 +992,17 @@ def issue_code(
     campaign = get_campaign(session, tenant_id, campaign_id)
     if campaign.status == "archived":
         raise CampaignArchived(f"the coupon campaign {campaign.code!r} is archived")
+    now = utcnow()
+    ends = None if campaign.valid_until is None else as_utc(campaign.valid_until)
+    if ends is not None and ends <= now:
+        raise CampaignEnded(
+            f"the coupon campaign {campaign.code!r} ended at {ends.isoformat()}; "
+            "its codes can no longer be used",
+            extra={"valid_until": ends.isoformat()},
+        )
+    expiry = None if expires_at is None else as_utc(expires_at)
+    if ends is not None and (expiry is None or expiry > ends):
+        expiry = ends
     member = members.get_member(session, tenant_id, member_id)
     pat = campaign.code_pattern or patterns.DEFAULT_PATTERN
     _check_room(pat, _campaign_codes(session, campaign.id) + 1)
@@ -996,10 +1014,10 @@ def issue_code(
         tenant_id,
         campaign,
         code,
-        now=utcnow(),
+        now=now,
         batch_id=None,
         member_id=member.id,
-        expires_at=None if expires_at is None else as_utc(expires_at),
+        expires_at=expiry,
         max_uses=1,
         source_type=source_type,
         source_id=source_id,
