@@ -1,0 +1,1 @@
+"""Customer analytics: BTYD summaries, BG/NBD, Pareto/NBD, Gamma-Gamma and CLV."""

@@ -1,0 +1,285 @@
+"""``setia analytics ...``: fit and score BTYD models on a transactions file, no service needed."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TextIO
+
+import numpy as np
+import typer
+
+from setia.analytics import models
+from setia.analytics.summary import (
+    UNITS,
+    Summary,
+    Transactions,
+    compress,
+    from_day_number,
+    read_transactions,
+    summarise,
+)
+from setia.core.errors import SetiaError
+
+app = typer.Typer(
+    help="Customer analytics on a transactions file: BG/NBD, Pareto/NBD, Gamma-Gamma, CLV.",
+    no_args_is_help=True,
+)
+
+TransactionsOpt = Annotated[
+    Path,
+    typer.Option(
+        "--transactions",
+        exists=True,
+        dir_okay=False,
+        readable=True,
+        help="CSV of transactions (any delimiter, header or not)",
+    ),
+]
+CustomerCol = Annotated[
+    str, typer.Option("--customer-col", help="Customer column: name, or 0-based index")
+]
+DateCol = Annotated[str, typer.Option("--date-col", help="Date column: name, or 0-based index")]
+AmountCol = Annotated[
+    str | None, typer.Option("--amount-col", help="Amount column (enables spend and CLV)")
+]
+CalibrationEnd = Annotated[
+    str | None,
+    typer.Option(
+        "--calibration-end",
+        help="Last day of the calibration period, YYYY-MM-DD (default: the last date in the file)",
+    ),
+]
+ModelOpt = Annotated[str, typer.Option("--model", help="bgnbd or pareto")]
+UnitOpt = Annotated[str, typer.Option("--time-unit", help="week or day")]
+DateFormat = Annotated[
+    str | None,
+    typer.Option("--date-format", help="strptime format, e.g. %Y%m%d (default: ISO or YYYYMMDD)"),
+]
+SkipBad = Annotated[
+    bool,
+    typer.Option("--skip-bad-rows", help="Drop bad rows (reported on stderr) instead of failing"),
+]
+
+
+def _fail(message: str) -> NoReturn:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    raise typer.Exit(2)
+
+
+def _load(
+    transactions: Path,
+    customer_col: str,
+    date_col: str,
+    amount_col: str | None,
+    calibration_end: str | None,
+    model: str,
+    time_unit: str,
+    date_format: str | None,
+    skip_bad_rows: bool,
+) -> tuple[Transactions, Summary]:
+    if model not in models.MODELS:
+        _fail(f"--model must be one of {', '.join(models.MODELS)}")
+    if time_unit not in UNITS:
+        _fail(f"--time-unit must be one of {', '.join(UNITS)}")
+    end: dt.date | None = None
+    if calibration_end is not None:
+        try:
+            end = dt.date.fromisoformat(calibration_end)
+        except ValueError:
+            _fail(f"--calibration-end {calibration_end!r} is not a YYYY-MM-DD date")
+    try:
+        tx = read_transactions(
+            transactions,
+            customer_col=customer_col,
+            date_col=date_col,
+            amount_col=amount_col,
+            date_format=date_format,
+            skip_bad_rows=skip_bad_rows,
+        )
+        summary = summarise(tx, unit=time_unit, calibration_end=end)
+    except SetiaError as exc:
+        _fail(exc.detail)
+    for bad in tx.bad_rows[:20]:
+        typer.echo(f"skipped line {bad.line}: {bad.reason}", err=True)
+    if len(tx.bad_rows) > 20:
+        typer.echo(f"... and {len(tx.bad_rows) - 20} more skipped rows", err=True)
+    return tx, summary
+
+
+def _fit_all(
+    summary: Summary, model: str, with_spend: bool
+) -> tuple[models.Fit, models.Fit | None]:
+    try:
+        fit = models.fit_model(model, summary.x, summary.t_x, summary.T)
+        spend = models.fit_gamma_gamma(summary.x, summary.monetary) if with_spend else None
+    except SetiaError as exc:
+        _fail(exc.detail)
+    return fit, spend
+
+
+def _fit_json(fit: models.Fit) -> dict[str, Any]:
+    return {
+        "params": fit.params,
+        "log_likelihood": fit.log_likelihood,
+        "converged": fit.converged,
+        "iterations": fit.iterations,
+    }
+
+
+@app.command("fit")
+def fit_command(
+    transactions: TransactionsOpt,
+    customer_col: CustomerCol,
+    date_col: DateCol,
+    amount_col: AmountCol = None,
+    calibration_end: CalibrationEnd = None,
+    model: ModelOpt = "bgnbd",
+    time_unit: UnitOpt = "week",
+    date_format: DateFormat = None,
+    skip_bad_rows: SkipBad = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Fit the purchase model (and Gamma-Gamma when amounts are given); print parameters."""
+    started = time.perf_counter()
+    tx, summary = _load(
+        transactions,
+        customer_col,
+        date_col,
+        amount_col,
+        calibration_end,
+        model,
+        time_unit,
+        date_format,
+        skip_bad_rows,
+    )
+    fit, spend = _fit_all(summary, model, amount_col is not None)
+    out: dict[str, Any] = {
+        "model": model,
+        **_fit_json(fit),
+        "data": {
+            "transactions": len(tx),
+            "bad_rows_skipped": len(tx.bad_rows),
+            "customers": len(summary),
+            "repeat_customers": summary.repeat_customers,
+            "distinct_rows": len(compress(summary.x, summary.t_x, summary.T)),
+            "time_unit": time_unit,
+            "period_start": summary.period_start.isoformat(),
+            "period_end": summary.period_end.isoformat(),
+        },
+        "spend": None if spend is None else {"model": "gamma_gamma", **_fit_json(spend)},
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    if as_json:
+        typer.echo(json.dumps(out, indent=2))
+        return
+    typer.echo(f"{model}: " + ", ".join(f"{k}={v:.4f}" for k, v in fit.params.items()))
+    typer.echo(
+        f"log-likelihood {fit.log_likelihood:.3f} ({'converged' if fit.converged else 'NOT converged'})"
+    )
+    if spend is not None:
+        typer.echo("gamma-gamma: " + ", ".join(f"{k}={v:.4f}" for k, v in spend.params.items()))
+    d = out["data"]
+    typer.echo(
+        f"{d['customers']} customers ({d['repeat_customers']} repeat, {d['distinct_rows']} distinct rows), "
+        f"{d['period_start']}..{d['period_end']}, unit {time_unit}"
+    )
+
+
+SCORE_COLUMNS = (
+    "customer",
+    "frequency",
+    "recency",
+    "T",
+    "monetary_value",
+    "first_purchase",
+    "last_purchase",
+    "p_alive",
+    "expected_purchases",
+    "expected_spend",
+    "clv",
+)
+
+
+@app.command("score")
+def score_command(
+    transactions: TransactionsOpt,
+    customer_col: CustomerCol,
+    date_col: DateCol,
+    amount_col: AmountCol = None,
+    calibration_end: CalibrationEnd = None,
+    model: ModelOpt = "bgnbd",
+    time_unit: UnitOpt = "week",
+    date_format: DateFormat = None,
+    skip_bad_rows: SkipBad = False,
+    horizon: Annotated[
+        float, typer.Option("--horizon", min=0.0, help="Periods ahead for expected purchases")
+    ] = 52.0,
+    months: Annotated[int, typer.Option("--months", min=1, help="CLV horizon in months")] = 12,
+    discount_rate: Annotated[
+        float, typer.Option("--discount-rate", min=0.0, help="Monthly discount rate for CLV")
+    ] = 0.01,
+    out: Annotated[Path | None, typer.Option("--out", help="CSV file (default: stdout)")] = None,
+) -> None:
+    """Write per-customer P(alive), expected purchases, expected spend and CLV as CSV."""
+    _tx, summary = _load(
+        transactions,
+        customer_col,
+        date_col,
+        amount_col,
+        calibration_end,
+        model,
+        time_unit,
+        date_format,
+        skip_bad_rows,
+    )
+    fit, spend = _fit_all(summary, model, amount_col is not None)
+    # Predictions are computed once per distinct (x, t_x, T) row, then spread to customers.
+    c = compress(summary.x, summary.t_x, summary.T)
+    alive = models.p_alive(fit, c.x, c.t_x, c.T)[c.inverse]
+    expected = models.expected_purchases(fit, horizon, c.x, c.t_x, c.T)[c.inverse]
+    if spend is not None:
+        exp_spend = models.expected_spend(spend.params, summary.x, summary.monetary)
+        value = models.clv(
+            fit,
+            exp_spend,
+            summary.x,
+            summary.t_x,
+            summary.T,
+            months=months,
+            discount_rate=discount_rate,
+            unit=time_unit,
+        )
+    handle: TextIO = sys.stdout if out is None else out.open("w", newline="", encoding="utf-8")
+    try:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(SCORE_COLUMNS)
+        for i in range(len(summary)):
+            writer.writerow(
+                (
+                    summary.customer[i],
+                    int(summary.x[i]),
+                    _num(summary.t_x[i]),
+                    _num(summary.T[i]),
+                    _num(summary.monetary[i]) if spend is not None else "",
+                    from_day_number(int(summary.first_day[i])).isoformat(),
+                    from_day_number(int(summary.last_day[i])).isoformat(),
+                    _num(alive[i]),
+                    _num(expected[i]),
+                    _num(exp_spend[i]) if spend is not None else "",
+                    _num(value[i]) if spend is not None else "",
+                )
+            )
+    finally:
+        if out is not None:
+            handle.close()
+    if out is not None:
+        typer.echo(f"{len(summary)} customers scored into {out}", err=True)
+
+
+def _num(value: float | np.floating[Any]) -> str:
+    return f"{float(value):.6g}"
