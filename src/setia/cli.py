@@ -11,6 +11,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
+from setia.analytics import cli as analytics_cli
 from setia.causes import cli as causes_cli
 from setia.checkout import cli as checkout_cli
 from setia.core.db import Database, get_database
@@ -54,6 +55,7 @@ app.add_typer(rewards_cli.app, name="rewards")
 app.add_typer(checkout_cli.app, name="checkout")
 app.add_typer(wallet_cli.app, name="wallet")
 app.add_typer(finance_cli.app, name="finance")
+app.add_typer(analytics_cli.app, name="analytics")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
