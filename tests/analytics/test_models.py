@@ -1,0 +1,181 @@
+"""Model invariants: compression, gradients, numerical safety on extreme customers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import optimize
+
+from setia.analytics import models
+from setia.analytics.simulate import simulate_bgnbd
+from setia.analytics.summary import compress
+from setia.core.errors import InvalidInput
+
+BG = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
+PN = {"r": 0.553, "alpha": 10.578, "s": 0.606, "beta": 11.669}
+
+
+@st.composite
+def customers(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Small populations with many duplicates: x, t_x, T on a grid of days in weeks."""
+    n = draw(st.integers(1, 40))
+    T = np.array(draw(st.lists(st.integers(1, 60), min_size=n, max_size=n)), dtype=float)
+    x = np.array(draw(st.lists(st.integers(0, 5), min_size=n, max_size=n)), dtype=float)
+    frac = np.array(draw(st.lists(st.integers(0, 4), min_size=n, max_size=n)), dtype=float) / 4
+    t_x = np.where(x > 0, np.maximum(np.round(T * frac), 1.0), 0.0)
+    t_x = np.minimum(t_x, T)
+    return x, t_x / 7, T / 7
+
+
+@settings(max_examples=60, deadline=None)
+@given(customers())
+def test_compressed_likelihood_equals_per_row_likelihood(
+    data: tuple[np.ndarray, np.ndarray, np.ndarray],
+) -> None:
+    x, t_x, T = data
+    c = compress(x, t_x, T)
+    assert c.weight.sum() == len(x)
+    assert np.array_equal(c.x[c.inverse], x)
+    assert np.array_equal(c.t_x[c.inverse], t_x)
+    assert np.array_equal(c.T[c.inverse], T)
+    for terms, params in (
+        (models.bgnbd_loglik_terms, list(BG.values())),
+        (models.pareto_loglik_terms, list(PN.values())),
+        (models.pareto_loglik_terms, [0.5, 12.0, 0.6, 3.0]),  # alpha >= beta branch
+    ):
+        per_row = terms(params, x, t_x, T).sum()
+        weighted = c.weight @ terms(params, c.x, c.t_x, c.T)
+        assert weighted == pytest.approx(per_row, rel=1e-12, abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    "theta",
+    [
+        np.log([0.243, 4.414, 0.793, 2.426]),
+        np.log([1.0, 1.0, 1.0, 1.0]),
+        np.log([3.0, 0.2, 5.0, 0.4]),
+    ],
+)
+def test_bgnbd_analytic_gradient(theta: np.ndarray) -> None:
+    rng = np.random.default_rng(1)
+    T = rng.integers(7, 273, 300) / 7
+    x = rng.integers(0, 8, 300).astype(float)
+    t_x = np.where(x > 0, T * rng.uniform(0.05, 1.0, 300), 0.0)
+    w = rng.integers(1, 5, 300).astype(float)
+
+    def f(th: np.ndarray) -> float:
+        return models._bgnbd_neg(th, x, t_x, T, w, float(w.sum()))[0]
+
+    _, grad = models._bgnbd_neg(theta, x, t_x, T, w, float(w.sum()))
+    numeric = optimize.approx_fprime(theta, f, 1e-7)
+    np.testing.assert_allclose(grad, numeric, rtol=1e-4, atol=1e-6)
+
+
+def test_pareto_branches_agree_where_alpha_meets_beta() -> None:
+    x = np.array([0.0, 1.0, 3.0, 20.0])
+    t_x = np.array([0.0, 5.0, 30.0, 38.0])
+    T = np.array([38.0, 38.0, 38.0, 38.5])
+    below = models.pareto_loglik_terms([0.5, 10.0 - 1e-7, 0.6, 10.0], x, t_x, T)
+    above = models.pareto_loglik_terms([0.5, 10.0 + 1e-7, 0.6, 10.0], x, t_x, T)
+    equal = models.pareto_loglik_terms([0.5, 10.0, 0.6, 10.0], x, t_x, T)
+    np.testing.assert_allclose(below, above, rtol=1e-7)
+    np.testing.assert_allclose(equal, above, rtol=1e-7)
+
+
+# Customers with many purchases, the last one at (or a hair before) the end of the window.
+EXTREME = (
+    np.array([221.0, 254.0, 161.0, 204.0, 500.0, 2000.0, 300.0, 1.0, 0.0]),
+    np.array([103.42857, 97.14286, 94.71429, 98.57143, 52.0, 51.999, 0.01, 52.0, 0.0]),
+    np.array([103.57143, 97.28571, 98.0, 99.42857, 52.0, 52.0, 52.0, 52.0, 0.001]),
+)
+
+
+@pytest.mark.parametrize(
+    "pn",
+    [
+        PN,
+        {"r": 0.5143, "alpha": 2.8845, "s": 0.2856, "beta": 14.1087},  # NaN case in CLVTools
+        {"r": 0.1, "alpha": 0.01, "s": 2.0, "beta": 500.0},
+        {"r": 5.0, "alpha": 900.0, "s": 1.0, "beta": 0.05},
+    ],
+)
+def test_pareto_is_finite_for_extreme_customers(pn: dict[str, float]) -> None:
+    x, t_x, T = EXTREME
+    ll = models.pareto_loglik_terms(list(pn.values()), x, t_x, T)
+    alive = models.pareto_p_alive(pn, x, t_x, T)
+    expected = models.pareto_expected_purchases(pn, 52.0, x, t_x, T)
+    assert np.all(np.isfinite(ll))
+    assert np.all((alive >= 0) & (alive <= 1))
+    assert np.all(np.isfinite(expected) & (expected >= 0))
+    # the last purchase at the very end: nobody has had time to leave
+    assert alive[4] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    "bg",
+    [
+        BG,
+        {"r": 50.0, "alpha": 0.01, "a": 0.05, "b": 80.0},
+        {"r": 0.01, "alpha": 300.0, "a": 9.0, "b": 0.3},
+    ],
+)
+def test_bgnbd_is_finite_for_extreme_customers(bg: dict[str, float]) -> None:
+    x, t_x, T = EXTREME
+    ll = models.bgnbd_loglik_terms(list(bg.values()), x, t_x, T)
+    alive = models.bgnbd_p_alive(bg, x, t_x, T)
+    expected = models.bgnbd_expected_purchases(bg, 52.0, x, t_x, T)
+    assert np.all(np.isfinite(ll))
+    assert np.all((alive >= 0) & (alive <= 1))
+    assert np.all(np.isfinite(expected) & (expected >= 0))
+    assert alive[-1] == 1.0  # no repeat purchase: BG/NBD says alive
+
+
+def test_fits_survive_extreme_customers() -> None:
+    rng = np.random.default_rng(7)
+    T = rng.integers(7, 365, 2000) / 7
+    x = rng.poisson(1.0, 2000).astype(float)
+    t_x = np.where(x > 0, T * rng.uniform(0, 1, 2000), 0.0)
+    x[:20] = 3000.0  # heavy buyers, last purchase on the final day
+    t_x[:20] = T[:20]
+    for fit in (models.fit_bgnbd(x, t_x, T), models.fit_pareto(x, t_x, T)):
+        assert np.isfinite(fit.log_likelihood)
+        assert all(np.isfinite(v) and v > 0 for v in fit.params.values())
+        assert np.all(np.isfinite(models.p_alive(fit, x, t_x, T)))
+        assert np.all(np.isfinite(models.expected_purchases(fit, 52.0, x, t_x, T)))
+
+
+def test_fit_recovers_simulated_bgnbd_parameters() -> None:
+    x, t_x, T = simulate_bgnbd(200_000, r=0.25, alpha=4.0, a=0.8, b=2.5, seed=3)
+    fit = models.fit_bgnbd(x, t_x, T)
+    assert fit.params["r"] == pytest.approx(0.25, rel=0.05)
+    assert fit.params["alpha"] == pytest.approx(4.0, rel=0.08)
+    assert fit.params["a"] == pytest.approx(0.8, rel=0.15)
+    assert fit.params["b"] == pytest.approx(2.5, rel=0.2)
+
+
+def test_unconditional_expectations() -> None:
+    t = np.array([0.0, 10.0, 52.0])
+    e_bg = models.bgnbd_unconditional(BG, t)
+    e_pn = models.pareto_unconditional(PN, t)
+    assert e_bg[0] == 0.0
+    assert e_pn[0] == 0.0
+    assert np.all(np.diff(e_bg) > 0)
+    assert np.all(np.diff(e_pn) > 0)
+    # for a brand-new customer (x = 0, T -> 0) the conditional equals the unconditional
+    cond = models.bgnbd_expected_purchases(BG, 52.0, 0.0, 0.0, 1e-12)
+    assert float(cond) == pytest.approx(e_bg[2], rel=1e-9)
+    cond_pn = models.pareto_expected_purchases(PN, 52.0, 0.0, 0.0, 1e-12)
+    assert float(cond_pn) == pytest.approx(e_pn[2], rel=1e-9)
+
+
+def test_bad_inputs_are_refused() -> None:
+    with pytest.raises(InvalidInput, match="t_x <= T"):
+        models.fit_bgnbd([1.0], [5.0], [4.0])
+    with pytest.raises(InvalidInput, match="no customers"):
+        models.fit_bgnbd([], [], [])
+    with pytest.raises(InvalidInput, match="repeat customers"):
+        models.fit_gamma_gamma([0.0, 0.0], [0.0, 0.0])
+    with pytest.raises(InvalidInput, match="model must be"):
+        models.fit_model("weibull", [1.0], [1.0], [2.0])
