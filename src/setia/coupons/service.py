@@ -1104,6 +1104,25 @@ def _member_uses(session: Session, campaign: CouponCampaign, member_id: uuid.UUI
     )
 
 
+def _holder(session: Session, coupon: Coupon, member_id: uuid.UUID | None) -> uuid.UUID | None:
+    """The member to check the code's binding against: ``member_id`` when the code belongs
+    to a member later merged into ``member_id`` (the survivor holds the merged member's
+    codes), else ``member_id`` as given."""
+    owner = coupon.member_id
+    if owner is None or member_id is None or owner == member_id:
+        return member_id
+    seen: set[uuid.UUID] = set()
+    while owner is not None and owner not in seen:
+        seen.add(owner)
+        row = session.execute(
+            select(Member.status, Member.merged_into_id).where(Member.id == owner)
+        ).one_or_none()
+        if row is None or row.status != "merged":
+            break
+        owner = row.merged_into_id
+    return coupon.member_id if owner == member_id else member_id
+
+
 def _check_member(session: Session, tenant_id: uuid.UUID, member_id: uuid.UUID | None) -> None:
     if member_id is not None:
         member = members.get_member(session, tenant_id, member_id)
@@ -1139,7 +1158,7 @@ def validate(
         campaign,
         coupon,
         cart,
-        member_id=member_id,
+        member_id=_holder(session, coupon, member_id),
         member_uses=_member_uses(session, campaign, member_id),
         now=now,
     )
@@ -1208,7 +1227,7 @@ def redeem(
         campaign,
         coupon,
         cart,
-        member_id=member_id,
+        member_id=_holder(session, coupon, member_id),
         member_uses=_member_uses(session, campaign, member_id),
         now=now,
     )
