@@ -253,3 +253,29 @@ def test_member_bound_campaign_needs_members_in_the_csv(
     r = _import(client, tenant, cid, "code\nBOUND-0001\n")
     assert r.status_code == 422
     assert r.json()["errors"][0]["line"] == 2
+
+
+def test_a_date_alone_as_expiry_means_the_end_of_that_local_day(
+    client: TestClient, db: Database, tenant: TenantFixture
+) -> None:
+    """Generated and imported codes read ``expires_at: "2026-12-31"`` the same way: valid
+    through 31 December in the tenant's zone (Asia/Jakarta, UTC+7)."""
+    cid = make_campaign(db, tenant)
+    r = client.post(
+        f"/v1/coupon-campaigns/{cid}/codes/generate",
+        json={"count": 1, "expires_at": "2026-12-31"},
+        headers=tenant.headers,
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["expires_at"] == "2026-12-31T17:00:00Z"
+    r = client.post(
+        f"/v1/coupon-campaigns/{cid}/codes/generate",
+        json={"count": 1, "expires_at": "2026-12-31T12:00:00"},
+        headers=tenant.headers,
+    )
+    assert r.json()["expires_at"] == "2026-12-31T05:00:00Z"
+    imported = tx(
+        db,
+        lambda s: service._parse_expiry("2026-12-31", "Asia/Jakarta").isoformat(),
+    )
+    assert imported == "2026-12-31T17:00:00+00:00"

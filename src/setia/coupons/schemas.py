@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
@@ -145,6 +145,18 @@ class CampaignOut(BaseModel):
     created: bool = False
 
 
+def _end_of_day(value: Any) -> Any:
+    """A date alone (``2026-12-31``) is the end of that day: the next day's midnight, read
+    in the tenant's zone like any time without an offset (as in a CSV import)."""
+    if isinstance(value, str) and len(value.strip()) == 10:
+        try:
+            day = date.fromisoformat(value.strip())
+        except ValueError:
+            return value
+        return datetime.combine(day + timedelta(days=1), time())
+    return value
+
+
 class GenerateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -154,8 +166,10 @@ class GenerateIn(BaseModel):
         examples=["KOPI-####-????"],
         description="Defaults to the campaign's code_pattern, then ****-****-****",
     )
-    expires_at: datetime | None = Field(
-        default=None, description="The codes' own expiry (the campaign's end applies anyway)"
+    expires_at: Annotated[datetime | None, BeforeValidator(_end_of_day)] = Field(
+        default=None,
+        description="The codes' own expiry (the campaign's end applies anyway); without an "
+        "offset the tenant's local time, a date alone the end of that day",
     )
 
 
