@@ -225,7 +225,9 @@ def _column_index(spec: str, header: list[str] | None, what: str) -> int:
         if spec.isdigit() and int(spec) < len(names):
             return int(spec)
         raise InvalidInput(
-            f"{what} column {spec!r} is not in the header {names}", code="unknown_column"
+            f"{what} column {spec!r} is not in the header (first line) {names}; "
+            "if the file has no header, give 0-based column indexes",
+            code="unknown_column",
         )
     if not spec.isdigit():
         raise InvalidInput(

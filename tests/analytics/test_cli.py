@@ -1,0 +1,166 @@
+"""``setia analytics fit|score`` on files, with no service or database."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from setia.cli import app
+from tests.analytics.cdnow import sample_file
+
+runner = CliRunner()
+CDNOW = ["--customer-col", "1", "--date-col", "2", "--calibration-end", "1997-09-30"]
+
+
+def test_fit_json_on_cdnow(monkeypatch: pytest.MonkeyPatch) -> None:
+    # no database anywhere: a URL that cannot be opened must not matter
+    monkeypatch.setenv("SETIA_DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
+    res = runner.invoke(
+        app,
+        [
+            "analytics",
+            "fit",
+            "--transactions",
+            str(sample_file()),
+            *CDNOW,
+            "--amount-col",
+            "4",
+            "--json",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["model"] == "bgnbd"
+    assert round(out["params"]["r"], 3) == 0.243
+    assert round(out["params"]["alpha"], 3) == 4.414
+    assert round(out["log_likelihood"], 1) == -9582.4
+    assert out["data"] == {
+        "transactions": 6919,
+        "bad_rows_skipped": 0,
+        "customers": 2357,
+        "repeat_customers": 946,
+        "distinct_rows": 1016,
+        "time_unit": "week",
+        "period_start": "1997-01-01",
+        "period_end": "1997-09-30",
+    }
+    assert round(out["spend"]["params"]["p"], 2) == 6.25
+
+
+def test_fit_pareto_text_output() -> None:
+    res = runner.invoke(
+        app, ["analytics", "fit", "--transactions", str(sample_file()), *CDNOW, "--model", "pareto"]
+    )
+    assert res.exit_code == 0, res.output
+    assert "pareto: r=0.5533, alpha=10.577" in res.stdout
+    assert "log-likelihood -9594.97" in res.stdout
+
+
+def test_score_writes_one_row_per_customer(tmp_path: Path) -> None:
+    out = tmp_path / "scores.csv"
+    args = ["analytics", "score", "--transactions", str(sample_file()), *CDNOW, "--amount-col", "4"]
+    res = runner.invoke(app, [*args, "--horizon", "39", "--months", "12", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 2357
+    first = rows[0]
+    assert first["customer"] == "0001"
+    assert first["frequency"] == "2"
+    assert first["first_purchase"] == "1997-01-01"
+    assert first["last_purchase"] == "1997-08-02"
+    assert float(first["p_alive"]) == pytest.approx(0.7266, abs=1e-4)
+    assert float(first["expected_purchases"]) == pytest.approx(1.2260, abs=1e-4)
+    assert float(first["expected_spend"]) > 0
+    assert float(first["clv"]) > 0
+    # stdout, without amounts: spend and CLV are empty
+    res = runner.invoke(
+        app,
+        ["analytics", "score", "--transactions", str(sample_file()), *CDNOW, "--model", "pareto"],
+    )
+    assert res.exit_code == 0, res.output
+    rows = list(csv.DictReader(io.StringIO(res.stdout)))
+    assert len(rows) == 2357
+    assert rows[0]["clv"] == ""
+    assert 0 < float(rows[0]["p_alive"]) < 1
+
+
+def test_named_columns_and_day_unit(tmp_path: Path) -> None:
+    path = tmp_path / "tx.csv"
+    path.write_text(
+        "member;when;total\n"
+        "m1;2024-01-01;10\nm1;2024-01-15;20\nm1;2024-02-01;30\n"
+        "m2;2024-01-03;5\nm3;2024-01-10;8\nm3;2024-03-01;9\nm4;2024-02-20;4\n"
+    )
+    res = runner.invoke(
+        app,
+        [
+            "analytics",
+            "fit",
+            "--transactions",
+            str(path),
+            "--customer-col",
+            "member",
+            "--date-col",
+            "when",
+            "--amount-col",
+            "total",
+            "--time-unit",
+            "day",
+            "--json",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["data"]["customers"] == 4
+    assert out["data"]["repeat_customers"] == 2
+    assert out["data"]["period_end"] == "2024-03-01"
+
+
+def test_errors_exit_non_zero_with_a_clear_message(tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text("c,d\na,2024-01-01\nb,2024-13-45\n")
+    res = runner.invoke(
+        app,
+        ["analytics", "fit", "--transactions", str(path), "--customer-col", "c", "--date-col", "d"],
+    )
+    assert res.exit_code == 2
+    assert "line 3: date '2024-13-45' does not parse" in res.output
+    res = runner.invoke(
+        app,
+        [
+            "analytics",
+            "fit",
+            "--transactions",
+            str(path),
+            "--customer-col",
+            "c",
+            "--date-col",
+            "d",
+            "--model",
+            "weibull",
+        ],
+    )
+    assert res.exit_code == 2
+    assert "--model must be one of bgnbd, pareto" in res.output
+    res = runner.invoke(
+        app,
+        [
+            "analytics",
+            "fit",
+            "--transactions",
+            str(path),
+            "--customer-col",
+            "c",
+            "--date-col",
+            "d",
+            "--calibration-end",
+            "30/09/1997",
+        ],
+    )
+    assert res.exit_code == 2
+    assert "is not a YYYY-MM-DD date" in res.output
