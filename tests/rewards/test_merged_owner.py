@@ -27,3 +27,26 @@ def test_survivor_uses_the_merged_members_reward_coupon(api: Api, db: Database) 
     assert r.status_code == 201, r.text
     assert r.json()["member_id"] == survivor
     assert_db_sound(db)
+
+
+def test_validate_for_a_merged_member_is_a_documented_409(api: Api, db: Database) -> None:
+    campaign = make_campaign(db, api.tenant, public_code="SEMUA")
+    assert campaign
+    source, survivor = api.member(), api.member()
+    r = api.post(f"/v1/members/{survivor}/merge", {"source_member_id": source, "reason": "dup"})
+    assert r.status_code == 200, r.text
+    r = api.post(
+        "/v1/coupons/validate",
+        {
+            "code": "SEMUA",
+            "member_id": source,
+            "cart": {"currency": "IDR", "items": [{"sku": "A", "quantity": 1, "unit_price": "1"}]},
+        },
+    )
+    assert (r.status_code, r.json()["code"]) == (409, "member_not_active")
+    spec = api.client.get("/openapi.json").json()
+    assert "409" in spec["paths"]["/v1/coupons/validate"]["post"]["responses"]
+    assert (
+        "413"
+        in spec["paths"]["/v1/coupon-campaigns/{campaign_id}/codes/import"]["post"]["responses"]
+    )

@@ -284,7 +284,7 @@ def generate_codes(
     "/coupon-campaigns/{campaign_id}/codes/import",
     response_model=BatchOut,
     status_code=201,
-    responses=problems(403, 404, 409),
+    responses=problems(403, 404, 409, 413),
 )
 def import_codes(
     campaign_id: uuid.UUID,
@@ -427,7 +427,7 @@ def _locale(
     return "id"
 
 
-@router.post("/coupons/validate", response_model=ValidationOut, responses=problems(403, 404))
+@router.post("/coupons/validate", response_model=ValidationOut, responses=problems(403, 404, 409))
 def validate(
     body: ValidateIn, session: SessionDep, caller: PosCaller, locale: Locale = None
 ) -> ValidationOut:
@@ -436,7 +436,8 @@ def validate(
     `reason` in the requested language when not (see the reason table in the docs). A code
     of another tenant is `unknown`. With `order_id`, a code already redeemed on that order
     is valid with the discount it gave (`redemption_id` set). A malformed cart (negative or float prices, unknown
-    currency) is `422`. Writes nothing."""
+    currency) is `422`; a merged or erased `member_id` is `409 member_not_active`. Writes
+    nothing."""
     cart = body.cart.to_cart()
     check = service.validate(
         session,
