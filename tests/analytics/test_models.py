@@ -65,10 +65,12 @@ def test_bgnbd_analytic_gradient(theta: np.ndarray) -> None:
     t_x = np.where(x > 0, T * rng.uniform(0.05, 1.0, 300), 0.0)
     w = rng.integers(1, 5, 300).astype(float)
 
-    def f(th: np.ndarray) -> float:
-        return models._bgnbd_neg(th, x, t_x, T, w, float(w.sum()))[0]
+    rows = models._Rows.build(x, t_x, T, w)
 
-    _, grad = models._bgnbd_neg(theta, x, t_x, T, w, float(w.sum()))
+    def f(th: np.ndarray) -> float:
+        return models._bgnbd_neg(th, rows)[0]
+
+    _, grad = models._bgnbd_neg(theta, rows)
     numeric = optimize.approx_fprime(theta, f, 1e-7)
     np.testing.assert_allclose(grad, numeric, rtol=1e-4, atol=1e-6)
 

@@ -190,7 +190,28 @@ def summarise(
 
 
 def compress(x: FloatArray, t_x: FloatArray, T: FloatArray) -> Compressed:
-    """Merge identical (x, t_x, T) rows; ``weight`` counts the customers of each row."""
+    """Merge identical (x, t_x, T) rows; ``weight`` counts the customers of each row.
+
+    Each column is coded by its distinct values, the three codes are packed into one int64
+    key, and the keys are made unique (a 1-D sort, much faster than unique rows of floats).
+    """
+    ux, ix = np.unique(x, return_inverse=True)
+    ut, it = np.unique(t_x, return_inverse=True)
+    uT, iT = np.unique(T, return_inverse=True)
+    nt, nT = ut.shape[0], uT.shape[0]
+    if ux.shape[0] * nt * nT < 2**62:
+        key = (ix.astype(np.int64) * nt + it) * nT + iT
+        uniq, first, inverse, counts = np.unique(
+            key, return_index=True, return_inverse=True, return_counts=True
+        )
+        del uniq
+        return Compressed(
+            x=x[first].astype(np.float64),
+            t_x=t_x[first].astype(np.float64),
+            T=T[first].astype(np.float64),
+            weight=counts.astype(np.float64),
+            inverse=inverse.reshape(-1).astype(np.int64),
+        )
     stacked = np.column_stack((x, t_x, T))
     rows, inverse, counts = np.unique(stacked, axis=0, return_inverse=True, return_counts=True)
     return Compressed(
