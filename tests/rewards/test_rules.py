@@ -384,3 +384,12 @@ def test_put_validates_each_kind(api: Api) -> None:
     assert r.json()["points"] == 20
     r = api.patch(f"{path}/A", {"kind": "cashback"})
     refused(r, 422, "missing_field")
+
+
+def test_the_window_needs_an_offset(api: Api) -> None:
+    body = reward("physical", 10, available_from="2026-12-01T00:00:00")
+    r = api.put(f"/v1/programs/{api.tenant.program_id}/rewards/NOOFFSET", body)
+    assert r.status_code == 422, r.text
+    body = reward("physical", 10, available_from="2026-12-01T00:00:00+07:00")
+    out = api.put_reward("NOOFFSET", body)
+    assert datetime.fromisoformat(out["available_from"]) == datetime(2026, 11, 30, 17, tzinfo=UTC)
