@@ -18,7 +18,7 @@ from setia.cli import app as cli_app
 from setia.core import db as core_db
 from setia.core.config import get_settings
 from setia.core.db import Database
-from setia.core.time import add_months
+from setia.core.time import add_months, utcnow
 from setia.coupons.models import CouponCampaign
 from setia.demo.fresh import port_in_use, reset_database
 from setia.demo.generate import (
@@ -31,7 +31,7 @@ from setia.demo.generate import (
     reuse_demo,
 )
 from setia.events.models import Event, Order
-from setia.ledger.models import Transfer
+from setia.ledger.models import Lot, Transfer
 from setia.ledger.verify import verify
 from setia.members.models import ConsentChange, Member
 from setia.programs.models import Program
@@ -86,6 +86,13 @@ def test_demo_builds_a_sound_lived_in_ledger(db: Database) -> None:
             select(CouponCampaign.id).where(CouponCampaign.public_code == "NGOPIPAGI")
         ).first()
         assert program_rate(s) == 10
+        # Nothing is left overdue: every lot past its expiry date has expired.
+        overdue = s.execute(
+            select(func.count())
+            .select_from(Lot)
+            .where(Lot.remaining > 0, Lot.expires_at <= utcnow())
+        ).scalar_one()
+        assert overdue == 0
         assert codes["EXPIRE"] > 0
         assert codes["REVERSAL"] > 0
         # Some refunds returned single items, some the whole order.
