@@ -177,10 +177,13 @@ def main() -> None:
         f"{len(c):,} distinct rows, compressed in {t_comp:.2f} s"
     )
     t0 = time.perf_counter()
-    bg, gg = ours(x, t_x, T, z)
+    bg = models.fit_bgnbd(x, t_x, T)
+    t_bg = time.perf_counter() - t0
+    gg = models.fit_gamma_gamma(x, z)
     t_ours = time.perf_counter() - t0
     print(
-        f"  setia BG/NBD + Gamma-Gamma (compressed): {t_ours:.2f} s   BG/NBD {fmt(bg.params)} LL={bg.log_likelihood:.1f}"
+        f"  setia BG/NBD + Gamma-Gamma (compressed): {t_ours:.2f} s (BG/NBD incl. compression "
+        f"{t_bg:.2f} s, Gamma-Gamma {t_ours - t_bg:.2f} s)   BG/NBD {fmt(bg.params)} LL={bg.log_likelihood:.1f}"
     )
     print(f"                                                   Gamma-Gamma {fmt(gg.params)}")
     t0 = time.perf_counter()
