@@ -264,7 +264,7 @@ def test_member_catalog_reasons_and_visibility(api: Api, db: Database) -> None:
     dear = view["DEAR"]["reason"]
     assert dear["code"] == "insufficient_points"
     assert dear["points_missing"] == 400
-    assert dear["message"] == "You need 400 more points"
+    assert dear["message"] == "You need 400 more Poin"
     assert view["GONE"]["reason"]["code"] == "out_of_stock"
     assert view["GONE"]["stock_left"] == 0
     assert view["PAUSED"]["reason"]["code"] == "paused"
@@ -393,3 +393,12 @@ def test_the_window_needs_an_offset(api: Api) -> None:
     body = reward("physical", 10, available_from="2026-12-01T00:00:00+07:00")
     out = api.put_reward("NOOFFSET", body)
     assert datetime.fromisoformat(out["available_from"]) == datetime(2026, 11, 30, 17, tzinfo=UTC)
+
+
+def test_reasons_use_the_programs_name_for_points_and_local_number_format() -> None:
+    from setia.rewards.service import Block, reason_text
+
+    block = Block("insufficient_points", "5279 more points needed", {"missing": 5279})
+    assert reason_text(block, "id", "Poin") == "Poin Anda kurang 5.279 lagi"
+    assert reason_text(block, "ms", "Mata") == "Anda memerlukan 5,279 Mata lagi"
+    assert reason_text(block, "en", "Stars") == "You need 5,279 more Stars"

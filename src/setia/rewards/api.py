@@ -244,7 +244,7 @@ def member_rewards(
         if block is not None:
             reason = Reason(
                 code=block.code,
-                message=service.reason_text(block, lang),
+                message=service.reason_text(block, lang, program.points_name),
                 points_missing=block.extra.get("missing"),
                 available_from=reward.available_from if block.code == "not_yet_available" else None,
             )

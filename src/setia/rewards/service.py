@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
+from babel.numbers import format_decimal
 from sqlalchemy import Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -413,14 +414,14 @@ class Block:
 
 REASONS: dict[str, dict[str, str]] = {
     "insufficient_points": {
-        "id": "Poin Anda kurang {missing} lagi",
-        "ms": "Anda memerlukan {missing} mata lagi",
-        "en": "You need {missing} more points",
+        "id": "{points_name} Anda kurang {missing} lagi",
+        "ms": "Anda memerlukan {missing} {points_name} lagi",
+        "en": "You need {missing} more {points_name}",
     },
     "below_minimum_redeem": {
-        "id": "Penukaran bisa dilakukan mulai saldo {minimum} poin",
-        "ms": "Penebusan boleh dibuat dengan baki sekurang-kurangnya {minimum} mata",
-        "en": "Redeeming needs a balance of at least {minimum} points",
+        "id": "Penukaran bisa dilakukan mulai saldo {minimum} {points_name}",
+        "ms": "Penebusan boleh dibuat dengan baki sekurang-kurangnya {minimum} {points_name}",
+        "en": "Redeeming needs a balance of at least {minimum} {points_name}",
     },
     "out_of_stock": {"id": "Stok habis", "ms": "Stok habis", "en": "Out of stock"},
     "member_limit_reached": {
@@ -466,10 +467,20 @@ REASONS: dict[str, dict[str, str]] = {
 }
 
 
-def reason_text(block: Block, locale: str) -> str:
+_NUMBER_LOCALES = {"id": "id_ID", "ms": "ms_MY", "en": "en"}
+
+
+def reason_text(block: Block, locale: str, points_name: str = "Poin") -> str:
+    """The reason in the member's language, with the program's name for points and numbers
+    written the local way ("5.279" in Indonesian, "5,279" in Malay and English)."""
     texts = REASONS.get(block.code, {})
     template = texts.get(locale) or texts.get("en") or block.detail
-    facts = {k: v for k, v in block.extra.items() if isinstance(v, str | int)}
+    facts: dict[str, Any] = {"points_name": points_name}
+    for k, v in block.extra.items():
+        if isinstance(v, int) and not isinstance(v, bool):
+            facts[k] = format_decimal(v, locale=_NUMBER_LOCALES.get(locale, "id_ID"))
+        elif isinstance(v, str):
+            facts[k] = v
     if "tiers" in block.extra:
         facts["tiers"] = "/".join(block.extra["tiers"])
     try:
