@@ -402,3 +402,14 @@ def test_reasons_use_the_programs_name_for_points_and_local_number_format() -> N
     assert reason_text(block, "id", "Poin") == "Poin Anda kurang 5.279 lagi"
     assert reason_text(block, "ms", "Mata") == "Anda memerlukan 5,279 Mata lagi"
     assert reason_text(block, "en", "Stars") == "You need 5,279 more Stars"
+
+
+def test_not_yet_available_names_the_local_day(api: Api) -> None:
+    """Available from midnight 1 December in Jakarta (17:00 UTC on 30 November): the
+    refusal and the member's catalog name 1 December, the tenant's day."""
+    starts = "2027-12-01T00:00:00+07:00"
+    api.put_reward("LATER", reward("physical", 10, available_from=starts))
+    m = api.member()
+    api.give(m, 100)
+    body = refused(api.redeem(m, "LATER"), 409, "reward_unavailable")
+    assert (body["reason"], body["date"]) == ("not_yet_available", "2027-12-01")

@@ -489,7 +489,9 @@ def reason_text(block: Block, locale: str, points_name: str = "Poin") -> str:
         return block.detail
 
 
-def availability_block(reward: Reward, now: datetime) -> Block | None:
+def availability_block(reward: Reward, now: datetime, tz_name: str = "UTC") -> Block | None:
+    """Why the reward cannot be redeemed at ``now`` (None: it can); ``date`` is the first
+    day in the tenant's zone ``tz_name``."""
     if reward.status == "archived":
         return Block("no_longer_available", f"reward {reward.code} is archived", {})
     if reward.status == "paused":
@@ -499,7 +501,10 @@ def availability_block(reward: Reward, now: datetime) -> Block | None:
         return Block(
             "not_yet_available",
             f"reward {reward.code} is available from {when}",
-            {"available_from": when, "date": reward.available_from.date().isoformat()},
+            {
+                "available_from": when,
+                "date": as_utc(reward.available_from).astimezone(zone(tz_name)).date().isoformat(),
+            },
         )
     if reward.available_until is not None and now >= reward.available_until:
         when = reward.available_until.isoformat()
@@ -592,7 +597,7 @@ def member_catalog(
         if reward.available_until is not None and now >= reward.available_until:
             continue
         info = stock(session, reward, tenant.timezone, now)
-        block = availability_block(reward, now) or eligibility_block(
+        block = availability_block(reward, now, tenant.timezone) or eligibility_block(
             session, reward, member, benefits
         )
         left = _stock_left(info)
@@ -836,7 +841,7 @@ def redeem(
             return prior, False
     member = members.get_member(session, tenant.id, member_id)
     reward = get_reward(session, program.id, body.reward)
-    if block := availability_block(reward, now):
+    if block := availability_block(reward, now, tenant.timezone):
         _raise(block)
     if block := eligibility_block(session, reward, member):
         _raise(block)
