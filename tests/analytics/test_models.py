@@ -48,6 +48,14 @@ def test_compressed_likelihood_equals_per_row_likelihood(
         per_row = terms(params, x, t_x, T).sum()
         weighted = c.weight @ terms(params, c.x, c.t_x, c.T)
         assert weighted == pytest.approx(per_row, rel=1e-12, abs=1e-9)
+        if terms is models.pareto_loglik_terms:
+            # the fit's path: 2F1 evaluated once per distinct (x, t_x) and (x, T) pair
+            pairs = models._PairRows.build(c.x, c.t_x, c.T, c.weight)
+            assert pairs.loglik(params) == pytest.approx(per_row, rel=1e-12, abs=1e-9)
+        else:
+            rows = models._Rows.build(c.x, c.t_x, c.T, c.weight)
+            mean_neg, _ = models._bgnbd_neg(np.log(params), rows)
+            assert -mean_neg * len(x) == pytest.approx(per_row, rel=1e-12, abs=1e-9)
 
 
 @pytest.mark.parametrize(

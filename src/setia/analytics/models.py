@@ -275,34 +275,30 @@ def _log_diff(u: FloatArray, v: FloatArray) -> FloatArray:
     return np.asarray(out, dtype=np.float64)
 
 
-def pareto_log_a0(
-    params: Sequence[float], x: FloatArray, t_x: FloatArray, T: FloatArray
-) -> FloatArray:
-    """log A0 of Fader & Hardie's Pareto/NBD note (eq. 19/20), branch by α ≥ β or α < β.
+def _pareto_log_term(params: Sequence[float], x: FloatArray, tau: FloatArray) -> FloatArray:
+    """log of 2F1(r+s+x, s+1 | r+x; r+s+x+1; z(τ)) / (max(α,β)+τ)^(r+s+x), z(τ) = |α−β|/(max+τ).
 
-    A0 = 2F1(r+s+x, s+1 | r+x; r+s+x+1; z(t_x)) / (max+t_x)^(r+s+x) − same at T, with
-    z(τ) = |α−β| / (max(α,β) + τ). Everything is in logs (the α < β branch through Euler's
-    transformation, see below) and the difference is taken with ``_log_diff``.
+    α ≥ β: 2F1(r+s+x, s+1; r+s+x+1; z) <= (1−z)^−(s+1), bounded, taken as is.
+    α < β: 2F1(r+s+x, r+x; r+s+x+1; z) can reach (1−z)^−(r+x), which overflows for heavy
+    buyers; Euler's transformation gives (1−z)^(1−r−x) 2F1(1, s+1; r+s+x+1; z), in logs.
     """
     r, alpha, s, beta = params
     rsx = r + s + x
-    diff = abs(alpha - beta)
     big = max(alpha, beta)
+    z = abs(alpha - beta) / (big + tau)
+    if alpha >= beta:
+        log_h = np.log(special.hyp2f1(rsx, s + 1, rsx + 1, z))
+    else:
+        log_h = (1 - r - x) * np.log1p(-z) + np.log(special.hyp2f1(1.0, s + 1, rsx + 1, z))
+    return np.asarray(log_h - rsx * np.log(big + tau), dtype=np.float64)
 
-    def log_hyp(tau: FloatArray) -> FloatArray:
-        z = diff / (big + tau)
-        if alpha >= beta:
-            # 2F1(r+s+x, s+1; r+s+x+1; z) <= (1-z)^-(s+1): bounded, taken as is.
-            out: FloatArray = np.log(special.hyp2f1(rsx, s + 1, rsx + 1, z))
-            return out
-        # 2F1(r+s+x, r+x; r+s+x+1; z) can reach (1-z)^-(r+x), which overflows for heavy
-        # buyers: Euler's transformation gives (1-z)^(1-r-x) 2F1(1, s+1; r+s+x+1; z).
-        euler = (1 - r - x) * np.log1p(-z) + np.log(special.hyp2f1(1.0, s + 1, rsx + 1, z))
-        return np.asarray(euler, dtype=np.float64)
 
-    u = log_hyp(t_x) - rsx * np.log(big + t_x)
-    v = log_hyp(T) - rsx * np.log(big + T)
-    return _log_diff(u, v)
+def pareto_log_a0(
+    params: Sequence[float], x: FloatArray, t_x: FloatArray, T: FloatArray
+) -> FloatArray:
+    """log A0 of Fader & Hardie's Pareto/NBD note (eq. 19/20), branch by α ≥ β or α < β:
+    the term at t_x minus the term at T, the difference taken with ``_log_diff``."""
+    return _log_diff(_pareto_log_term(params, x, t_x), _pareto_log_term(params, x, T))
 
 
 def pareto_loglik_terms(
@@ -318,14 +314,60 @@ def pareto_loglik_terms(
     return out
 
 
-def _pareto_neg(
-    theta: FloatArray, x: FloatArray, t_x: FloatArray, T: FloatArray, w: FloatArray, total: float
-) -> tuple[float, FloatArray]:
+@dataclass(frozen=True)
+class _PairRows:
+    """Rows split into distinct x, distinct (x, t_x) and distinct (x, T) pairs.
+
+    Pareto/NBD's hypergeometric terms depend on (x, t_x) or on (x, T) only, and there are
+    far fewer such pairs than rows, so each 2F1 is evaluated once per pair.
+    """
+
+    ux: FloatArray
+    ix: npt.NDArray[np.intp]
+    at_x: FloatArray
+    at_t: FloatArray
+    ia: npt.NDArray[np.intp]
+    bT_x: FloatArray
+    bT_T: FloatArray
+    ib: npt.NDArray[np.intp]
+    w: FloatArray
+    total: float
+
+    @classmethod
+    def build(cls, x: FloatArray, t_x: FloatArray, T: FloatArray, w: FloatArray) -> _PairRows:
+        ux, ix = np.unique(x, return_inverse=True)
+        a, ia = np.unique(np.column_stack((x, t_x)), axis=0, return_inverse=True)
+        b, ib = np.unique(np.column_stack((x, T)), axis=0, return_inverse=True)
+        return cls(
+            ux,
+            ix,
+            a[:, 0].copy(),
+            a[:, 1].copy(),
+            ia.reshape(-1),
+            b[:, 0].copy(),
+            b[:, 1].copy(),
+            ib.reshape(-1),
+            w,
+            float(w.sum()),
+        )
+
+    def loglik(self, params: Sequence[float]) -> float:
+        r, alpha, s, beta = params
+        head_u = special.gammaln(r + self.ux) - special.gammaln(r)
+        head_u += r * np.log(alpha) + s * np.log(beta)
+        l1_b = -(r + self.bT_x) * np.log(alpha + self.bT_T) - s * np.log(beta + self.bT_T)
+        u_a = _pareto_log_term(params, self.at_x, self.at_t)
+        v_b = _pareto_log_term(params, self.bT_x, self.bT_T)
+        l2 = np.log(s) - np.log(r + s + self.ux)[self.ix] + _log_diff(u_a[self.ia], v_b[self.ib])
+        return _dot(self.w, head_u[self.ix] + np.logaddexp(l1_b[self.ib], l2))
+
+
+def _pareto_neg(theta: FloatArray, d: _PairRows) -> tuple[float, FloatArray]:
     """Negative mean log-likelihood and its central-difference gradient in log-parameters."""
 
     def f(th: FloatArray) -> float:
-        v = _dot(w, pareto_loglik_terms(np.exp(th).tolist(), x, t_x, T))
-        return -v / total if np.isfinite(v) else 1e300
+        v = d.loglik(np.exp(th).tolist())
+        return -v / d.total if np.isfinite(v) else 1e300
 
     value = f(theta)
     grad = np.zeros(4)
@@ -353,14 +395,14 @@ def fit_pareto(
     if compressed and weights is None:
         c = compress(xs, ts, Ts)
         xs, ts, Ts, ws = c.x, c.t_x, c.T, c.weight
-    total = float(ws.sum())
     mean_rate = max(_dot(ws, xs) / _dot(ws, Ts), 1e-3)
     starts = [(1.0, 1.0 / mean_rate, 1.0, 10.0), (0.5, 10.0, 0.5, 10.0), (1.0, 1.0, 1.0, 1.0)]
-    p, fun, nit, ok, tried = _maximise(lambda th: _pareto_neg(th, xs, ts, Ts, ws, total), starts)
+    pairs = _PairRows.build(xs, ts, Ts, ws)
+    p, fun, nit, ok, tried = _maximise(lambda th: _pareto_neg(th, pairs), starts)
     return Fit(
         model="pareto",
         params={"r": float(p[0]), "alpha": float(p[1]), "s": float(p[2]), "beta": float(p[3])},
-        log_likelihood=-fun * total,
+        log_likelihood=-fun * pairs.total,
         iterations=nit,
         converged=ok,
         rows=int(xs.size),
