@@ -303,3 +303,18 @@ def test_malformed_carts_are_422_with_field_errors_and_write_nothing(
         assert any(e["loc"][1:] == loc for e in p["errors"]), p["errors"]
         assert fragment in p["detail"]
     assert counts(db) == before
+
+
+def test_not_started_reason_shows_the_start_in_local_time(
+    client: TestClient, db: Database, tenant: TenantFixture
+) -> None:
+    """Harbolnas starts at midnight 12 December in Jakarta: the member reads that, not
+    "2027-12-11T17:00:00+00:00"."""
+    code = one_code(db, tenant, conditions={"valid_from": "2027-12-12T00:00:00"})
+    out = check(client, tenant, code, locale="id")
+    assert_refused(out, "not_started")
+    assert "2027-12-12 00:00" in out["reason"], out["reason"]
+    assert out["reason_params"]["starts_at"] == "2027-12-11T17:00:00+00:00"
+    r = redeem(client, tenant, code, "ORD-LATE")
+    assert r.status_code == 409, r.text
+    assert "2027-12-12 00:00" in r.json()["detail"], r.text

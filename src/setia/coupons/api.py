@@ -456,7 +456,9 @@ def validate(
         discount=to_str(o.discount, cart.currency),
         currency=cart.currency,
         reason_code=o.reason_code,
-        reason=None if o.reason_code is None else message(o.reason_code, lang, o.params),
+        reason=None
+        if o.reason_code is None
+        else message(o.reason_code, lang, o.params, caller.tenant.timezone),
         reason_params=o.params,
         campaign=(
             None
@@ -506,7 +508,9 @@ def redeem(
             order_id=body.order_id,
             cart=cart,
             member_id=body.member_id,
-            message=lambda o: message(o.reason_code or "unknown", lang, o.params),
+            message=lambda o: message(
+                o.reason_code or "unknown", lang, o.params, caller.tenant.timezone
+            ),
             idempotency_key=idempotency_key,
             request_hash=digest,
             cart_json=payload["cart"],

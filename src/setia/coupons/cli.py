@@ -191,7 +191,7 @@ def validate(
                 "reason_code": o.reason_code,
                 "reason": None
                 if o.reason_code is None
-                else message(o.reason_code, locale, o.params),
+                else message(o.reason_code, locale, o.params, t.timezone),
                 "campaign": None if check.campaign is None else check.campaign.code,
             }
     except SetiaError as exc:

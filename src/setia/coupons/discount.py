@@ -14,7 +14,7 @@ from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 from setia.core.money import display, precision, to_str
-from setia.core.time import as_utc
+from setia.core.time import as_utc, zone
 from setia.coupons.models import Coupon, CouponCampaign
 
 # Every reason a code is refused, with its message in Indonesian, Malay and English.
@@ -101,14 +101,19 @@ _BABEL = {"id": "id_ID", "ms": "ms_MY", "en": "en_US"}
 _AMOUNTS = ("min_spend", "shortfall")
 
 
-def message(reason_code: str, locale: str, params: dict[str, Any]) -> str:
+def message(
+    reason_code: str, locale: str, params: dict[str, Any], tz_name: str | None = None
+) -> str:
     """The reason in ``locale`` (id, ms or en; English otherwise), amounts written the
-    local way (``Rp44.000``)."""
+    local way (``Rp44.000``) and, with ``tz_name``, times in that zone (``2026-12-12 00:00``)."""
     texts = REASONS[reason_code]
     text = texts.get(locale) or texts["en"]
     if not params:
         return text
     shown = dict(params)
+    if tz_name and isinstance(shown.get("starts_at"), str):
+        starts = datetime.fromisoformat(shown["starts_at"])
+        shown["starts_at"] = as_utc(starts).astimezone(zone(tz_name)).strftime("%Y-%m-%d %H:%M")
     currency = params.get("currency")
     if currency:
         for key in _AMOUNTS:
