@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from setia.analytics import models
 from setia.cli import app
-from tests.analytics.cdnow import sample_file
+from tests.analytics.cdnow import calibration_summary, sample_file
 
 runner = CliRunner()
 CDNOW = ["--customer-col", "1", "--date-col", "2", "--calibration-end", "1997-09-30"]
@@ -77,6 +78,17 @@ def test_score_writes_one_row_per_customer(tmp_path: Path) -> None:
     assert float(first["expected_purchases"]) == pytest.approx(1.2260, abs=1e-4)
     assert float(first["expected_spend"]) > 0
     assert float(first["clv"]) > 0
+    # the CLI scores compressed rows; the same numbers as the per-customer functions
+    cal = calibration_summary()
+    bg = models.fit_bgnbd(cal.x, cal.t_x, cal.T)
+    gg = models.fit_gamma_gamma(cal.x, cal.monetary)
+    spend = models.expected_spend(gg.params, cal.x, cal.monetary)
+    value = models.clv(bg, spend, cal.x, cal.t_x, cal.T, months=12, discount_rate=0.01)
+    alive = models.p_alive(bg, cal.x, cal.t_x, cal.T)
+    for i in (0, 1, 2, 100, 2356):
+        assert rows[i]["customer"] == cal.customer[i]
+        assert float(rows[i]["clv"]) == pytest.approx(value[i], rel=1e-5)
+        assert float(rows[i]["p_alive"]) == pytest.approx(alive[i], rel=1e-5)
     # stdout, without amounts: spend and CLV are empty
     res = runner.invoke(
         app,

@@ -244,16 +244,16 @@ def score_command(
     expected = models.expected_purchases(fit, horizon, c.x, c.t_x, c.T)[c.inverse]
     if spend is not None:
         exp_spend = models.expected_spend(spend.params, summary.x, summary.monetary)
-        value = models.clv(
+        per_spend = models.discounted_purchases(
             fit,
-            exp_spend,
-            summary.x,
-            summary.t_x,
-            summary.T,
+            c.x,
+            c.t_x,
+            c.T,
             months=months,
             discount_rate=discount_rate,
             unit=time_unit,
         )
+        value = exp_spend * per_spend[c.inverse]
     handle: TextIO = sys.stdout if out is None else out.open("w", newline="", encoding="utf-8")
     try:
         writer = csv.writer(handle, lineterminator="\n")

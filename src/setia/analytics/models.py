@@ -569,9 +569,8 @@ def expected_spend(params: dict[str, float], x: ArrayLike, mean_spend: ArrayLike
     return out
 
 
-def clv(
+def discounted_purchases(
     fit: Fit,
-    spend: ArrayLike,
     x: ArrayLike,
     t_x: ArrayLike,
     T: ArrayLike,
@@ -580,11 +579,11 @@ def clv(
     discount_rate: float = 0.01,
     unit: str = "week",
 ) -> FloatArray:
-    """Discounted value over ``months`` monthly steps, as lifetimes computes it.
+    """Σ_{m=1..M} (E[Y(m f)] − E[Y((m−1) f)]) / (1 + d)^m: CLV per unit of expected spend.
 
-    CLV = Σ_{m=1..M} spend × (E[Y(m f)] − E[Y((m−1) f)]) / (1 + d)^m, where E[Y(t)] is the
-    conditional expected number of purchases in (T, T+t], f the month in the time unit
-    (4.345 weeks or 30 days) and d the monthly discount rate.
+    E[Y(t)] is the conditional expected number of purchases in (T, T+t], f the month in the
+    time unit (4.345 weeks or 30 days) and d the monthly discount rate, as lifetimes computes
+    CLV. It depends on (x, t_x, T) only, so it can be computed on compressed rows.
     """
     if months < 1:
         raise InvalidInput("months must be at least 1", code="bad_horizon")
@@ -598,5 +597,27 @@ def clv(
         current = expected_purchases(fit, m * factor, xs, ts, Ts)
         total += (current - previous) / (1 + discount_rate) ** m
         previous = current
-    out: FloatArray = _as_float(spend) * total
+    return total
+
+
+def clv(
+    fit: Fit,
+    spend: ArrayLike,
+    x: ArrayLike,
+    t_x: ArrayLike,
+    T: ArrayLike,
+    *,
+    months: int = 12,
+    discount_rate: float = 0.01,
+    unit: str = "week",
+) -> FloatArray:
+    """Discounted value over ``months`` monthly steps, as lifetimes computes it.
+
+    CLV = spend × Σ_{m=1..M} (E[Y(m f)] − E[Y((m−1) f)]) / (1 + d)^m (see
+    ``discounted_purchases``), with ``spend`` the Gamma-Gamma expected spend per purchase.
+    """
+    per_spend = discounted_purchases(
+        fit, x, t_x, T, months=months, discount_rate=discount_rate, unit=unit
+    )
+    out: FloatArray = _as_float(spend) * per_spend
     return out
