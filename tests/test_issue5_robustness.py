@@ -122,3 +122,149 @@ def test_read_key_cannot_write(
         if resp.status_code != 403 and resp.status_code != 422:
             problems.append(f"{method.upper()} {path}: {resp.status_code} {resp.text[:120]}")
     assert not problems, "\n".join(problems)
+
+
+def test_another_tenants_ids_are_not_found_and_nothing_is_written(
+    client: TestClient, db: Any, tenant: TenantFixture
+) -> None:
+    """Tenant A owns a member, a campaign and code, a cause and donation, a reward and
+    redemption, a points payment and wallet hold and debit. Tenant B's admin key, with A's
+    ids in every path and body, finds none of them, writes nothing and lists none."""
+    from decimal import Decimal
+
+    from sqlalchemy import text
+
+    from tests.causes.support import put_cause
+    from tests.conftest import make_tenant
+    from tests.coupons.conftest import KOPI, cart_json, generate, make_campaign
+    from tests.ledger.support import configure
+    from tests.rewards.helpers import Api, reward
+
+    a = Api(client, tenant)
+    configure(db, tenant, points_payment_rate=Decimal("1"), points_payment_max_percent=100)
+    member = a.member()
+    a.give(member, 10_000)
+    campaign = make_campaign(db, tenant, public_code="PUNYAA")
+    code = generate(db, tenant, campaign, 1)[0]
+    cause = put_cause(db, tenant)
+    donation = a.post(
+        f"/v1/causes/{cause}/donations",
+        {"member_id": member, "points": 10},
+        {"Idempotency-Key": "d"},
+    ).json()["id"]
+    a.put_reward("R1", reward("physical", 10))
+    redemption = a.redeem_ok(member, "R1", confirm=False)["id"]
+    payment = a.post(
+        "/v1/checkout/points-payments",
+        {
+            "member_id": member,
+            "order_id": "ORD-A",
+            "points": 100,
+            "order_total": "100000",
+            "currency": "IDR",
+        },
+    ).json()["id"]
+    assert (
+        a.post(
+            f"/v1/members/{member}/wallet/credits",
+            {"amount": "50000", "code": "TOPUP", "reason": "top-up"},
+        ).status_code
+        == 201
+    )
+    hold = a.post(
+        f"/v1/members/{member}/wallet/holds", {"amount": "1000", "order_id": "W1"}
+    ).json()["hold_id"]
+    debit = a.post(
+        f"/v1/members/{member}/wallet/debits", {"amount": "1000", "order_id": "W2"}
+    ).json()["transfer_id"]
+    ids = {
+        "member_id": member,
+        "campaign_id": str(campaign),
+        "cause_id": str(cause),
+        "donation_id": donation,
+        "redemption_id": redemption,
+        "payment_id": payment,
+        "order_id": "ORD-A",
+        "hold_id": hold,
+        "transfer_id": debit,
+        "program_id": str(tenant.program_id),
+    }
+    b = make_tenant(db, name="Toko B")
+    union = {
+        "member_id": member,
+        "code": code,
+        "order_id": "ORD-A",
+        "cart": cart_json(KOPI),
+        "reward": "R1",
+        "points": 10,
+        "amount": "1000",
+        "order_total": "100000",
+        "currency": "IDR",
+        "reason": "cross-tenant probe",
+        "status": "shipped",
+        "count": 1,
+        "program_id": str(tenant.program_id),
+        "cause_id": str(cause),
+        "coupon_campaign_id": str(campaign),
+        "kind": "physical",
+        "names": {"en": "probe"},
+        "discount": {"type": "fixed", "amount": "1000"},
+    }
+
+    def body_for(op: dict[str, Any]) -> dict[str, Any]:
+        """The union body cut down to the fields the operation's schema knows."""
+        schema = op.get("requestBody", {}).get("content", {}).get("application/json", {})
+        ref = schema.get("schema", {}).get("$ref", "")
+        props = spec["components"]["schemas"].get(ref.rsplit("/", 1)[-1], {}).get("properties")
+        return union if not props else {k: v for k, v in union.items() if k in props}
+
+    def rows() -> dict[str, int]:
+        with db.engine.connect() as conn:
+            names = [
+                r[0]
+                for r in conn.execute(
+                    text(
+                        "SELECT name FROM sqlite_master WHERE type='table'"
+                        if db.engine.dialect.name == "sqlite"
+                        else "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+                    )
+                )
+                if not str(r[0]).startswith(("sqlite_", "alembic"))
+            ]
+            return {
+                n: int(conn.execute(text(f'SELECT COUNT(*) FROM "{n}"')).scalar_one())
+                for n in names
+            }
+
+    before = rows()
+    spec = client.get("/openapi.json").json()
+    problems: list[str] = []
+    secrets_of_a = [member, str(campaign), str(cause), donation, redemption, payment, code]
+    for path, method, op in _operations(spec):
+        url = path
+        for p in op.get("parameters", []):
+            if p["in"] == "path":
+                value = ids.get(p["name"], code if p["name"] == "code" else "x")
+                if path.startswith("/v1/causes/{code}"):
+                    value = "tanam-pohon"
+                elif "/rewards/{code}" in path:
+                    value = "R1"
+                url = url.replace("{" + p["name"] + "}", value)
+        headers = {**b.headers, "Idempotency-Key": f"b-{uuid.uuid4()}"}
+        if method == "get":
+            resp = client.get(url, headers=headers)
+        else:
+            resp = client.request(method, url, headers=headers, json=body_for(op))
+        where = f"{method.upper()} {url}"
+        if resp.status_code >= 500:
+            problems.append(f"{where}: {resp.status_code}")
+        elif resp.status_code < 300 and method != "get":
+            problems.append(f"{where}: {resp.status_code} {resp.text[:160]}")
+        elif resp.status_code < 300 and any(s in resp.text for s in secrets_of_a):
+            problems.append(f"{where}: shows tenant A's data {resp.text[:160]}")
+    assert not problems, "\n".join(problems)
+    after = rows()
+    changed = {k: (before[k], after.get(k)) for k in before if before[k] != after.get(k)}
+    assert not changed or set(changed) <= {"api_keys", "tenants", "programs", "audit_records"}, (
+        changed
+    )
