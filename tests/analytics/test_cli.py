@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -176,3 +178,35 @@ def test_errors_exit_non_zero_with_a_clear_message(tmp_path: Path) -> None:
     )
     assert res.exit_code == 2
     assert "is not a YYYY-MM-DD date" in res.output
+
+
+def test_unidentified_parameters_are_flagged(tmp_path: Path) -> None:
+    """Customers who never leave (steady buying up to the end): BG/NBD's a runs to its bound."""
+    rng = np.random.default_rng(11)
+    lines = ["c,d"]
+    for c in range(400):
+        days = np.unique(rng.integers(0, 200, rng.integers(1, 12)))
+        days = np.append(days, 199 - rng.integers(0, 3))  # everyone still buying at the end
+        lines += [
+            f"k{c},{(dt.date(2024, 1, 1) + dt.timedelta(days=int(d))).isoformat()}" for d in days
+        ]
+    path = tmp_path / "steady.csv"
+    path.write_text("\n".join(lines) + "\n")
+    res = runner.invoke(
+        app,
+        [
+            "analytics",
+            "fit",
+            "--transactions",
+            str(path),
+            "--customer-col",
+            "c",
+            "--date-col",
+            "d",
+            "--json",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert "a" in out["at_bound"]  # mean drop-out probability a/(a+b) driven to 0
+    assert "at the search bound" in res.stderr

@@ -142,6 +142,21 @@ def test_bgnbd_is_finite_for_extreme_customers(bg: dict[str, float]) -> None:
     assert alive[-1] == 1.0  # no repeat purchase: BG/NBD says alive
 
 
+def test_customers_first_seen_on_the_last_day() -> None:
+    """T = 0 (first purchase on the period's last day) carries no information: likelihood 1."""
+    zero = (np.array([0.0]), np.array([0.0]), np.array([0.0]))
+    assert models.bgnbd_loglik_terms(list(BG.values()), *zero)[0] == pytest.approx(0.0, abs=1e-12)
+    assert models.pareto_loglik_terms(list(PN.values()), *zero)[0] == pytest.approx(0.0, abs=1e-12)
+    assert models.bgnbd_p_alive(BG, *zero)[0] == 1.0
+    assert models.pareto_p_alive(PN, *zero)[0] == 1.0
+    x, t_x, T = simulate_bgnbd(5000, **BG, age_days=(0, 120), seed=5)
+    assert np.count_nonzero(T == 0) > 10
+    keep = T > 0
+    for fit in (models.fit_bgnbd, models.fit_pareto):
+        with_zero, without = fit(x, t_x, T), fit(x[keep], t_x[keep], T[keep])
+        assert with_zero.log_likelihood == pytest.approx(without.log_likelihood, abs=1e-3)
+
+
 def test_fits_survive_extreme_customers() -> None:
     rng = np.random.default_rng(7)
     T = rng.integers(7, 365, 2000) / 7
@@ -183,6 +198,8 @@ def test_unconditional_expectations() -> None:
 def test_bad_inputs_are_refused() -> None:
     with pytest.raises(InvalidInput, match="t_x <= T"):
         models.fit_bgnbd([1.0], [5.0], [4.0])
+    with pytest.raises(InvalidInput, match="T = 0"):
+        models.fit_bgnbd([0.0], [0.0], [0.0])
     with pytest.raises(InvalidInput, match="no customers"):
         models.fit_bgnbd([], [], [])
     with pytest.raises(InvalidInput, match="repeat customers"):

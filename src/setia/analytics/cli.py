@@ -128,6 +128,7 @@ def _fit_json(fit: models.Fit) -> dict[str, Any]:
         "log_likelihood": fit.log_likelihood,
         "converged": fit.converged,
         "iterations": fit.iterations,
+        "at_bound": fit.at_bound,
     }
 
 
@@ -174,6 +175,13 @@ def fit_command(
         "spend": None if spend is None else {"model": "gamma_gamma", **_fit_json(spend)},
         "seconds": round(time.perf_counter() - started, 3),
     }
+    for f in (fit, spend):
+        if f is not None and f.at_bound:
+            typer.echo(
+                f"warning: {f.model} parameter(s) {', '.join(f.at_bound)} at the search bound: "
+                "the data do not identify them",
+                err=True,
+            )
     if as_json:
         typer.echo(json.dumps(out, indent=2))
         return

@@ -14,7 +14,7 @@ Fader, Hardie & Lee (2005) "RFM and CLV: using iso-value curves" and Fader & Har
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -27,6 +27,7 @@ FloatArray = npt.NDArray[np.float64]
 ArrayLike = FloatArray | float
 
 WEEKS_PER_MONTH = 4.345
+LOG_BOUND = 12.0  # parameters are searched in [e^-12, e^12]
 DAYS_PER_MONTH = 30.0
 
 
@@ -42,7 +43,12 @@ class Fit:
     rows: int
     customers: int
     starts: int = 1
-    extra: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def at_bound(self) -> list[str]:
+        """Parameters stuck at the search bounds (e^±12): the data do not identify them,
+        e.g. a and b of BG/NBD grow without limit when nobody ever drops out."""
+        return [k for k, v in self.params.items() if abs(np.log(v)) >= LOG_BOUND - 1e-3]
 
 
 def _dot(a: FloatArray, b: FloatArray) -> float:
@@ -64,10 +70,11 @@ def _weighted(
         raise InvalidInput("x, t_x, T and weights must have the same length", code="bad_shape")
     if xs.size == 0:
         raise InvalidInput("no customers to fit", code="no_customers")
-    if np.any(xs < 0) or np.any(ts < 0) or np.any(ts > Ts + 1e-9) or np.any(Ts <= 0):
-        raise InvalidInput(
-            "need x >= 0, 0 <= t_x <= T and T > 0 for every customer", code="bad_summary"
-        )
+    # T = 0 (first purchase on the last day) is allowed: such a customer's likelihood is 1.
+    if not (np.all(xs >= 0) and np.all(ts >= 0) and np.all(ts <= Ts + 1e-9)):
+        raise InvalidInput("need x >= 0 and 0 <= t_x <= T for every customer", code="bad_summary")
+    if not np.any(Ts > 0):
+        raise InvalidInput("every customer has T = 0: nothing to fit", code="bad_summary")
     return xs, ts, Ts, ws
 
 
@@ -85,7 +92,7 @@ def _maximise(
             np.log(np.asarray(start, dtype=np.float64)),
             jac=True,
             method="L-BFGS-B",
-            bounds=[(-12.0, 12.0)] * len(start),
+            bounds=[(-LOG_BOUND, LOG_BOUND)] * len(start),
             options={"maxiter": 2000, "ftol": 1e-13, "gtol": 1e-9},
         )
         if np.isfinite(res.fun) and (best is None or res.fun < best.fun):
