@@ -268,3 +268,17 @@ def test_another_tenants_ids_are_not_found_and_nothing_is_written(
     assert not changed or set(changed) <= {"api_keys", "tenants", "programs", "audit_records"}, (
         changed
     )
+
+
+def test_idempotent_creates_document_the_200_of_a_retry(client: TestClient) -> None:
+    """Every write that answers 201 and takes an Idempotency-Key says that a retry answers
+    200 (with the first result)."""
+    spec = client.get("/openapi.json").json()
+    missing = [
+        f"{method.upper()} {path}"
+        for path, method, op in _operations(spec)
+        if "201" in op["responses"]
+        and any(p["name"].lower() == "idempotency-key" for p in op.get("parameters", []))
+        and "200" not in (op.get("description") or "")
+    ]
+    assert not missing, missing

@@ -305,7 +305,8 @@ def import_codes(
     tenant's local time; a date alone: the end of that day). Codes are case-insensitive
     and stored in upper case. Any bad line (bad or duplicate code, a code that exists, an
     unknown member, a bad date) makes the whole import fail with `422 csv_invalid` and
-    `errors: [{line, error}]`; nothing is written."""
+    `errors: [{line, error}]`; nothing is written. With an `Idempotency-Key`, a retry of the
+    same CSV answers `200` with the first batch; another CSV is `409 idempotency_key_reused`."""
     digest = request_hash({"campaign": str(campaign_id), "csv": body}) if idempotency_key else None
 
     def run() -> tuple[CouponBatch, bool]:

@@ -149,7 +149,11 @@ def credit_wallet(
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> WalletOperationOut:
-    """Put money in the wallet (admin): a top-up, a gift card load, cashback or goodwill."""
+    """Put money in the wallet (admin): a top-up, a gift card load, cashback or goodwill.
+
+    Send an `Idempotency-Key`: a retry with the same key and body answers `200` with the
+    first result and writes nothing; another body is `409 idempotency_key_reused`.
+    """
 
     def run() -> tuple[Program, ledger.Result]:
         member = members.get_member(session, caller.tenant.id, member_id)
@@ -185,7 +189,11 @@ def debit_wallet(
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> WalletOperationOut:
-    """Pay from the wallet now. 409 `insufficient_wallet_balance` (with `available`)."""
+    """Pay from the wallet now. 409 `insufficient_wallet_balance` (with `available`).
+
+    Send an `Idempotency-Key`: a retry with the same key and body answers `200` with the
+    first result and writes nothing; another body is `409 idempotency_key_reused`.
+    """
 
     def run() -> tuple[Program, ledger.Result]:
         member = members.get_member(session, caller.tenant.id, member_id)
@@ -244,7 +252,11 @@ def create_wallet_hold(
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> WalletHoldOut:
-    """Reserve wallet money for an order; capture or void it later. Unresolved holds expire."""
+    """Reserve wallet money for an order; capture or void it later. Unresolved holds expire.
+
+    Send an `Idempotency-Key`: a retry with the same key and body answers `200` with the
+    first result and writes nothing; another body is `409 idempotency_key_reused`.
+    """
 
     def run() -> tuple[Program, ledger.Result]:
         member = members.get_member(session, caller.tenant.id, member_id)
@@ -360,7 +372,7 @@ def refund_wallet_debit(
     """Give back part or all of a wallet debit or a hold's capture, to the same wallet.
 
     Never more than was spent: 409 `return_exceeds_spent` (with `returnable`). Send an
-    Idempotency-Key: a retry with the same key gives back nothing more.
+    Idempotency-Key: a retry with the same key answers `200` and gives back nothing more.
     """
 
     def run() -> tuple[Program, Transfer, ledger.Result]:
