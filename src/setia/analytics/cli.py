@@ -8,22 +8,18 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TextIO
 
-import numpy as np
 import typer
 
-from setia.analytics import models
-from setia.analytics.summary import (
-    UNITS,
-    Summary,
-    Transactions,
-    compress,
-    from_day_number,
-    read_transactions,
-    summarise,
-)
 from setia.core.errors import SetiaError
+
+if TYPE_CHECKING:
+    from setia.analytics import models
+    from setia.analytics.summary import Summary, Transactions
+
+# NumPy, SciPy and the models are imported inside the commands: every other ``setia``
+# command would otherwise pay for importing SciPy (about 0.4 s).
 
 app = typer.Typer(
     help="Customer analytics on a transactions file: BG/NBD, Pareto/NBD, Gamma-Gamma, CLV.",
@@ -82,6 +78,9 @@ def _load(
     date_format: str | None,
     skip_bad_rows: bool,
 ) -> tuple[Transactions, Summary]:
+    from setia.analytics import models
+    from setia.analytics.summary import UNITS, read_transactions, summarise
+
     if model not in models.MODELS:
         _fail(f"--model must be one of {', '.join(models.MODELS)}")
     if time_unit not in UNITS:
@@ -114,6 +113,8 @@ def _load(
 def _fit_all(
     summary: Summary, model: str, with_spend: bool
 ) -> tuple[models.Fit, models.Fit | None]:
+    from setia.analytics import models
+
     try:
         fit = models.fit_model(model, summary.x, summary.t_x, summary.T)
         spend = models.fit_gamma_gamma(summary.x, summary.monetary) if with_spend else None
@@ -146,6 +147,8 @@ def fit_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """Fit the purchase model (and Gamma-Gamma when amounts are given); print parameters."""
+    from setia.analytics.summary import compress
+
     started = time.perf_counter()
     tx, summary = _load(
         transactions,
@@ -234,6 +237,9 @@ def score_command(
     out: Annotated[Path | None, typer.Option("--out", help="CSV file (default: stdout)")] = None,
 ) -> None:
     """Write per-customer P(alive), expected purchases, expected spend and CLV as CSV."""
+    from setia.analytics import models
+    from setia.analytics.summary import compress, from_day_number
+
     _tx, summary = _load(
         transactions,
         customer_col,
@@ -289,5 +295,5 @@ def score_command(
         typer.echo(f"{len(summary)} customers scored into {out}", err=True)
 
 
-def _num(value: float | np.floating[Any]) -> str:
+def _num(value: Any) -> str:
     return f"{float(value):.6g}"
