@@ -286,6 +286,15 @@ def test_bad_periods_and_other_tenants(
     assert r.status_code == 422
     assert r.json()["field"] == "from"
     assert get(to="2026-03-01").status_code == 422
+    # Days at the ends of the calendar (no UTC instant for their local midnight) and other
+    # ISO shapes are refused like any bad date, not a 500.
+    for day in ("0001-01-01", "9999-12-31", "20260301", "2026-W09-7"):
+        r = get(**{"from": day, "to": day})
+        assert (r.status_code, r.json()["code"], r.json()["field"]) == (
+            422,
+            "invalid_period",
+            "from",
+        )
     other = make_tenant(db, name="Other")
     r = client.get(
         f"/v1/programs/{other.program_id}/finance/report",

@@ -84,13 +84,25 @@ def check_period(start: date, end: date) -> None:
         )
 
 
+FIRST_YEAR, LAST_YEAR = 1900, 9998  # every local midnight in between is a UTC instant
+
+
 def parse_day(value: str, field_name: str) -> date:
+    """A local day given as YYYY-MM-DD, between the years 1900 and 9998."""
     try:
-        return date.fromisoformat(value)
+        if len(value) != 10 or value[4] != "-" or value[7] != "-":
+            raise ValueError(value)
+        day = date.fromisoformat(value)
     except ValueError:
         raise InvalidPeriod(
             f"{field_name}: {value!r} is not a date; use YYYY-MM-DD", extra={"field": field_name}
         ) from None
+    if not FIRST_YEAR <= day.year <= LAST_YEAR:
+        raise InvalidPeriod(
+            f"{field_name}: {value} is out of range; use a day from {FIRST_YEAR} to {LAST_YEAR}",
+            extra={"field": field_name},
+        )
+    return day
 
 
 # --------------------------------------------------------------------------- buckets
