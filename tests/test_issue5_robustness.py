@@ -282,3 +282,53 @@ def test_idempotent_creates_document_the_200_of_a_retry(client: TestClient) -> N
         and "200" not in (op.get("description") or "")
     ]
     assert not missing, missing
+
+
+def test_times_at_the_ends_of_the_calendar_are_422(
+    client: TestClient, tenant: TenantFixture
+) -> None:
+    """Year 1 or 9999 times (no UTC instant in some zones) are refused, never a 500."""
+    from tests.rewards.helpers import reward
+
+    h = tenant.headers
+    campaign = {
+        "names": {"en": "x"},
+        "discount": {"type": "fixed", "amount": "1000"},
+        "currency": "IDR",
+    }
+    for i, cond in enumerate(
+        [
+            {"valid_from": "0001-01-01T00:00:00"},
+            {"valid_until": "9999-12-31T23:59:59-12:00"},
+            {"valid_from": "0001-01-01T00:00:00+14:00"},
+        ]
+    ):
+        r = client.post(
+            "/v1/coupon-campaigns",
+            json={"code": f"c{i}", **campaign, "conditions": cond},
+            headers=h,
+        )
+        assert (r.status_code, r.json()["code"]) == (422, "validation_error"), (cond, r.text)
+    cid = client.post("/v1/coupon-campaigns", json={"code": "ok", **campaign}, headers=h).json()[
+        "id"
+    ]
+    for expires in ("9999-12-31", "0001-01-01T00:00:00"):
+        r = client.post(
+            f"/v1/coupon-campaigns/{cid}/codes/generate",
+            json={"count": 1, "expires_at": expires},
+            headers=h,
+        )
+        assert (r.status_code, r.json()["code"]) == (422, "validation_error"), (expires, r.text)
+        r = client.post(
+            f"/v1/coupon-campaigns/{cid}/codes/import",
+            content=f"code,expires_at\nABCD-EFGH,{expires}\n",
+            headers={**h, "Content-Type": "text/csv"},
+        )
+        assert (r.status_code, r.json()["code"]) == (422, "csv_invalid"), (expires, r.text)
+    for when in ("0001-01-01T00:00:00+07:00", "9999-12-31T23:59:59-12:00"):
+        r = client.put(
+            f"/v1/programs/{tenant.program_id}/rewards/EDGE",
+            json=reward("physical", 10, available_from=when),
+            headers=h,
+        )
+        assert (r.status_code, r.json()["code"]) == (422, "validation_error"), (when, r.text)

@@ -42,13 +42,23 @@ class Discount(BaseModel):
     skus: list[str] | None = Field(default=None, max_length=500, description="free_item only")
 
 
+FIRST_YEAR, LAST_YEAR = 1900, 9998  # any zone's local time in between is a UTC instant
+
+
+def _in_range(value: datetime | None) -> datetime | None:
+    if value is not None and not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise ValueError(f"use a time between the years {FIRST_YEAR} and {LAST_YEAR}")
+    return value
+
+
+When = Annotated[datetime | None, AfterValidator(_in_range)]
+
+
 class Conditions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    valid_from: datetime | None = Field(
-        default=None, description="Without an offset: the tenant's local time"
-    )
-    valid_until: datetime | None = Field(default=None, description="Exclusive end")
+    valid_from: When = Field(default=None, description="Without an offset: the tenant's local time")
+    valid_until: When = Field(default=None, description="Exclusive end")
     min_spend: str | None = Field(
         default=None, description="On the subtotal of the applicable lines", examples=["50000"]
     )
@@ -153,6 +163,8 @@ def _end_of_day(value: Any) -> Any:
             day = date.fromisoformat(value.strip())
         except ValueError:
             return value
+        if not FIRST_YEAR <= day.year <= LAST_YEAR:
+            return value  # refused by _in_range
         return datetime.combine(day + timedelta(days=1), time())
     return value
 
@@ -166,7 +178,7 @@ class GenerateIn(BaseModel):
         examples=["KOPI-####-????"],
         description="Defaults to the campaign's code_pattern, then ****-****-****",
     )
-    expires_at: Annotated[datetime | None, BeforeValidator(_end_of_day)] = Field(
+    expires_at: Annotated[When, BeforeValidator(_end_of_day)] = Field(
         default=None,
         description="The codes' own expiry (the campaign's end applies anyway); without an "
         "offset the tenant's local time, a date alone the end of that day",

@@ -797,8 +797,11 @@ def batch_codes(session: Session, batch_id: uuid.UUID, limit: int) -> list[str]:
 
 
 def _parse_expiry(raw: str, tz_name: str) -> datetime:
-    """ISO 8601; without an offset in the tenant's zone; a date alone: the end of that day."""
+    """ISO 8601; without an offset in the tenant's zone; a date alone: the end of that day.
+    ``ValueError`` for anything else, a year outside 1900-9998 included."""
     raw = raw.strip()
+    if not raw[:4].isdigit() or not 1900 <= int(raw[:4]) <= 9998:
+        raise ValueError(raw)
     if len(raw) == 10:
         day = datetime.fromisoformat(raw).replace(tzinfo=zone(tz_name))
         return (day + timedelta(days=1)).astimezone(UTC)

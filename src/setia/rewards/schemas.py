@@ -4,11 +4,29 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 
 from setia.core.i18n import Localized
+
+FIRST_YEAR, LAST_YEAR = 1900, 9998  # any zone's local time in between is a UTC instant
+
+
+def _in_range(value: datetime | None) -> datetime | None:
+    if value is not None and not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise ValueError(f"use a time between the years {FIRST_YEAR} and {LAST_YEAR}")
+    return value
+
+
+Moment = Annotated[AwareDatetime | None, AfterValidator(_in_range)]
 
 Kind = Literal[
     "discount_coupon",
@@ -81,8 +99,8 @@ class RewardIn(BaseModel):
     stock_period: StockPeriod | None = None
     member_limit: int | None = Field(default=None, ge=1, description="Units per member")
     member_limit_period: LimitPeriod | None = None
-    available_from: AwareDatetime | None = None
-    available_until: AwareDatetime | None = None
+    available_from: Moment = None
+    available_until: Moment = None
     visible: bool = Field(default=True, description="false: redeemable by code but not listed")
     eligibility: Eligibility = Field(default_factory=Eligibility)
     status: Status = "active"
@@ -124,8 +142,8 @@ class RewardPatch(BaseModel):
     stock_period: StockPeriod | None = None
     member_limit: int | None = Field(default=None, ge=1)
     member_limit_period: LimitPeriod | None = None
-    available_from: AwareDatetime | None = None
-    available_until: AwareDatetime | None = None
+    available_from: Moment = None
+    available_until: Moment = None
     visible: bool | None = None
     eligibility: Eligibility | None = None
     status: Status | None = None
