@@ -12,6 +12,7 @@ from setia.analytics import models
 from setia.analytics.simulate import simulate_bgnbd
 from setia.analytics.summary import compress
 from setia.core.errors import InvalidInput
+from tests.analytics.test_cdnow import _mp_bgnbd as closed_form_bgnbd
 
 BG = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
 PN = {"r": 0.553, "alpha": 10.578, "s": 0.606, "beta": 11.669}
@@ -206,3 +207,54 @@ def test_bad_inputs_are_refused() -> None:
         models.fit_gamma_gamma([0.0, 0.0], [0.0, 0.0])
     with pytest.raises(InvalidInput, match="model must be"):
         models.fit_model("weibull", [1.0], [1.0], [2.0])
+
+
+def test_hyp2f1_falls_back_where_scipy_fails() -> None:
+    import mpmath
+    from scipy import special
+
+    r, alpha, a, b = np.exp([0.5, 0.0, 0.5, 3.0])
+    x, T, t = 89.0, 1 / 7, 11.0
+    args = (a + b - 1 - r, a - 1, a + b + x - 1, t / (alpha + T + t))
+    assert not np.isfinite(special.hyp2f1(*args))  # SciPy 1.17.1 returns inf here
+    assert float(models._hyp2f1(*args)) == pytest.approx(float(mpmath.hyp2f1(*args)), rel=1e-12)
+    bg = {"r": r, "alpha": alpha, "a": a, "b": b}
+    e = models.bgnbd_expected_purchases(bg, t, np.array([x]), np.array([T]), np.array([T]))
+    ref = closed_form_bgnbd(bg, t, x, T, T)[1]
+    assert float(e[0]) == pytest.approx(ref, rel=1e-9)
+
+
+log_param = st.floats(-4.0, 4.0)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    params=st.tuples(log_param, log_param, log_param, log_param),
+    x=st.integers(0, 5000),
+    T=st.floats(0.0, 1000.0),
+    frac=st.floats(0.0, 1.0),
+    horizon=st.floats(0.0, 520.0),
+)
+def test_predictions_are_finite_anywhere(
+    params: tuple[float, float, float, float], x: int, T: float, frac: float, horizon: float
+) -> None:
+    if x > 0:  # repeat purchases are on distinct days after the first: t_x >= 1 day
+        T = max(T, 1 / 7)
+        t_x = max(T * frac, 1 / 7)
+    else:
+        t_x = 0.0
+    p = np.exp(np.array(params))
+    xs, ts, Ts = np.array([float(x)]), np.array([t_x]), np.array([T])
+    bg = dict(zip(("r", "alpha", "a", "b"), p.tolist(), strict=True))
+    pn = dict(zip(("r", "alpha", "s", "beta"), p.tolist(), strict=True))
+    assert np.isfinite(models.bgnbd_loglik_terms(list(bg.values()), xs, ts, Ts)).all()
+    assert np.isfinite(models.pareto_loglik_terms(list(pn.values()), xs, ts, Ts)).all()
+    for alive in (models.bgnbd_p_alive(bg, xs, ts, Ts), models.pareto_p_alive(pn, xs, ts, Ts)):
+        assert ((alive >= 0) & (alive <= 1)).all()
+    if abs(bg["a"] - 1) > 1e-3:
+        e = models.bgnbd_expected_purchases(bg, horizon, xs, ts, Ts)
+        assert np.isfinite(e).all()
+        assert (e >= -1e-9).all()
+    e = models.pareto_expected_purchases(pn, horizon, xs, ts, Ts)
+    assert np.isfinite(e).all()
+    assert (e >= 0).all()

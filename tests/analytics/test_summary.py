@@ -128,6 +128,12 @@ def test_unknown_columns_and_formats(tmp_path: Path) -> None:
         read_transactions(tmp_path / "tx.parquet", customer_col="0", date_col="1")
     with pytest.raises(InvalidInput, match="is empty"):
         read_transactions(_write(tmp_path, "\n\n", "empty.csv"), customer_col="0", date_col="1")
+    with pytest.raises(InvalidInput, match="no non-empty rows"):
+        read_transactions(_write(tmp_path, ",,,\n", "commas.csv"), customer_col="0", date_col="1")
+    with pytest.raises(InvalidInput, match="no transactions to summarise"):
+        summarise(
+            read_transactions(_write(tmp_path, "c,d\n", "h.csv"), customer_col="c", date_col="d")
+        )
     tx = read_transactions(path, customer_col="customer", date_col="date")
     with pytest.raises(InvalidInput, match="no transactions on or before"):
         summarise(tx, calibration_end=dt.date(2023, 1, 1))

@@ -104,6 +104,40 @@ def _maximise(
     return np.exp(best.x), float(best.fun), int(best.nit), bool(best.success), tried
 
 
+def _series_2f1(a: FloatArray, b: FloatArray, c: FloatArray, z: FloatArray) -> FloatArray:
+    """Gauss's series for 2F1, summed in blocks of terms (vectorised), for 0 <= z < 1.
+
+    Used only where SciPy's ``hyp2f1`` returns inf or NaN: it does for some perfectly
+    regular arguments (e.g. 2F1(19.08, 0.649; 109.7; 0.906) = 1.1185 comes back as inf).
+    """
+    total = np.ones_like(z)
+    term = np.ones_like(z)
+    block = np.arange(512, dtype=np.float64)
+    done = np.zeros(z.shape, dtype=bool)
+    for start in range(0, 2_000_000, 512):
+        n = start + block[None, :]
+        ratios = (a[:, None] + n) * (b[:, None] + n) / ((c[:, None] + n) * (n + 1)) * z[:, None]
+        terms = term[:, None] * np.cumprod(ratios, axis=1)
+        add = np.where(done[:, None], 0.0, terms).sum(axis=1)
+        total += add
+        term = terms[:, -1]
+        done |= np.abs(terms[:, -1]) <= 1e-17 * np.abs(total)
+        if done.all():
+            break
+    return np.where(done, total, np.nan)
+
+
+def _hyp2f1(a: ArrayLike, b: ArrayLike, c: ArrayLike, z: ArrayLike) -> FloatArray:
+    """SciPy's 2F1, with the series as a fallback where SciPy gives inf or NaN."""
+    A, B, C, Z = np.broadcast_arrays(_as_float(a), _as_float(b), _as_float(c), _as_float(z))
+    h = np.asarray(special.hyp2f1(A, B, C, Z), dtype=np.float64)
+    bad = ~np.isfinite(h) & (Z >= 0) & (Z < 1)
+    if bad.any():
+        h = h.copy()
+        h[bad] = _series_2f1(A[bad], B[bad], C[bad], Z[bad])
+    return h
+
+
 # --- BG/NBD ---------------------------------------------------------------------------------
 
 
@@ -256,7 +290,7 @@ def bgnbd_expected_purchases(
     xs, ts, Ts, tt = _as_float(x), _as_float(t_x), _as_float(T), _as_float(t)
     z = tt / (alpha + Ts + tt)
     c = a + b + xs - 1
-    hyp = special.hyp2f1(a + b - 1 - r, a - 1, c, z)
+    hyp = _hyp2f1(a + b - 1 - r, a - 1, c, z)
     bracket = 1.0 - np.exp((a - 1) * np.log1p(-z)) * hyp
     out: FloatArray = (c / (a - 1)) * bracket * bgnbd_p_alive(params, xs, ts, Ts)
     return out
@@ -266,7 +300,7 @@ def bgnbd_unconditional(params: dict[str, float], t: ArrayLike) -> FloatArray:
     """E[X(t)] for a new customer (FHL 2005, eq. 9)."""
     r, alpha, a, b = params["r"], params["alpha"], params["a"], params["b"]
     tt = _as_float(t)
-    hyp = special.hyp2f1(r, b, a + b - 1, tt / (alpha + tt))
+    hyp = _hyp2f1(r, b, a + b - 1, tt / (alpha + tt))
     out: FloatArray = (a + b - 1) / (a - 1) * (1 - (alpha / (alpha + tt)) ** r * hyp)
     return out
 
@@ -294,9 +328,9 @@ def _pareto_log_term(params: Sequence[float], x: FloatArray, tau: FloatArray) ->
     big = max(alpha, beta)
     z = abs(alpha - beta) / (big + tau)
     if alpha >= beta:
-        log_h = np.log(special.hyp2f1(rsx, s + 1, rsx + 1, z))
+        log_h = np.log(_hyp2f1(rsx, s + 1, rsx + 1, z))
     else:
-        log_h = (1 - r - x) * np.log1p(-z) + np.log(special.hyp2f1(1.0, s + 1, rsx + 1, z))
+        log_h = (1 - r - x) * np.log1p(-z) + np.log(_hyp2f1(1.0, s + 1, rsx + 1, z))
     return np.asarray(log_h - rsx * np.log(big + tau), dtype=np.float64)
 
 
