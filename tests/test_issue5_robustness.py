@@ -332,3 +332,33 @@ def test_times_at_the_ends_of_the_calendar_are_422(
             headers=h,
         )
         assert (r.status_code, r.json()["code"]) == (422, "validation_error"), (when, r.text)
+
+
+def test_counts_too_big_for_the_database_are_422(client: TestClient, tenant: TenantFixture) -> None:
+    from tests.rewards.helpers import reward
+
+    h = tenant.headers
+    big = 10**30
+    for extra in (
+        {"stock_total": big},
+        {"stock_per_period": big, "stock_period": "day"},
+        {"member_limit": big, "member_limit_period": "day"},
+    ):
+        r = client.put(
+            f"/v1/programs/{tenant.program_id}/rewards/BIG",
+            json=reward("physical", 10) | extra,
+            headers=h,
+        )
+        assert (r.status_code, r.json()["code"]) == (422, "validation_error"), (extra, r.text)
+    campaign = {"names": {"en": "x"}, "discount": {"type": "fixed", "amount": "1000"}}
+    for i, extra in enumerate(
+        (
+            {"conditions": {"max_uses": big}},
+            {"conditions": {"per_member_limit": big}},
+            {"uses_per_code": big},
+        )
+    ):
+        r = client.post(
+            "/v1/coupon-campaigns", json={"code": f"big{i}", **campaign, **extra}, headers=h
+        )
+        assert (r.status_code, r.json()["code"]) == (422, "validation_error"), (extra, r.text)

@@ -67,9 +67,12 @@ class Conditions(BaseModel):
     exclude_skus: list[str] | None = Field(default=None, max_length=2000)
     exclude_categories: list[str] | None = Field(default=None, max_length=500)
     max_uses: int | None = Field(
-        default=None, ge=1, description="Campaign budget: active redemptions of all its codes"
+        default=None,
+        ge=1,
+        le=1_000_000_000,
+        description="Campaign budget: active redemptions of all its codes",
     )
-    per_member_limit: int | None = Field(default=None, ge=1)
+    per_member_limit: int | None = Field(default=None, ge=1, le=1_000_000_000)
 
 
 class CampaignIn(BaseModel):
@@ -106,7 +109,10 @@ class CampaignIn(BaseModel):
     currency: str | None = Field(default=None, description="Defaults to the program's currency")
     conditions: Conditions = Field(default_factory=Conditions)
     uses_per_code: int | None = Field(
-        default=1, ge=1, description="1: single-use codes; null: unlimited (public code: always)"
+        default=1,
+        ge=1,
+        le=1_000_000_000,
+        description="1: single-use codes; null: unlimited (public code: always)",
     )
     member_bound: bool = Field(
         default=False, description="Every code belongs to one member and only they may use it"
@@ -128,7 +134,7 @@ class CampaignPatch(BaseModel):
         default=None, description="Given fields replace the campaign's; null clears one"
     )
     max_amount: str | None = Field(default=None, description="The discount's cap")
-    uses_per_code: int | None = Field(default=None, ge=1)
+    uses_per_code: int | None = Field(default=None, ge=1, le=1_000_000_000)
     code_pattern: str | None = None
 
 

@@ -94,10 +94,14 @@ class RewardIn(BaseModel):
         default=None, description="gift_card: stored value credited to the wallet"
     )
     cause_id: uuid.UUID | None = Field(default=None, description="donation: the cause")
-    stock_total: int | None = Field(default=None, ge=0, description="null = unlimited")
-    stock_per_period: int | None = Field(default=None, ge=0)
+    stock_total: int | None = Field(
+        default=None, ge=0, le=1_000_000_000, description="null = unlimited"
+    )
+    stock_per_period: int | None = Field(default=None, ge=0, le=1_000_000_000)
     stock_period: StockPeriod | None = None
-    member_limit: int | None = Field(default=None, ge=1, description="Units per member")
+    member_limit: int | None = Field(
+        default=None, ge=1, le=1_000_000_000, description="Units per member"
+    )
     member_limit_period: LimitPeriod | None = None
     available_from: Moment = None
     available_until: Moment = None
@@ -137,10 +141,10 @@ class RewardPatch(BaseModel):
     cashback_amount: str | None = None
     value: str | None = None
     cause_id: uuid.UUID | None = None
-    stock_total: int | None = Field(default=None, ge=0)
-    stock_per_period: int | None = Field(default=None, ge=0)
+    stock_total: int | None = Field(default=None, ge=0, le=1_000_000_000)
+    stock_per_period: int | None = Field(default=None, ge=0, le=1_000_000_000)
     stock_period: StockPeriod | None = None
-    member_limit: int | None = Field(default=None, ge=1)
+    member_limit: int | None = Field(default=None, ge=1, le=1_000_000_000)
     member_limit_period: LimitPeriod | None = None
     available_from: Moment = None
     available_until: Moment = None
