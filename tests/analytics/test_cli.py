@@ -210,3 +210,33 @@ def test_unidentified_parameters_are_flagged(tmp_path: Path) -> None:
     out = json.loads(res.stdout)
     assert "a" in out["at_bound"]  # mean drop-out probability a/(a+b) driven to 0
     assert "at the search bound" in res.stderr
+
+
+def test_too_few_repeat_buyers_for_spend_still_fits(tmp_path: Path) -> None:
+    path = tmp_path / "few.csv"
+    path.write_text(
+        "c;d;a\nx;2024-01-01;5,5\nx;2024-01-09;7,25\ny;2024-01-02;6,1\nz;2024-01-20;3,0\n"
+    )
+    args = [
+        "--transactions",
+        str(path),
+        "--customer-col",
+        "c",
+        "--date-col",
+        "d",
+        "--amount-col",
+        "a",
+        "--decimal-comma",
+        "--time-unit",
+        "day",
+    ]
+    res = runner.invoke(app, ["analytics", "fit", *args, "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["spend"] is None
+    assert "no spend model: Gamma-Gamma needs at least two repeat customers" in res.stderr
+    res = runner.invoke(app, ["analytics", "score", *args])
+    assert res.exit_code == 0, res.output
+    rows = list(csv.DictReader(io.StringIO(res.stdout)))
+    assert [r["customer"] for r in rows] == ["x", "y", "z"]
+    assert rows[0]["monetary_value"] == "7.25"
+    assert rows[0]["clv"] == ""

@@ -81,6 +81,15 @@ def test_whitespace_aligned_file_with_date_format(tmp_path: Path) -> None:
     assert tx2.day.tolist() == [(dt.date(2024, 2, 3) - dt.date(1970, 1, 1)).days]
 
 
+def test_decimal_comma_amounts(tmp_path: Path) -> None:
+    path = _write(tmp_path, "c;d;a\nx;2024-01-01;1.234.567,50\ny;2024-01-02;6,1\n")
+    with pytest.raises(InvalidInput, match="amount '6,1' is not a number"):
+        read_transactions(path, customer_col="c", date_col="d", amount_col="a")
+    tx = read_transactions(path, customer_col="c", date_col="d", amount_col="a", decimal_comma=True)
+    assert tx.amount is not None
+    assert tx.amount.tolist() == [1234567.5, 6.1]
+
+
 def test_bad_rows_are_reported_with_line_numbers(tmp_path: Path) -> None:
     text = (
         "customer,date,amount\n"

@@ -56,6 +56,12 @@ DateFormat = Annotated[
     str | None,
     typer.Option("--date-format", help="strptime format, e.g. %Y%m%d (default: ISO or YYYYMMDD)"),
 ]
+DecimalComma = Annotated[
+    bool,
+    typer.Option(
+        "--decimal-comma", help="Amounts like 1.234.567,50 (dot thousands, comma decimals)"
+    ),
+]
 SkipBad = Annotated[
     bool,
     typer.Option("--skip-bad-rows", help="Drop bad rows (reported on stderr) instead of failing"),
@@ -77,6 +83,7 @@ def _load(
     time_unit: str,
     date_format: str | None,
     skip_bad_rows: bool,
+    decimal_comma: bool,
 ) -> tuple[Transactions, Summary]:
     from setia.analytics import models
     from setia.analytics.summary import UNITS, read_transactions, summarise
@@ -99,6 +106,7 @@ def _load(
             amount_col=amount_col,
             date_format=date_format,
             skip_bad_rows=skip_bad_rows,
+            decimal_comma=decimal_comma,
         )
         summary = summarise(tx, unit=time_unit, calibration_end=end)
     except SetiaError as exc:
@@ -117,9 +125,15 @@ def _fit_all(
 
     try:
         fit = models.fit_model(model, summary.x, summary.t_x, summary.T)
-        spend = models.fit_gamma_gamma(summary.x, summary.monetary) if with_spend else None
     except SetiaError as exc:
         _fail(exc.detail)
+    spend: models.Fit | None = None
+    if with_spend:
+        try:
+            spend = models.fit_gamma_gamma(summary.x, summary.monetary)
+        except SetiaError as exc:
+            # the purchase model still stands; spend and CLV are left out
+            typer.echo(f"warning: no spend model: {exc.detail}", err=True)
     return fit, spend
 
 
@@ -144,6 +158,7 @@ def fit_command(
     time_unit: UnitOpt = "week",
     date_format: DateFormat = None,
     skip_bad_rows: SkipBad = False,
+    decimal_comma: DecimalComma = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """Fit the purchase model (and Gamma-Gamma when amounts are given); print parameters."""
@@ -160,6 +175,7 @@ def fit_command(
         time_unit,
         date_format,
         skip_bad_rows,
+        decimal_comma,
     )
     fit, spend = _fit_all(summary, model, amount_col is not None)
     out: dict[str, Any] = {
@@ -227,6 +243,7 @@ def score_command(
     time_unit: UnitOpt = "week",
     date_format: DateFormat = None,
     skip_bad_rows: SkipBad = False,
+    decimal_comma: DecimalComma = False,
     horizon: Annotated[
         float, typer.Option("--horizon", min=0.0, help="Periods ahead for expected purchases")
     ] = 52.0,
@@ -250,6 +267,7 @@ def score_command(
         time_unit,
         date_format,
         skip_bad_rows,
+        decimal_comma,
     )
     fit, spend = _fit_all(summary, model, amount_col is not None)
     # Predictions are computed once per distinct (x, t_x, T) row, then spread to customers.
@@ -279,7 +297,7 @@ def score_command(
                     int(summary.x[i]),
                     _num(summary.t_x[i]),
                     _num(summary.T[i]),
-                    _num(summary.monetary[i]) if spend is not None else "",
+                    _num(summary.monetary[i]) if amount_col is not None else "",
                     from_day_number(int(summary.first_day[i])).isoformat(),
                     from_day_number(int(summary.last_day[i])).isoformat(),
                     _num(alive[i]),

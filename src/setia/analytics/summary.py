@@ -266,6 +266,7 @@ def read_transactions(
     amount_col: str | None = None,
     date_format: str | None = None,
     skip_bad_rows: bool = False,
+    decimal_comma: bool = False,
 ) -> Transactions:
     """Read a transactions CSV (any delimiter, header or not).
 
@@ -273,6 +274,7 @@ def read_transactions(
     whose date does not parse is taken as a header). Bad rows (missing fields, unparseable
     dates or amounts, empty customer) raise ``InvalidInput`` listing the first few with their
     line numbers, unless ``skip_bad_rows``: then they are dropped and returned in ``bad_rows``.
+    With ``decimal_comma`` amounts are written as in Indonesia: ``1.234.567,50``.
     """
     p = Path(path)
     if p.suffix.lower() == ".parquet":
@@ -289,7 +291,10 @@ def read_transactions(
         raise InvalidInput(f"{p} is empty", code="no_transactions")
     rows, _ = _split_rows(lines, "\n".join(lines[:50]))
     numbered = ((i + 1, r) for i, r in enumerate(rows) if r and any(f.strip() for f in r))
-    first_line, first = next(numbered)
+    head = next(numbered, None)
+    if head is None:
+        raise InvalidInput(f"{p} has no non-empty rows", code="no_transactions")
+    first_line, first = head
     specs = [customer_col, date_col] + ([amount_col] if amount_col is not None else [])
     header: list[str] | None = None
     pending: list[tuple[int, list[str]]] = []
@@ -323,8 +328,9 @@ def read_transactions(
             return
         if ai is not None:
             raw = row[ai].strip()
+            text = raw.replace(".", "").replace(",", ".") if decimal_comma else raw
             try:
-                value = float(raw)
+                value = float(text)
             except ValueError:
                 bad.append(BadRow(line, f"amount {raw!r} is not a number"))
                 return
