@@ -45,6 +45,7 @@ lint: install
 bench: install postgres
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/rewards.py --postgres
+	$(BIN)/python bench/clv.py
 
 clean:
 	rm -rf $(VENV) demo.db demo.db-wal demo.db-shm *.egg-info src/*.egg-info
