@@ -140,7 +140,9 @@ def _money(value: str | None, currency: str, field: str) -> Decimal | None:
         raise InvalidReward(str(exc), code=exc.code, extra={"field": field}) from None
 
 
-def _check_refs(session: Session, tenant_id: uuid.UUID, body: RewardIn) -> None:
+def _check_refs(
+    session: Session, tenant_id: uuid.UUID, body: RewardIn, program_id: uuid.UUID | None = None
+) -> None:
     """Each kind's own fields: present when needed, and pointing at something that exists."""
     need: dict[str, str] = {
         "discount_coupon": "coupon_campaign_id",
@@ -162,7 +164,13 @@ def _check_refs(session: Session, tenant_id: uuid.UUID, body: RewardIn) -> None:
     if body.kind == "donation" and body.cause_id is not None:
         from setia.causes import service as causes
 
-        causes.get_cause(session, tenant_id, body.cause_id)
+        cause = causes.get_cause(session, tenant_id, body.cause_id)
+        if program_id is not None and cause.program_id != program_id:
+            raise causes.CauseNotFound(
+                f"cause {body.cause_id} belongs to another program; a donation reward gives "
+                "to a cause of its own program",
+                extra={"field": "cause_id"},
+            )
     if body.kind == "donation" and body.cash_price is not None:
         raise InvalidReward("a donation cannot have a cash price", extra={"field": "cash_price"})
     if body.kind == "donation" and body.points < 1:
@@ -263,7 +271,7 @@ def put_reward(
         raise InvalidReward(
             "a reward code is 1-60 letters, digits, '-' or '_'", extra={"field": "code"}
         )
-    _check_refs(session, tenant.id, body)
+    _check_refs(session, tenant.id, body, program.id)
     _check_tiers(session, program.id, body.eligibility.tiers)
     reward = session.execute(
         select(Reward).where(Reward.program_id == program.id, Reward.code == code)
