@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from setia import __version__
+from setia.analytics.kpis_api import router as analytics_kpis_router
 from setia.causes.api import router as causes_router
 from setia.checkout.api import router as checkout_router
 from setia.core.config import get_settings
@@ -202,6 +203,7 @@ def create_app(db: Database | None = None) -> FastAPI:
         checkout_router,
         wallet_router,
         finance_router,
+        analytics_kpis_router,
     ):
         app.include_router(router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
