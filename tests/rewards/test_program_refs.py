@@ -35,3 +35,24 @@ def test_a_cause_of_another_program_is_refused(api: Api, db: Database) -> None:
         reward("donation", 100, cause_id=str(cause)),
     )
     refused(r, 404, "cause_not_found")
+
+
+def test_a_campaign_in_another_currency_is_refused(api: Api, db: Database) -> None:
+    """A ringgit program cannot sell rupiah coupons for points: they would never apply to its
+    members' carts."""
+    from tests.coupons.conftest import make_campaign
+
+    def run(s: Session) -> uuid.UUID:
+        tenant = s.get(Tenant, api.tenant.tenant_id)
+        assert tenant is not None
+        return programs.create_program(s, tenant, actor="test", name="Kopi MY", currency="MYR").id
+
+    ringgit = tx(db, run)
+    rupiah = make_campaign(db, api.tenant)  # IDR, the default program's currency
+    r = api.put(
+        f"/v1/programs/{ringgit}/rewards/DISC",
+        reward("discount_coupon", 100, coupon_campaign_id=str(rupiah)),
+    )
+    body = refused(r, 422, "campaign_currency_mismatch")
+    assert body["field"] == "coupon_campaign_id"
+    api.put_reward("DISC", reward("discount_coupon", 100, coupon_campaign_id=str(rupiah)))

@@ -141,7 +141,7 @@ def _money(value: str | None, currency: str, field: str) -> Decimal | None:
 
 
 def _check_refs(
-    session: Session, tenant_id: uuid.UUID, body: RewardIn, program_id: uuid.UUID | None = None
+    session: Session, tenant_id: uuid.UUID, body: RewardIn, program: Program | None = None
 ) -> None:
     """Each kind's own fields: present when needed, and pointing at something that exists."""
     need: dict[str, str] = {
@@ -160,12 +160,20 @@ def _check_refs(
     if body.kind in COUPON_KINDS and body.coupon_campaign_id is not None:
         from setia.coupons import service as coupons
 
-        coupons.get_campaign(session, tenant_id, body.coupon_campaign_id)
+        campaign = coupons.get_campaign(session, tenant_id, body.coupon_campaign_id)
+        if program is not None and campaign.currency != program.currency:
+            raise InvalidReward(
+                f"the coupon campaign {campaign.code!r} counts {campaign.currency} and this "
+                f"program {program.currency}: its codes would never apply to the program's "
+                "orders; use a campaign in the program's currency",
+                code="campaign_currency_mismatch",
+                extra={"field": "coupon_campaign_id"},
+            )
     if body.kind == "donation" and body.cause_id is not None:
         from setia.causes import service as causes
 
         cause = causes.get_cause(session, tenant_id, body.cause_id)
-        if program_id is not None and cause.program_id != program_id:
+        if program is not None and cause.program_id != program.id:
             raise causes.CauseNotFound(
                 f"cause {body.cause_id} belongs to another program; a donation reward gives "
                 "to a cause of its own program",
@@ -271,7 +279,7 @@ def put_reward(
         raise InvalidReward(
             "a reward code is 1-60 letters, digits, '-' or '_'", extra={"field": "code"}
         )
-    _check_refs(session, tenant.id, body, program.id)
+    _check_refs(session, tenant.id, body, program)
     _check_tiers(session, program.id, body.eligibility.tiers)
     reward = session.execute(
         select(Reward).where(Reward.program_id == program.id, Reward.code == code)
