@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from setia import __version__
+from setia.analytics.api import router as analytics_router
 from setia.analytics.kpis_api import router as analytics_kpis_router
 from setia.causes.api import router as causes_router
 from setia.checkout.api import router as checkout_router
@@ -203,6 +204,7 @@ def create_app(db: Database | None = None) -> FastAPI:
         checkout_router,
         wallet_router,
         finance_router,
+        analytics_router,
         analytics_kpis_router,
     ):
         app.include_router(router)
