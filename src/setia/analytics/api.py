@@ -1,0 +1,390 @@
+"""HTTP API of member analytics: per-member summary, RFM segments and predictions.
+
+Everything is computed on demand from the service's data (nothing is stored yet).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from setia.analytics import members as service
+from setia.analytics import models, rfm
+from setia.core.api import (
+    Cursor,
+    Limit,
+    Page,
+    ReadCaller,
+    SessionDep,
+    decode_cursor,
+    encode_cursor,
+    problems,
+)
+from setia.core.errors import NotFound
+from setia.core.money import to_str
+from setia.members.models import Member
+from setia.programs import service as programs
+
+router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
+
+
+class Segment(StrEnum):
+    """RFM segment codes (the keys of ``rfm.SEGMENTS``)."""
+
+    champions = "champions"
+    loyal = "loyal"
+    potential_loyalists = "potential_loyalists"
+    new = "new"
+    promising = "promising"
+    need_attention = "need_attention"
+    about_to_sleep = "about_to_sleep"
+    at_risk = "at_risk"
+    cant_lose_them = "cant_lose_them"
+    hibernating = "hibernating"
+    lost = "lost"
+
+
+class FitOut(BaseModel):
+    model: str = Field(description="bgnbd or gamma_gamma")
+    params: dict[str, float]
+    log_likelihood: float
+    customers: int = Field(description="Members the model was fitted on")
+    converged: bool
+    at_bound: list[str] = Field(description="Parameters stuck at the search bounds")
+
+
+class SummaryOut(BaseModel):
+    currency: str
+    orders: int = Field(description="Orders at or before as_of, refunded ones included")
+    spend: str = Field(description="Sum of order amounts minus refunds")
+    refunds: str = Field(description="Sum of refunded amounts")
+    redemptions: int = Field(description="Posted REDEEM transfers from the member's accounts")
+    first_order_at: dt.datetime | None
+    last_order_at: dt.datetime | None
+    purchase_days: int = Field(description="Distinct local days with a purchase (net > 0)")
+    first_purchase_day: dt.date | None
+    last_purchase_day: dt.date | None
+    recency_days: int | None = Field(description="Local days from the last purchase to as_of")
+    x: float = Field(description="Repeat purchases: purchase days − 1")
+    t_x: float = Field(description="First to last purchase day, weeks")
+    T: float = Field(description="First purchase day to as_of's local day, weeks")
+    monetary: str = Field(description="Mean net spend of the repeat purchase days; 0 if x = 0")
+
+
+class RfmOut(BaseModel):
+    r: int = Field(ge=1, le=5)
+    f: int = Field(ge=1, le=5)
+    m: int = Field(ge=1, le=5)
+    fm: int = Field(ge=1, le=5, description="(F + M) / 2 rounded half up")
+    segment: str
+    segment_name: str
+
+
+class PredictionOut(BaseModel):
+    p_alive: float
+    expected_purchases: float = Field(description="Expected purchase days in horizon_weeks")
+    horizon_weeks: float
+    expected_spend: str | None = Field(description="Gamma-Gamma expected spend per purchase")
+    clv: str | None = Field(description="Discounted value over `months`")
+    months: int
+    discount_rate: float = Field(description="Monthly discount rate")
+    spend_missing: str | None = Field(description="Why expected_spend and clv are null")
+
+
+class MemberAnalyticsOut(BaseModel):
+    member_id: uuid.UUID
+    program_id: uuid.UUID
+    as_of: dt.datetime
+    timezone: str
+    summary: SummaryOut
+    rfm: RfmOut | None = Field(description="Null when the member has no purchase")
+    predictions: PredictionOut | None
+    predictions_missing: str | None = Field(description="Why predictions are null")
+
+
+class Range(BaseModel):
+    min: float | str
+    max: float | str
+
+
+class SegmentOut(BaseModel):
+    segment: str
+    name: str
+    members: int
+    share: float = Field(description="Of the members with a purchase")
+    r: Range
+    f: Range
+    m: Range
+    recency_days: Range
+    orders: Range
+    spend: Range
+
+
+class RfmReportOut(BaseModel):
+    program_id: uuid.UUID
+    as_of: dt.datetime
+    timezone: str
+    members: int = Field(description="Members with at least one purchase")
+    segments: list[SegmentOut]
+    fit: FitOut | None
+    spend_fit: FitOut | None
+    predictions_missing: str | None
+    spend_missing: str | None
+
+
+class MemberListItem(BaseModel):
+    member_id: uuid.UUID
+    segment: str
+    r: int
+    f: int
+    m: int
+    recency_days: int
+    orders: int
+    spend: str
+    p_alive: float | None
+    expected_purchases: float | None
+    clv: str | None
+
+
+AsOf = Annotated[
+    dt.datetime | None,
+    Query(description="End of the period, with an offset (default: now)"),
+]
+Horizon = Annotated[float, Query(gt=0, le=520, description="Weeks for expected purchases")]
+Months = Annotated[int, Query(ge=1, le=120, description="CLV horizon in months")]
+Discount = Annotated[float, Query(ge=0, le=1, description="Monthly discount rate for CLV")]
+
+
+def _money(value: float | Decimal, currency: str) -> str:
+    return to_str(Decimal(str(value)), currency)
+
+
+def _fit(fit: models.Fit | None) -> FitOut | None:
+    if fit is None:
+        return None
+    return FitOut(
+        model=fit.model,
+        params=fit.params,
+        log_likelihood=fit.log_likelihood,
+        customers=fit.customers,
+        converged=fit.converged,
+        at_bound=fit.at_bound,
+    )
+
+
+def _summary(a: service.Analysis, row: service.MemberRow) -> SummaryOut:
+    cur = a.summary.currency
+    return SummaryOut(
+        currency=cur,
+        orders=row.orders,
+        spend=_money(row.spend, cur),
+        refunds=_money(row.refunds, cur),
+        redemptions=row.redemptions,
+        first_order_at=row.first_order_at,
+        last_order_at=row.last_order_at,
+        purchase_days=row.purchase_days,
+        first_purchase_day=row.first_purchase_day,
+        last_purchase_day=row.last_purchase_day,
+        recency_days=a.recency_days(row),
+        x=row.x,
+        t_x=row.t_x,
+        T=row.T,
+        monetary=_money(row.monetary, cur),
+    )
+
+
+def _prediction(a: service.Analysis, i: int) -> PredictionOut | None:
+    p = a.predictions
+    if p.p_alive is None or p.expected_purchases is None:
+        return None
+    cur = a.summary.currency
+    return PredictionOut(
+        p_alive=float(p.p_alive[i]),
+        expected_purchases=float(p.expected_purchases[i]),
+        horizon_weeks=p.horizon_weeks,
+        expected_spend=None if p.expected_spend is None else _money(p.expected_spend[i], cur),
+        clv=None if p.clv is None else _money(p.clv[i], cur),
+        months=p.months,
+        discount_rate=p.discount_rate,
+        spend_missing=p.spend_reason,
+    )
+
+
+@router.get(
+    "/members/{member_id}",
+    response_model=MemberAnalyticsOut,
+    responses=problems(403, 404, 422),
+)
+def member_analytics(
+    member_id: uuid.UUID,
+    session: SessionDep,
+    caller: ReadCaller,
+    program_id: uuid.UUID | None = None,
+    as_of: AsOf = None,
+    horizon_weeks: Horizon = 12.0,
+    months: Months = 12,
+    discount_rate: Discount = 0.01,
+) -> MemberAnalyticsOut:
+    """One member's summary (orders, spend, refunds, redemptions, BTYD fields), RFM scores
+    and segment, and predictions (P(alive), expected purchases, CLV) from models fitted on
+    the program's members."""
+    tenant = caller.tenant
+    found = session.execute(
+        select(Member.id).where(Member.id == member_id, Member.tenant_id == tenant.id)
+    ).scalar_one_or_none()
+    if found is None:
+        raise NotFound(f"member {member_id} not found")
+    program = programs.get_program(session, tenant.id, program_id)
+    a = service.analyse(
+        session,
+        tenant,
+        program,
+        as_of=as_of,
+        horizon_weeks=horizon_weeks,
+        months=months,
+        discount_rate=discount_rate,
+    )
+    idx = a.summary.index.get(member_id)
+    row = (
+        a.summary.rows[idx]
+        if idx is not None
+        else service.MemberRow(
+            member_id, 0, Decimal(0), Decimal(0), 0, None, None, 0, None, None, 0.0, 0.0, 0.0, 0.0
+        )
+    )
+    pos = a.position.get(member_id)
+    rfm_out: RfmOut | None = None
+    prediction: PredictionOut | None = None
+    missing: str | None
+    if pos is None:
+        missing = "the member has no purchase: the models apply from the first purchase"
+    else:
+        s = a.scores
+        seg = s.segments[pos]
+        rfm_out = RfmOut(
+            r=int(s.r[pos]),
+            f=int(s.f[pos]),
+            m=int(s.m[pos]),
+            fm=rfm.fm_score(int(s.f[pos]), int(s.m[pos])),
+            segment=seg,
+            segment_name=rfm.SEGMENTS[seg],
+        )
+        prediction = _prediction(a, pos)
+        missing = a.predictions.reason
+    return MemberAnalyticsOut(
+        member_id=member_id,
+        program_id=program.id,
+        as_of=a.summary.as_of,
+        timezone=a.summary.timezone,
+        summary=_summary(a, row),
+        rfm=rfm_out,
+        predictions=prediction,
+        predictions_missing=missing,
+    )
+
+
+def segment_report(a: service.Analysis) -> list[SegmentOut]:
+    """Members per segment (in the order of ``rfm.SEGMENTS``; empty segments left out)."""
+    s = a.scores
+    n = len(a.purchasers)
+    cur = a.summary.currency
+    out: list[SegmentOut] = []
+    for code, name in rfm.SEGMENTS.items():
+        idx = [i for i, seg in enumerate(s.segments) if seg == code]
+        if not idx:
+            continue
+        rows = [a.purchasers[i] for i in idx]
+        spends = [r.spend for r in rows]
+        out.append(
+            SegmentOut(
+                segment=code,
+                name=name,
+                members=len(idx),
+                share=len(idx) / n,
+                r=Range(min=int(s.r[idx].min()), max=int(s.r[idx].max())),
+                f=Range(min=int(s.f[idx].min()), max=int(s.f[idx].max())),
+                m=Range(min=int(s.m[idx].min()), max=int(s.m[idx].max())),
+                recency_days=Range(
+                    min=int(s.recency_days[idx].min()), max=int(s.recency_days[idx].max())
+                ),
+                orders=Range(min=min(r.orders for r in rows), max=max(r.orders for r in rows)),
+                spend=Range(min=_money(min(spends), cur), max=_money(max(spends), cur)),
+            )
+        )
+    return out
+
+
+@router.get("/rfm", response_model=RfmReportOut, responses=problems(403, 404, 422))
+def rfm_report(
+    session: SessionDep,
+    caller: ReadCaller,
+    program_id: uuid.UUID | None = None,
+    as_of: AsOf = None,
+) -> RfmReportOut:
+    """Members per RFM segment (count, share, score and value ranges) and the BG/NBD and
+    Gamma-Gamma fits of the program."""
+    program = programs.get_program(session, caller.tenant.id, program_id)
+    a = service.analyse(session, caller.tenant, program, as_of=as_of)
+    return RfmReportOut(
+        program_id=program.id,
+        as_of=a.summary.as_of,
+        timezone=a.summary.timezone,
+        members=len(a.purchasers),
+        segments=segment_report(a),
+        fit=_fit(a.predictions.fit),
+        spend_fit=_fit(a.predictions.spend_fit),
+        predictions_missing=a.predictions.reason,
+        spend_missing=a.predictions.spend_reason,
+    )
+
+
+@router.get("/members", response_model=Page[MemberListItem], responses=problems(403, 404, 422))
+def list_members(
+    session: SessionDep,
+    caller: ReadCaller,
+    program_id: uuid.UUID | None = None,
+    segment: Annotated[Segment | None, Query(description="Only this RFM segment")] = None,
+    as_of: AsOf = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[MemberListItem]:
+    """Members with a purchase, by member id, with their segment, scores and predictions."""
+    program = programs.get_program(session, caller.tenant.id, program_id)
+    after = decode_cursor(cursor)
+    a = service.analyse(session, caller.tenant, program, as_of=as_of)
+    s, p, cur = a.scores, a.predictions, a.summary.currency
+    items: list[MemberListItem] = []
+    for i, row in enumerate(a.purchasers):  # sorted by member id
+        if after is not None and row.member_id <= after:
+            continue
+        if segment is not None and s.segments[i] != segment.value:
+            continue
+        items.append(
+            MemberListItem(
+                member_id=row.member_id,
+                segment=s.segments[i],
+                r=int(s.r[i]),
+                f=int(s.f[i]),
+                m=int(s.m[i]),
+                recency_days=int(s.recency_days[i]),
+                orders=row.orders,
+                spend=_money(row.spend, cur),
+                p_alive=None if p.p_alive is None else float(p.p_alive[i]),
+                expected_purchases=(
+                    None if p.expected_purchases is None else float(p.expected_purchases[i])
+                ),
+                clv=None if p.clv is None else _money(p.clv[i], cur),
+            )
+        )
+        if len(items) > limit:
+            break
+    more = len(items) > limit
+    items = items[:limit]
+    return Page(data=items, next_cursor=encode_cursor(items[-1].member_id) if more else None)
