@@ -315,3 +315,86 @@ def score_command(
 
 def _num(value: Any) -> str:
     return f"{float(value):.6g}"
+
+
+# --------------------------------------------------------------------------- KPIs (service DB)
+
+TenantOpt = Annotated[str, typer.Option("--tenant", help="Tenant id")]
+ProgramOpt = Annotated[
+    str | None, typer.Option("--program", help="Program id (default: the tenant's default)")
+]
+CsvOpt = Annotated[bool, typer.Option("--csv", help="CSV instead of JSON")]
+
+
+def _kpi_rows(data: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The KPI report flattened to (metric, value) rows for CSV."""
+    rows: list[tuple[str, Any]] = []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            rows.extend((f"{key}.{k}", v) for k, v in value.items())
+        else:
+            rows.append((key, value))
+    return rows
+
+
+@app.command("kpis")
+def kpis_command(
+    tenant: TenantOpt,
+    from_: Annotated[str, typer.Option("--from", help="First local day, YYYY-MM-DD")],
+    to: Annotated[str, typer.Option("--to", help="Last local day (inclusive), YYYY-MM-DD")],
+    program: ProgramOpt = None,
+    as_csv: CsvOpt = False,
+) -> None:
+    """Active/new/returning members, repeat rate, frequency, AOV, retention, churn, points
+    issued/redeemed/expired over local days (tenant's time zone), from the service database."""
+    from setia import cli
+    from setia.analytics import kpis
+
+    try:
+        start = kpis.parse_day(from_, "from")
+        end = kpis.parse_day(to, "to")
+        kpis.check_period(start, end)
+        with cli.ready_db().session() as session:
+            t, p = cli.tenant_and_program(session, tenant, program)
+            data = kpis.kpis(session, t, p, start=start, end=end)
+    except SetiaError as exc:
+        cli.fail(exc.detail, 2)
+    if not as_csv:
+        cli.emit(data)
+        return
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(("metric", "value"))
+    writer.writerows((k, "" if v is None else v) for k, v in _kpi_rows(data))
+
+
+@app.command("cohorts")
+def cohorts_command(
+    tenant: TenantOpt,
+    from_month: Annotated[str, typer.Option("--from-month", help="First cohort month, YYYY-MM")],
+    to_month: Annotated[str, typer.Option("--to-month", help="Last month observed, YYYY-MM")],
+    program: ProgramOpt = None,
+    as_csv: CsvOpt = False,
+) -> None:
+    """Cohort retention matrix by local month of first purchase, from the service database."""
+    from setia import cli
+    from setia.analytics import kpis
+
+    try:
+        first = kpis.parse_month(from_month, "from_month")
+        last = kpis.parse_month(to_month, "to_month")
+        kpis.check_months(first, last)
+        with cli.ready_db().session() as session:
+            t, p = cli.tenant_and_program(session, tenant, program)
+            data = kpis.cohorts(session, t, p, first_month=first, last_month=last)
+    except SetiaError as exc:
+        cli.fail(exc.detail, 2)
+    if not as_csv:
+        cli.emit(data)
+        return
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(("cohort", "size", "offset", "month", "members", "share"))
+    for row in data["cohorts"]:
+        for m in row["months"]:
+            writer.writerow(
+                (row["cohort"], row["size"], m["offset"], m["month"], m["members"], m["share"])
+            )
