@@ -166,7 +166,7 @@ def _money(value: float | Decimal, currency: str) -> str:
     return to_str(Decimal(str(value)), currency)
 
 
-def _fit(fit: models.Fit | None) -> FitOut | None:
+def fit_out(fit: models.Fit | None) -> FitOut | None:
     if fit is None:
         return None
     return FitOut(
@@ -338,8 +338,8 @@ def rfm_report(
         timezone=a.summary.timezone,
         members=len(a.purchasers),
         segments=segment_report(a),
-        fit=_fit(a.predictions.fit),
-        spend_fit=_fit(a.predictions.spend_fit),
+        fit=fit_out(a.predictions.fit),
+        spend_fit=fit_out(a.predictions.spend_fit),
         predictions_missing=a.predictions.reason,
         spend_missing=a.predictions.spend_reason,
     )

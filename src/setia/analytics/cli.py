@@ -398,3 +398,96 @@ def cohorts_command(
             writer.writerow(
                 (row["cohort"], row["size"], m["offset"], m["month"], m["members"], m["share"])
             )
+
+
+RFM_COLUMNS = (
+    "member_id",
+    "segment",
+    "r",
+    "f",
+    "m",
+    "recency_days",
+    "orders",
+    "spend",
+    "refunds",
+    "x",
+    "t_x",
+    "T",
+    "monetary",
+    "p_alive",
+    "expected_purchases",
+    "clv",
+)
+
+
+@app.command("rfm")
+def rfm_command(
+    tenant: Annotated[str, typer.Option("--tenant", help="Tenant id")],
+    program: Annotated[
+        str | None, typer.Option("--program", help="Program id (default: the tenant's default)")
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="End of the period, ISO time with offset (default: now)"),
+    ] = None,
+    as_csv: Annotated[
+        bool, typer.Option("--csv", help="One CSV row per member with a purchase, to stdout")
+    ] = False,
+) -> None:
+    """RFM segments of a program from the service's orders (JSON report, or CSV per member)."""
+    from setia.analytics import members as service
+    from setia.analytics.api import RfmReportOut, fit_out, segment_report
+    from setia.cli import ready_db, tenant_and_program
+
+    end: dt.datetime | None = None
+    if as_of is not None:
+        try:
+            end = dt.datetime.fromisoformat(as_of)
+        except ValueError:
+            _fail(f"--as-of {as_of!r} is not an ISO time, e.g. 2026-03-01T00:00:00+07:00")
+    db = ready_db()
+    with db.session() as session:
+        try:
+            t, p = tenant_and_program(session, tenant, program)
+            a = service.analyse(session, t, p, as_of=end)
+        except SetiaError as exc:
+            _fail(exc.detail)
+    pr = a.predictions
+    if not as_csv:
+        report = RfmReportOut(
+            program_id=p.id,
+            as_of=a.summary.as_of,
+            timezone=a.summary.timezone,
+            members=len(a.purchasers),
+            segments=segment_report(a),
+            fit=fit_out(pr.fit),
+            spend_fit=fit_out(pr.spend_fit),
+            predictions_missing=pr.reason,
+            spend_missing=pr.spend_reason,
+        )
+        typer.echo(json.dumps(report.model_dump(mode="json"), indent=2, ensure_ascii=False))
+        return
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(RFM_COLUMNS)
+    s = a.scores
+    for i, row in enumerate(a.purchasers):
+        writer.writerow(
+            (
+                row.member_id,
+                s.segments[i],
+                int(s.r[i]),
+                int(s.f[i]),
+                int(s.m[i]),
+                int(s.recency_days[i]),
+                row.orders,
+                row.spend,
+                row.refunds,
+                int(row.x),
+                _num(row.t_x),
+                _num(row.T),
+                _num(row.monetary),
+                "" if pr.p_alive is None else _num(pr.p_alive[i]),
+                "" if pr.expected_purchases is None else _num(pr.expected_purchases[i]),
+                "" if pr.clv is None else _num(pr.clv[i]),
+            )
+        )
