@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from itertools import count
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -326,15 +327,18 @@ def _months_between(first: date, last: date) -> int:
     return (last.year - first.year) * 12 + last.month - first.month
 
 
-def test_cohorts_differential(db: Database, tenant: TenantFixture) -> None:
-    """The matrix equals a plain-Python computation over the same events."""
-    rng = random.Random(6)
+Bought = tuple[str, datetime, int, int]  # member, UTC instant, amount, refunded amount
+
+
+def random_history(db: Database, t: TenantFixture, seed: int, n: int = 60) -> list[Bought]:
+    """``n`` purchases of 15 members between October 2025 and April 2026, half of them within
+    an hour of a local midnight; 15 % refunded in full, 15 % of the rest by half."""
+    rng = random.Random(seed)
     base = datetime(2025, 10, 1, tzinfo=UTC)
     span = int((datetime(2026, 5, 1, tzinfo=UTC) - base).total_seconds())
-    orders: list[tuple[str, datetime, bool]] = []
-    for i in range(60):
+    orders: list[Bought] = []
+    for i in range(n):
         member = f"m{rng.randrange(15)}"
-        # Half of the instants within an hour of a local midnight.
         moment = base + timedelta(seconds=rng.randrange(span))
         if rng.random() < 0.5:
             local = moment.astimezone(JKT)
@@ -342,20 +346,30 @@ def test_cohorts_differential(db: Database, tenant: TenantFixture) -> None:
             moment = (midnight + timedelta(seconds=rng.randrange(-3600, 3600))).astimezone(UTC)
         moment = moment.replace(microsecond=0)
         order, amount, when = f"r{i}", 1000 * rng.randrange(1, 50), f"{moment:%Y-%m-%dT%H:%M:%S}"
-        buy(db, tenant, member, order, amount, when)
-        refunded = rng.random() < 0.15
-        if refunded:  # in full: no longer a purchase (a partial refund would keep it)
-            refund(db, tenant, member, order, amount, when)
+        buy(db, t, member, order, amount, when)
+        refunded = 0
+        if rng.random() < 0.15:
+            refunded = amount
         elif rng.random() < 0.15:
-            refund(db, tenant, member, order, amount // 2, when)
-        orders.append((member, moment, refunded))
+            refunded = amount // 2
+        if refunded:
+            refund(db, t, member, order, refunded, when)
+        orders.append((member, moment, amount, refunded))
+    return orders
 
+
+def _local(moment: datetime) -> date:
+    return moment.astimezone(JKT).date()
+
+
+def test_cohorts_differential(db: Database, tenant: TenantFixture) -> None:
+    """The matrix equals a plain-Python computation over the same events."""
+    orders = random_history(db, tenant, 6)
     first, last = date(2025, 11, 1), date(2026, 3, 1)
     by_member: dict[str, list[date]] = defaultdict(list)
-    for member, moment, refunded in orders:
-        if not refunded:
-            local = moment.astimezone(JKT)
-            by_member[member].append(date(local.year, local.month, 1))
+    for member, moment, amount, refunded in orders:
+        if refunded < amount:  # fully refunded orders are not purchases
+            by_member[member].append(_local(moment).replace(day=1))
     expected: dict[str, tuple[int, list[int]]] = {}
     for months in by_member.values():
         cohort = min(months)
@@ -372,4 +386,52 @@ def test_cohorts_differential(db: Database, tenant: TenantFixture) -> None:
     assert {
         r["cohort"]: (r["size"], [m["members"] for m in r["months"]]) for r in got["cohorts"]
     } == expected
-    assert expected  # the data exercise something
+    assert len(expected) >= 3  # the data exercise several cohorts
+    for row in got["cohorts"]:
+        assert row["months"][0]["members"] == row["size"]
+
+
+def test_kpis_differential(db: Database, tenant: TenantFixture) -> None:
+    """Member counts, orders, net sales, repeat and retention equal a plain-Python
+    computation over the same events, for several periods."""
+    orders = [o for o in random_history(db, tenant, 7, n=80) if o[3] < o[2]]
+    periods = [
+        ("2026-01-01", "2026-01-31"),
+        ("2025-12-15", "2026-02-14"),
+        ("2026-02-28", "2026-03-01"),
+        ("2026-03-10", "2026-03-10"),
+        ("2025-10-01", "2026-04-30"),
+    ]
+    checked_retention = False
+    for f, to in periods:
+        start, end = date.fromisoformat(f), date.fromisoformat(to)
+        prev = start - (end - start + timedelta(days=1))
+        days: dict[str, set[date]] = defaultdict(set)
+        prev_active: set[str] = set()
+        firsts: dict[str, date] = {}
+        n_orders, net = 0, 0
+        for member, moment, amount, refunded in orders:
+            day = _local(moment)
+            firsts[member] = min(day, firsts.get(member, day))
+            if start <= day <= end:
+                days[member].add(day)
+                n_orders += 1
+                net += amount - refunded
+            elif prev <= day < start:
+                prev_active.add(member)
+        active = set(days)
+        r = report(db, tenant, f, to)
+        assert r["members"] == {
+            "active": len(active),
+            "new": sum(1 for m in active if firsts[m] >= start),
+            "returning": sum(1 for m in active if firsts[m] < start),
+            "repeat": sum(1 for m in active if len(days[m]) >= 2),
+            "active_previous_period": len(prev_active),
+            "retained": len(active & prev_active),
+        }, (f, to)
+        assert (r["orders"], r["net_sales"]) == (n_orders, str(net)), (f, to)
+        if prev_active:
+            checked_retention = True
+            want = Decimal(len(active & prev_active)) / Decimal(len(prev_active))
+            assert r["retention_rate"] == str(want.quantize(Decimal("0.0001")))
+    assert checked_retention
