@@ -32,7 +32,13 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from setia.analytics import models, rfm
-from setia.analytics.summary import FloatArray, IntArray, day_number, from_day_number
+from setia.analytics.summary import (
+    FloatArray,
+    IntArray,
+    compress,
+    day_number,
+    from_day_number,
+)
 from setia.core.errors import InvalidInput
 from setia.core.time import as_utc, utcnow, zone
 from setia.events.models import Order
@@ -330,8 +336,13 @@ def predict(
         fit = models.fit_bgnbd(x, t_x, T)
     except InvalidInput as exc:
         return Predictions(None, None, f"the purchase model failed: {exc.detail}", None, **base)
-    alive = models.bgnbd_p_alive(fit.params, x, t_x, T)
-    expected = models.bgnbd_expected_purchases(fit.params, horizon_weeks, x, t_x, T)
+    # P(alive), expected purchases and the CLV factor depend on (x, t_x, T) only: computed
+    # once per distinct row and spread to the members.
+    c = compress(x, t_x, T)
+    alive = models.bgnbd_p_alive(fit.params, c.x, c.t_x, c.T)[c.inverse]
+    expected = models.bgnbd_expected_purchases(fit.params, horizon_weeks, c.x, c.t_x, c.T)[
+        c.inverse
+    ]
     spend_fit: models.Fit | None = None
     spend_reason: str | None = None
     spend: FloatArray | None = None
@@ -346,9 +357,10 @@ def predict(
             spend_fit = None
         else:
             spend = models.expected_spend(spend_fit.params, x, monetary)
-            value = models.clv(
-                fit, spend, x, t_x, T, months=months, discount_rate=discount_rate, unit="week"
+            per_spend = models.discounted_purchases(
+                fit, c.x, c.t_x, c.T, months=months, discount_rate=discount_rate, unit="week"
             )
+            value = spend * per_spend[c.inverse]
     return Predictions(
         fit,
         spend_fit,
