@@ -110,8 +110,8 @@ class MemberAnalyticsOut(BaseModel):
 
 
 class Range(BaseModel):
-    min: float | str
-    max: float | str
+    min: int | str
+    max: int | str
 
 
 class SegmentOut(BaseModel):
