@@ -325,3 +325,24 @@ def test_member_horizon_validation(db: Database, tenant: TenantFixture, client: 
     for params in ({"horizon_weeks": 0}, {"months": 0}, {"discount_rate": -0.1}):
         r = client.get(f"/v1/analytics/members/{mid}", params=params, headers=tenant.headers)
         assert r.status_code == 422, params
+
+
+def test_redemptions_counted(db: Database, tenant: TenantFixture, client: TestClient) -> None:
+    from setia.ledger import service as ledger
+
+    ids = history(db, tenant)
+    for k in range(2):
+        ctx = ledger.Context(
+            program_id=tenant.program_id, idempotency_key=f"redeem-{k}", request_hash=f"h{k}"
+        )
+        tx(db, lambda s, c=ctx: ledger.spend(s, c, member_id=ids["a"], amount=1))
+    now = client.get(f"/v1/analytics/members/{ids['a']}", headers=tenant.headers).json()
+    assert now["summary"]["redemptions"] == 2
+    assert now["summary"]["orders"] == 4
+    # the redemptions happened after AS_OF: not counted then
+    then = client.get(
+        f"/v1/analytics/members/{ids['a']}", params={"as_of": AS_OF}, headers=tenant.headers
+    ).json()
+    assert then["summary"]["redemptions"] == 0
+    other = client.get(f"/v1/analytics/members/{ids['b']}", headers=tenant.headers).json()
+    assert other["summary"]["redemptions"] == 0
