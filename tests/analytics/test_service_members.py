@@ -346,3 +346,20 @@ def test_redemptions_counted(db: Database, tenant: TenantFixture, client: TestCl
     assert then["summary"]["redemptions"] == 0
     other = client.get(f"/v1/analytics/members/{ids['b']}", headers=tenant.headers).json()
     assert other["summary"]["redemptions"] == 0
+
+
+def test_summary_in_a_dst_zone(db: Database) -> None:
+    """New York: local days follow EST before and EDT after the March change."""
+    ny = make_tenant(db, name="NY", timezone="America/New_York")
+    buy(ny, db, "n", "n1", "2026-03-08T04:30:00+00:00", "10000")  # Mar 7 23:30 EST
+    buy(ny, db, "n", "n2", "2026-03-09T03:30:00+00:00", "20000")  # Mar 8 23:30 EDT
+    buy(ny, db, "n", "n3", "2026-03-09T04:30:00+00:00", "40000")  # Mar 9 00:30 EDT
+    s = summary_of(db, ny, "2026-03-15T12:00:00-04:00")
+    (row,) = s.rows
+    assert s.as_of_day == dt.date(2026, 3, 15)
+    assert row.first_purchase_day == dt.date(2026, 3, 7)
+    assert row.last_purchase_day == dt.date(2026, 3, 9)
+    assert row.x == 2  # three local days (two UTC days)
+    assert pytest.approx(2 / WEEK) == row.t_x
+    assert pytest.approx(8 / WEEK) == row.T
+    assert row.monetary == pytest.approx(30000)
