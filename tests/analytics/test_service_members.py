@@ -299,6 +299,15 @@ def test_tenant_isolation(db: Database, tenant: TenantFixture, client: TestClien
         "/v1/analytics/rfm", params={"program_id": str(tenant.program_id)}, headers=other.headers
     )
     assert r.status_code == 404
+    r = client.get("/v1/analytics/members", params={"as_of": AS_OF}, headers=other.headers)
+    assert r.status_code == 200
+    assert r.json()["data"] == []
+    r = client.get(
+        f"/v1/analytics/members/{ids['a']}",
+        params={"program_id": str(other.program_id)},
+        headers=tenant.headers,
+    )
+    assert r.status_code == 404
 
 
 @pytest.mark.parametrize(
