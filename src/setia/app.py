@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -156,6 +157,21 @@ def create_app(db: Database | None = None) -> FastAPI:
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return _problem(exc.status_code, code, str(exc.detail), str(exc.detail))
+
+    @app.exception_handler(DataError)
+    async def data_error(request: Request, exc: DataError) -> JSONResponse:
+        # PostgreSQL refuses some values that passed validation: a NUL character (\u0000)
+        # in a text, a number too large for its column. Nothing was written.
+        log.info(
+            "value refused by the database on %s %s: %s", request.method, request.url.path, exc.orig
+        )
+        return _problem(
+            422,
+            "invalid_input",
+            "Invalid input",
+            "a value cannot be stored: remove NUL characters (\\u0000) from texts and keep "
+            "numbers within their documented range; nothing was saved",
+        )
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -7,6 +7,7 @@ sen, so Setia accepts and shows IDR with no decimals.
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal, InvalidOperation
 
 from babel.numbers import format_currency, get_currency_precision, list_currencies
@@ -15,6 +16,7 @@ _PRECISION_OVERRIDES = {"IDR": 0}
 # Amounts are stored as NUMERIC(18, 4): fourteen digits before the point.
 MAX_AMOUNT = Decimal(10) ** 14
 _CURRENCIES = frozenset(list_currencies())
+_PLAIN = re.compile(r"-?[0-9]+(\.[0-9]+)?", re.ASCII)
 
 
 class MoneyError(ValueError):
@@ -41,8 +43,16 @@ def parse_amount(value: object, currency: str, *, allow_zero: bool = False) -> D
     """Parse an amount sent as a string (or int); refuse floats, NaN, negatives and extra decimals."""
     if isinstance(value, bool | float):
         raise MoneyError("invalid_amount", 'send amounts as strings, e.g. "15000" or "12.50"')
+    text = str(value).strip()
+    # Plain ASCII digits with an optional decimal point: Decimal() alone would also take
+    # "1_000", "+5", "5.", "1e3" and digits of other scripts.
+    if not _PLAIN.fullmatch(text):
+        raise MoneyError(
+            "invalid_amount",
+            f'{value!r} is not an amount: write digits with an optional decimal point, e.g. "15000" or "12.50"',
+        )
     try:
-        amount = Decimal(str(value).strip())
+        amount = Decimal(text)
     except InvalidOperation:
         raise MoneyError("invalid_amount", f"{value!r} is not a number") from None
     if not amount.is_finite():
