@@ -105,3 +105,62 @@ def test_refund_and_cancel_give_everything_back_exactly_once(till: Till) -> None
     assert gone["valid"] is False
     assert gone["reason_code"] == "cancelled"
     till.sound()
+
+
+def test_a_reward_coupon_restored_by_a_refund_after_its_expiry_returns_its_points(
+    till: Till,
+) -> None:
+    from datetime import timedelta
+
+    from setia.core.time import utcnow
+    from setia.jobs.service import run_due
+
+    m = till.member()
+    till.purchase(m, "O-1", "3000000")
+    campaign = till.ok(
+        till.post(
+            "/v1/coupon-campaigns",
+            {
+                "code": "hadiah",
+                "names": {"id": "Potongan", "en": "Off"},
+                "discount": {"type": "fixed", "amount": "10000"},
+                "member_bound": True,
+            },
+        ),
+        201,
+    )
+    r = till.c.put(
+        f"/v1/programs/{till.t.program_id}/rewards/potongan",
+        json={
+            "kind": "discount_coupon",
+            "names": {"id": "Potongan", "en": "Off"},
+            "points": 1_000,
+            "coupon_campaign_id": campaign["id"],
+            "coupon_validity_days": 7,
+        },
+        headers=till.t.headers,
+    )
+    assert r.status_code == 201, r.text
+    red = till.ok(till.post(f"/v1/members/{m}/redemptions", {"reward": "potongan"}, key="r"), 201)
+    body = {"code": red["coupon_code"], "member_id": m, "order_id": "O-2", "cart": CART}
+    till.ok(till.post("/v1/coupons/redeem", body), 201)
+    assert till.available(m) == 2_000
+    later = utcnow() + timedelta(days=8)
+    # Used: its expiry changes nothing.
+    assert run_due(till.db, now=later).rewards == {}
+    assert till.ok(till.get(f"/v1/redemptions/{red['id']}"))["status"] == "issued"
+    # The order is cancelled after the coupon's expiry: the coupon was never really used.
+    till.ok(
+        till.post(
+            "/v1/coupons/void",
+            {"code": red["coupon_code"], "order_id": "O-2", "reason": "order cancelled"},
+        )
+    )
+    report = run_due(till.db, now=later + timedelta(hours=1))
+    assert report.rewards["expired_coupons"] == 1
+    assert report.rewards["points_returned"] == 1_000
+    assert till.ok(till.get(f"/v1/redemptions/{red['id']}"))["status"] == "expired"
+    assert till.available(m) == 3_000
+    assert run_due(till.db, now=later + timedelta(hours=2)).rewards == {}
+    assert till.available(m) == 3_000
+    till.sound()

@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.orm import Session
 
 from setia.core.db import Database
 from setia.core.errors import SetiaError
 from setia.core.time import utcnow
+from setia.coupons.models import Coupon
 from setia.rewards import service
 from setia.rewards.models import RewardRedemption
 
@@ -38,8 +39,18 @@ class RewardsReport:
 
 
 def _claim(session: Session, at: datetime, after: uuid.UUID | None) -> list[uuid.UUID]:
+    # Due work, and coupon redemptions that had nothing left to do because their coupon was
+    # used, but whose use was voided since (a refunded order) and whose coupon has expired:
+    # that coupon expired unused after all.
+    restored = and_(
+        RewardRedemption.due_at.is_(None),
+        RewardRedemption.status == "issued",
+        exists().where(
+            Coupon.id == RewardRedemption.coupon_id, Coupon.uses == 0, Coupon.expires_at <= at
+        ),
+    )
     stmt = select(RewardRedemption.id).where(
-        RewardRedemption.due_at.is_not(None), RewardRedemption.due_at <= at
+        or_(and_(RewardRedemption.due_at.is_not(None), RewardRedemption.due_at <= at), restored)
     )
     if after is not None:
         stmt = stmt.where(RewardRedemption.id > after)
@@ -65,7 +76,9 @@ def run_due(db: Database, now: datetime | None = None) -> RewardsReport:
                 try:
                     with session.begin_nested():
                         red = service._lock(session, red_id)
-                        if red is None or red.due_at is None or red.due_at > at:
+                        if red is None or (red.due_at is not None and red.due_at > at):
+                            continue
+                        if red.due_at is None and red.status != "issued":
                             continue
                         if red.status == "held":
                             if service.expire_held(session, red, at):
