@@ -9,12 +9,13 @@ import datetime as dt
 import uuid
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
+from setia.analytics import labels as labelling
 from setia.analytics import members as service
 from setia.analytics import models, rfm
 from setia.core.api import (
@@ -98,6 +99,17 @@ class PredictionOut(BaseModel):
     spend_missing: str | None = Field(description="Why expected_spend and clv are null")
 
 
+class LoyaltyOut(BaseModel):
+    scores: dict[str, float] = Field(description="habitual, transactional, emotional (0-1)")
+    primary: str = Field(description="The highest type, or none when all are low")
+    evidence: dict[str, Any]
+
+
+class LabelOut(BaseModel):
+    label: str = Field(description="none, dissatisfied, new, lost, loyal, at_risk or happy")
+    evidence: dict[str, Any]
+
+
 class MemberAnalyticsOut(BaseModel):
     member_id: uuid.UUID
     program_id: uuid.UUID
@@ -107,6 +119,8 @@ class MemberAnalyticsOut(BaseModel):
     rfm: RfmOut | None = Field(description="Null when the member has no purchase")
     predictions: PredictionOut | None
     predictions_missing: str | None = Field(description="Why predictions are null")
+    label: LabelOut
+    loyalty: LoyaltyOut
 
 
 class Range(BaseModel):
@@ -151,6 +165,8 @@ class MemberListItem(BaseModel):
     p_alive: float | None
     expected_purchases: float | None
     clv: str | None
+    label: str
+    loyalty_type: str
 
 
 AsOf = Annotated[
@@ -160,6 +176,70 @@ AsOf = Annotated[
 Horizon = Annotated[float, Query(gt=0, le=520, description="Weeks for expected purchases")]
 Months = Annotated[int, Query(ge=1, le=120, description="CLV horizon in months")]
 Discount = Annotated[float, Query(ge=0, le=1, description="Monthly discount rate for CLV")]
+
+
+class Label(StrEnum):
+    none = "none"
+    dissatisfied = "dissatisfied"
+    new = "new"
+    lost = "lost"
+    loyal = "loyal"
+    at_risk = "at_risk"
+    happy = "happy"
+
+
+class LoyaltyType(StrEnum):
+    habitual = "habitual"
+    transactional = "transactional"
+    emotional = "emotional"
+    none = "none"
+
+
+def thresholds_params(
+    loyal_min_days: Annotated[int, Query(ge=1, le=1000, description="N purchase days")] = 3,
+    loyal_min_tenure_days: Annotated[int, Query(ge=0, le=10000)] = 30,
+    active_p_alive: Annotated[float, Query(ge=0, le=1)] = 0.5,
+    active_days: Annotated[int, Query(ge=0, le=10000)] = 45,
+    new_days: Annotated[int, Query(ge=0, le=10000)] = 30,
+    lost_days: Annotated[int, Query(ge=1, le=10000)] = 180,
+    lost_p_alive: Annotated[float, Query(ge=0, le=1)] = 0.1,
+    min_gaps: Annotated[int, Query(ge=1, le=1000)] = 2,
+    redemptions_per_order_full: Annotated[float, Query(gt=0, le=100)] = 0.5,
+    advocacy_full: Annotated[int, Query(ge=1, le=10000)] = 3,
+    primary_min_score: Annotated[float, Query(ge=0, le=1)] = 0.5,
+    advocacy_type: Annotated[
+        list[str] | None, Query(description="Event types that count as advocacy (repeatable)")
+    ] = None,
+) -> labelling.Thresholds:
+    """Label thresholds from query parameters (per request; stored settings come later)."""
+    return labelling.Thresholds(
+        loyal_min_days=loyal_min_days,
+        loyal_min_tenure_days=loyal_min_tenure_days,
+        active_p_alive=active_p_alive,
+        active_days=active_days,
+        new_days=new_days,
+        lost_days=lost_days,
+        lost_p_alive=lost_p_alive,
+        min_gaps=min_gaps,
+        redemptions_per_order_full=redemptions_per_order_full,
+        advocacy_full=advocacy_full,
+        primary_min_score=primary_min_score,
+        advocacy_types=tuple(advocacy_type) if advocacy_type else ("review.submitted",),
+    )
+
+
+ThresholdsDep = Annotated[labelling.Thresholds, Depends(thresholds_params)]
+
+
+class LabelReportOut(BaseModel):
+    program_id: uuid.UUID
+    as_of: dt.datetime
+    timezone: str
+    members: int = Field(description="Members with an order or a redemption")
+    labels: dict[str, int]
+    loyalty_types: dict[str, int] = Field(description="Members per primary loyalty type")
+    thresholds: dict[str, Any]
+    predictions_missing: str | None = Field(description="Why P(alive) was not used")
 
 
 def _money(value: float | Decimal, currency: str) -> str:
@@ -226,6 +306,7 @@ def member_analytics(
     member_id: uuid.UUID,
     session: SessionDep,
     caller: ReadCaller,
+    thresholds: ThresholdsDep,
     program_id: uuid.UUID | None = None,
     as_of: AsOf = None,
     horizon_weeks: Horizon = 12.0,
@@ -278,6 +359,11 @@ def member_analytics(
         )
         prediction = _prediction(a, pos)
         missing = a.predictions.reason
+    found_label = labelling.classify(session, a, thresholds, member_id=member_id).get(member_id)
+    if found_label is None:
+        found_label = labelling.MemberLabel(
+            member_id, "none", {"rule": "no order"}, dict.fromkeys(labelling.TYPES, 0.0), "none"
+        )
     return MemberAnalyticsOut(
         member_id=member_id,
         program_id=program.id,
@@ -287,6 +373,12 @@ def member_analytics(
         rfm=rfm_out,
         predictions=prediction,
         predictions_missing=missing,
+        label=LabelOut(label=found_label.label, evidence=found_label.evidence),
+        loyalty=LoyaltyOut(
+            scores=found_label.scores,
+            primary=found_label.primary,
+            evidence=found_label.loyalty_evidence,
+        ),
     )
 
 
@@ -349,8 +441,13 @@ def rfm_report(
 def list_members(
     session: SessionDep,
     caller: ReadCaller,
+    thresholds: ThresholdsDep,
     program_id: uuid.UUID | None = None,
     segment: Annotated[Segment | None, Query(description="Only this RFM segment")] = None,
+    label: Annotated[Label | None, Query(description="Only this label")] = None,
+    loyalty_type: Annotated[
+        LoyaltyType | None, Query(description="Only this primary loyalty type")
+    ] = None,
     as_of: AsOf = None,
     limit: Limit = 50,
     cursor: Cursor = None,
@@ -360,11 +457,17 @@ def list_members(
     after = decode_cursor(cursor)
     a = service.analyse(session, caller.tenant, program, as_of=as_of)
     s, p, cur = a.scores, a.predictions, a.summary.currency
+    labelled = labelling.classify(session, a, thresholds)
     items: list[MemberListItem] = []
     for i, row in enumerate(a.purchasers):  # sorted by member id
         if after is not None and row.member_id <= after:
             continue
         if segment is not None and s.segments[i] != segment.value:
+            continue
+        lab = labelled[row.member_id]
+        if label is not None and lab.label != label.value:
+            continue
+        if loyalty_type is not None and lab.primary != loyalty_type.value:
             continue
         items.append(
             MemberListItem(
@@ -381,6 +484,8 @@ def list_members(
                     None if p.expected_purchases is None else float(p.expected_purchases[i])
                 ),
                 clv=None if p.clv is None else _money(p.clv[i], cur),
+                label=lab.label,
+                loyalty_type=lab.primary,
             )
         )
         if len(items) > limit:
@@ -388,3 +493,29 @@ def list_members(
     more = len(items) > limit
     items = items[:limit]
     return Page(data=items, next_cursor=encode_cursor(items[-1].member_id) if more else None)
+
+
+@router.get("/labels", response_model=LabelReportOut, responses=problems(403, 404, 422))
+def label_report(
+    session: SessionDep,
+    caller: ReadCaller,
+    thresholds: ThresholdsDep,
+    program_id: uuid.UUID | None = None,
+    as_of: AsOf = None,
+) -> LabelReportOut:
+    """Members per happy-vs-loyal label and per primary loyalty type, with the thresholds
+    used (query parameters; per-tenant stored settings are not built yet)."""
+    program = programs.get_program(session, caller.tenant.id, program_id)
+    a = service.analyse(session, caller.tenant, program, as_of=as_of)
+    labelled = labelling.classify(session, a, thresholds)
+    c = labelling.counts(labelled)
+    return LabelReportOut(
+        program_id=program.id,
+        as_of=a.summary.as_of,
+        timezone=a.summary.timezone,
+        members=len(labelled),
+        labels=c["labels"],
+        loyalty_types=c["loyalty_types"],
+        thresholds=thresholds.as_dict(),
+        predictions_missing=a.predictions.reason,
+    )

@@ -1,0 +1,233 @@
+"""Happy-vs-loyal labels and loyalty types: constructed members with known behaviour."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from setia.analytics import labels
+from setia.core.db import Database
+from setia.core.errors import InvalidInput
+from setia.ledger import service as ledger
+from tests.analytics.test_service_members import buy, refund
+from tests.conftest import TenantFixture, make_tenant
+from tests.ledger.support import member_by_external_id, post_event, tx
+from tests.rules.helpers import JKT, Api
+
+BONUS_AMOUNT = "1000000"
+
+
+def ago(days: int) -> str:
+    """Noon (Jakarta) ``days`` local days before today."""
+    d = dt.datetime.now(JKT).date() - dt.timedelta(days=days)
+    return dt.datetime(d.year, d.month, d.day, 12, 0, tzinfo=JKT).isoformat()
+
+
+def review(t: TenantFixture, db: Database, ext: str, event_id: str, at: str) -> None:
+    post_event(
+        db,
+        t,
+        {
+            "id": event_id,
+            "type": "review.submitted",
+            "member": {"external_id": ext},
+            "occurred_at": at,
+        },
+    )
+
+
+def redeem(db: Database, t: TenantFixture, member_id: uuid.UUID, key: str) -> None:
+    ctx = ledger.Context(program_id=t.program_id, idempotency_key=key, request_hash=key)
+    tx(db, lambda s: ledger.spend(s, ctx, member_id=member_id, amount=1))
+
+
+def population(db: Database, t: TenantFixture, client: TestClient) -> dict[str, uuid.UUID]:
+    Api(client, t).add_rule(
+        name="Bonus day",
+        conditions={"field": "event.amount", "op": "gte", "value": BONUS_AMOUNT},
+    )
+    # weekly regular, no promotions: 8 purchases 7 days apart, the last a week ago
+    for k in range(8):
+        buy(t, db, "weekly", f"w{k}", ago(7 + 7 * k), "50000")
+    # deal hunter: buys only when the bonus rule fires, irregularly, and redeems often
+    for k, d in enumerate((57, 50, 29, 4)):
+        buy(t, db, "deal", f"d{k}", ago(d), BONUS_AMOUNT)
+    # fan: one purchase 40 days ago, two reviews
+    buy(t, db, "fan", "f0", ago(40), "30000")
+    review(t, db, "fan", "f-r1", ago(39))
+    review(t, db, "fan", "f-r2", ago(20))
+    # newbie: one purchase yesterday
+    buy(t, db, "newbie", "n0", ago(1), "20000")
+    # lapsed regular: weekly for 8 weeks, the last 200 days ago
+    for k in range(8):
+        buy(t, db, "lapsed", f"l{k}", ago(200 + 7 * k), "40000")
+    # slipping regular: weekly for 6 weeks, the last 60 days ago
+    for k in range(6):
+        buy(t, db, "slipping", f"s{k}", ago(60 + 7 * k), "40000")
+    # refunder: one purchase 50 days ago, half refunded
+    buy(t, db, "refunder", "r0", ago(50), "60000")
+    refund(t, db, "refunder", "r0r", "r0", ago(49), "30000")
+    ids = {
+        k: member_by_external_id(db, t, k)
+        for k in ("weekly", "deal", "fan", "newbie", "lapsed", "slipping", "refunder")
+    }
+    for k in range(2):
+        redeem(db, t, ids["deal"], f"deal-redeem-{k}")
+    return ids
+
+
+def member(client: TestClient, t: TenantFixture, mid: uuid.UUID, **params: Any) -> Any:
+    r = client.get(f"/v1/analytics/members/{mid}", params=params, headers=t.headers)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_labels_and_types(db: Database, tenant: TenantFixture, client: TestClient) -> None:
+    ids = population(db, tenant, client)
+
+    weekly = member(client, tenant, ids["weekly"])
+    assert weekly["label"]["label"] == "loyal"
+    ev = weekly["label"]["evidence"]
+    assert ev["purchase_days"] == 8
+    assert ev["recency_days"] == 7
+    assert ev["tenure_days"] == 56
+    assert ev["rule"] == "repeat buyer, active (recency_days <= active_days)"
+    assert ev["p_alive"] is None  # too few members for the purchase model
+    assert weekly["loyalty"]["primary"] == "habitual"
+    assert weekly["loyalty"]["scores"] == {"habitual": 1.0, "transactional": 0.0, "emotional": 0.0}
+    hab = weekly["loyalty"]["evidence"]["habitual"]
+    assert hab["gaps_days"] == [7] * 7
+    assert hab["gap_cv"] == 0.0
+    assert hab["promotion_share"] == 0
+
+    deal = member(client, tenant, ids["deal"])
+    assert deal["label"]["label"] == "loyal"
+    tr = deal["loyalty"]["evidence"]["transactional"]
+    assert tr["orders"] == 4
+    assert tr["promotion_orders"] == 4
+    assert tr["redemptions"] == 2
+    assert deal["loyalty"]["scores"]["transactional"] == 1.0
+    assert deal["loyalty"]["scores"]["habitual"] == 0.0
+    assert deal["loyalty"]["primary"] == "transactional"
+
+    fan = member(client, tenant, ids["fan"])
+    assert fan["label"]["label"] == "happy"
+    assert fan["loyalty"]["scores"]["emotional"] == pytest.approx(0.6667)
+    assert fan["loyalty"]["evidence"]["emotional"]["advocacy_events"] == 2
+    assert fan["loyalty"]["primary"] == "emotional"
+
+    newbie = member(client, tenant, ids["newbie"])
+    assert newbie["label"]["label"] == "new"
+    assert newbie["label"]["evidence"]["tenure_days"] == 1
+    assert newbie["loyalty"]["primary"] == "none"
+
+    assert member(client, tenant, ids["lapsed"])["label"]["label"] == "lost"
+    slipping = member(client, tenant, ids["slipping"])
+    assert slipping["label"]["label"] == "at_risk"
+    assert slipping["label"]["evidence"]["recency_days"] == 60
+    assert member(client, tenant, ids["refunder"])["label"]["label"] == "dissatisfied"
+
+    report = client.get("/v1/analytics/labels", headers=tenant.headers).json()
+    assert report["members"] == 7
+    assert report["labels"] == {
+        "none": 0,
+        "dissatisfied": 1,
+        "new": 1,
+        "lost": 1,
+        "loyal": 2,
+        "at_risk": 1,
+        "happy": 1,
+    }
+    assert report["loyalty_types"]["transactional"] == 1
+    assert report["loyalty_types"]["emotional"] == 1
+    assert report["thresholds"]["lost_days"] == 180
+
+    def listed(**params: Any) -> set[uuid.UUID]:
+        r = client.get("/v1/analytics/members", params=params, headers=tenant.headers)
+        assert r.status_code == 200, r.text
+        return {uuid.UUID(i["member_id"]) for i in r.json()["data"]}
+
+    assert listed(label="loyal") == {ids["weekly"], ids["deal"]}
+    assert listed(label="loyal", loyalty_type="transactional") == {ids["deal"]}
+    assert listed(loyalty_type="emotional") == {ids["fan"]}
+
+
+def test_thresholds_change_the_outcome(
+    db: Database, tenant: TenantFixture, client: TestClient
+) -> None:
+    ids = population(db, tenant, client)
+    # a longer lost window: the lapsed regular is only at risk
+    lapsed = member(client, tenant, ids["lapsed"], lost_days=300)
+    assert lapsed["label"]["label"] == "at_risk"
+    # more purchase days needed: the weekly regular is not yet a repeat buyer, only happy
+    assert member(client, tenant, ids["weekly"], loyal_min_days=9)["label"]["label"] == "happy"
+    # a longer new window: new takes precedence over loyal
+    assert member(client, tenant, ids["weekly"], new_days=60)["label"]["label"] == "new"
+    # a shorter active window: the deal hunter still active, the weekly regular at risk
+    assert member(client, tenant, ids["weekly"], active_days=5)["label"]["label"] == "at_risk"
+    # a high bar for a primary type
+    fan = member(client, tenant, ids["fan"], primary_min_score=0.9)
+    assert fan["loyalty"]["primary"] == "none"
+    # another event type counts as advocacy
+    other = member(client, tenant, ids["fan"], advocacy_type="profile.completed")
+    assert other["loyalty"]["scores"]["emotional"] == 0.0
+    report = client.get(
+        "/v1/analytics/labels", params={"lost_days": 300}, headers=tenant.headers
+    ).json()
+    assert report["labels"]["lost"] == 0
+    assert report["labels"]["at_risk"] == 2
+
+
+def test_precedence_in_code() -> None:
+    """Within the evidence rules: new before lost before loyal before at_risk before happy."""
+    assert labels.PRECEDENCE == (
+        "none",
+        "dissatisfied",
+        "new",
+        "lost",
+        "loyal",
+        "at_risk",
+        "happy",
+    )
+    with pytest.raises(InvalidInput):
+        labels.Thresholds(lost_days=10, active_days=45)
+    with pytest.raises(InvalidInput):
+        labels.Thresholds(lost_p_alive=0.9, active_p_alive=0.5)
+
+
+def test_tenant_isolation(db: Database, tenant: TenantFixture, client: TestClient) -> None:
+    ids = population(db, tenant, client)
+    other = make_tenant(db, name="Other")
+    report = client.get("/v1/analytics/labels", headers=other.headers).json()
+    assert report["members"] == 0
+    assert sum(report["labels"].values()) == 0
+    r = client.get(f"/v1/analytics/members/{ids['weekly']}", headers=other.headers)
+    assert r.status_code == 404
+    assert (
+        client.get(
+            "/v1/analytics/members", params={"label": "loyal"}, headers=other.headers
+        ).json()["data"]
+        == []
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/v1/analytics/labels", {"loyal_min_days": 0}),
+        ("/v1/analytics/labels", {"active_p_alive": 2}),
+        ("/v1/analytics/labels", {"lost_days": 10}),
+        ("/v1/analytics/labels", {"lost_p_alive": 0.9}),
+        ("/v1/analytics/members", {"label": "royal"}),
+        ("/v1/analytics/members", {"loyalty_type": "fickle"}),
+    ],
+)
+def test_bad_params(
+    tenant: TenantFixture, client: TestClient, path: str, params: dict[str, Any]
+) -> None:
+    r = client.get(path, params=params, headers=tenant.headers)
+    assert r.status_code == 422, r.text
