@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
+import json
 import uuid
 from typing import Any
 
@@ -13,6 +16,7 @@ from setia.analytics import labels
 from setia.core.db import Database
 from setia.core.errors import InvalidInput
 from setia.ledger import service as ledger
+from tests.analytics.test_service_cli import cli as cli
 from tests.analytics.test_service_members import buy, refund
 from tests.conftest import TenantFixture, make_tenant
 from tests.ledger.support import member_by_external_id, post_event, tx
@@ -231,3 +235,23 @@ def test_bad_params(
 ) -> None:
     r = client.get(path, params=params, headers=tenant.headers)
     assert r.status_code == 422, r.text
+
+
+def test_labels_cli(db: Database, tenant: TenantFixture, client: TestClient, cli: Any) -> None:
+    ids = population(db, tenant, client)
+    t = str(tenant.tenant_id)
+    r = cli("analytics", "labels", "--tenant", t)
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert data["members"] == 7
+    assert data["labels"]["loyal"] == 2
+    assert data["labels"]["lost"] == 1
+    r = cli("analytics", "labels", "--tenant", t, "--csv", "--lost-days", "300")
+    assert r.exit_code == 0, r.output
+    rows = {row["member_id"]: row for row in csv.DictReader(io.StringIO(r.stdout))}
+    assert rows[str(ids["lapsed"])]["label"] == "at_risk"
+    assert rows[str(ids["weekly"])]["loyalty_type"] == "habitual"
+    assert rows[str(ids["deal"])]["loyalty_type"] == "transactional"
+    r = cli("analytics", "labels", "--tenant", t, "--lost-days", "10")
+    assert r.exit_code != 0
+    assert "lost_days" in r.output

@@ -491,3 +491,100 @@ def rfm_command(
                 "" if pr.clv is None else _num(pr.clv[i]),
             )
         )
+
+
+LABEL_COLUMNS = (
+    "member_id",
+    "label",
+    "loyalty_type",
+    "habitual",
+    "transactional",
+    "emotional",
+    "purchase_days",
+    "recency_days",
+    "tenure_days",
+    "p_alive",
+)
+
+
+@app.command("labels")
+def labels_command(
+    tenant: Annotated[str, typer.Option("--tenant", help="Tenant id")],
+    program: Annotated[
+        str | None, typer.Option("--program", help="Program id (default: the tenant's default)")
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="End of the period, ISO time with offset (default: now)"),
+    ] = None,
+    as_csv: Annotated[
+        bool, typer.Option("--csv", help="One CSV row per member (label, type, scores)")
+    ] = False,
+    loyal_min_days: Annotated[int, typer.Option(help="N: purchase days of a repeat buyer")] = 3,
+    loyal_min_tenure_days: Annotated[int, typer.Option(help="M: days since first purchase")] = 30,
+    active_p_alive: Annotated[float, typer.Option(help="p: P(alive) that is still active")] = 0.5,
+    active_days: Annotated[int, typer.Option(help="K: or a purchase within K days")] = 45,
+    new_days: Annotated[int, typer.Option(help="D: first purchase fewer than D days ago")] = 30,
+    lost_days: Annotated[int, typer.Option(help="L: no purchase for L days is lost")] = 180,
+    lost_p_alive: Annotated[float, typer.Option(help="q: P(alive) below q is lost")] = 0.1,
+    primary_min_score: Annotated[float, typer.Option(help="Score a primary type needs")] = 0.5,
+) -> None:
+    """Happy-vs-loyal labels and loyalty types of a program's members (JSON counts or CSV)."""
+    from setia.analytics import labels
+    from setia.analytics import members as service
+    from setia.cli import ready_db, tenant_and_program
+
+    end: dt.datetime | None = None
+    if as_of is not None:
+        try:
+            end = dt.datetime.fromisoformat(as_of)
+        except ValueError:
+            _fail(f"--as-of {as_of!r} is not an ISO time, e.g. 2026-03-01T00:00:00+07:00")
+    db = ready_db()
+    with db.session() as session:
+        try:
+            th = labels.Thresholds(
+                loyal_min_days=loyal_min_days,
+                loyal_min_tenure_days=loyal_min_tenure_days,
+                active_p_alive=active_p_alive,
+                active_days=active_days,
+                new_days=new_days,
+                lost_days=lost_days,
+                lost_p_alive=lost_p_alive,
+                primary_min_score=primary_min_score,
+            )
+            t, p = tenant_and_program(session, tenant, program)
+            a = service.analyse(session, t, p, as_of=end)
+            labelled = labels.classify(session, a, th)
+        except SetiaError as exc:
+            _fail(exc.detail)
+    if not as_csv:
+        report = {
+            "program_id": str(p.id),
+            "as_of": a.summary.as_of.isoformat(),
+            "timezone": a.summary.timezone,
+            "members": len(labelled),
+            **labels.counts(labelled),
+            "thresholds": th.as_dict(),
+            "predictions_missing": a.predictions.reason,
+        }
+        typer.echo(json.dumps(report, indent=2, ensure_ascii=False))
+        return
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(LABEL_COLUMNS)
+    for m in labelled.values():
+        ev = m.evidence
+        writer.writerow(
+            (
+                m.member_id,
+                m.label,
+                m.primary,
+                _num(m.scores["habitual"]),
+                _num(m.scores["transactional"]),
+                _num(m.scores["emotional"]),
+                ev["purchase_days"],
+                "" if ev["recency_days"] is None else ev["recency_days"],
+                "" if ev["tenure_days"] is None else ev["tenure_days"],
+                "" if ev["p_alive"] is None else _num(ev["p_alive"]),
+            )
+        )
