@@ -146,8 +146,12 @@ def test_labels_and_types(db: Database, tenant: TenantFixture, client: TestClien
         "at_risk": 1,
         "happy": 1,
     }
-    assert report["loyalty_types"]["transactional"] == 1
-    assert report["loyalty_types"]["emotional"] == 1
+    assert report["loyalty_types"] == {
+        "habitual": 3,  # weekly, lapsed and slipping regulars
+        "transactional": 1,
+        "emotional": 1,
+        "none": 2,  # newbie, refunder
+    }
     assert report["thresholds"]["lost_days"] == 180
 
     def listed(**params: Any) -> set[uuid.UUID]:
