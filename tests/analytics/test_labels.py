@@ -259,3 +259,49 @@ def test_labels_cli(db: Database, tenant: TenantFixture, client: TestClient, cli
     r = cli("analytics", "labels", "--tenant", t, "--lost-days", "10")
     assert r.exit_code != 0
     assert "lost_days" in r.output
+
+
+def test_p_alive_decides_when_the_model_is_fitted(
+    db: Database, tenant: TenantFixture, client: TestClient
+) -> None:
+    """25 members, model fitted: the evidence carries P(alive) and the p/q thresholds act."""
+    from tests.analytics.test_service_members import AS_OF, random_history
+
+    random_history(db, tenant)
+
+    def report(**params: Any) -> Any:
+        r = client.get(
+            "/v1/analytics/labels", params={"as_of": AS_OF, **params}, headers=tenant.headers
+        )
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    base = report()
+    assert base["predictions_missing"] is None
+    assert base["members"] == 25
+    # the members buy at random with no drop-out: P(alive) ≈ 1 for all, so even with no
+    # recency window (active_days=0) every repeat buyer is active by P(alive): none at risk
+    strict = report(active_days=0)
+    assert strict["labels"]["at_risk"] == 0
+    assert strict["labels"]["loyal"] == base["labels"]["loyal"] + base["labels"]["at_risk"]
+    assert strict["labels"]["loyal"] > 0
+    items = client.get(
+        "/v1/analytics/members", params={"as_of": AS_OF, "limit": 500}, headers=tenant.headers
+    ).json()["data"]
+    some = uuid.UUID(items[0]["member_id"])
+    one = member(client, tenant, some, as_of=AS_OF)
+    assert one["label"]["evidence"]["p_alive"] == pytest.approx(
+        one["predictions"]["p_alive"], abs=1e-4
+    )
+
+
+def test_no_purchase_labels(db: Database, tenant: TenantFixture, client: TestClient) -> None:
+    buy(tenant, db, "gone", "g0", ago(40), "10000")
+    refund(tenant, db, "gone", "g0r", "g0", ago(39), "10000")
+    gone = member(client, tenant, member_by_external_id(db, tenant, "gone"))
+    assert gone["label"]["label"] == "dissatisfied"
+    assert gone["label"]["evidence"]["rule"] == "no purchase left after refunds"
+    review(tenant, db, "quiet", "q-r1", ago(3))
+    quiet = member(client, tenant, member_by_external_id(db, tenant, "quiet"))
+    assert quiet["label"] == {"label": "none", "evidence": {"rule": "no order"}}
+    assert quiet["loyalty"]["primary"] == "none"
