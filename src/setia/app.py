@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from setia import __version__
 from setia.analytics.api import router as analytics_router
 from setia.analytics.kpis_api import router as analytics_kpis_router
+from setia.badges.api import router as badges_router
 from setia.causes.api import router as causes_router
 from setia.checkout.api import router as checkout_router
 from setia.core.config import get_settings
@@ -33,6 +34,7 @@ from setia.ledger.api import router as ledger_router
 from setia.members.api import router as members_router
 from setia.memberships.api import router as memberships_router
 from setia.programs.api import router as programs_router
+from setia.referrals.api import router as referrals_router
 from setia.rewards.api import router as rewards_router
 from setia.rules.api import router as rules_router
 from setia.tenants.api import router as tenants_router
@@ -222,6 +224,8 @@ def create_app(db: Database | None = None) -> FastAPI:
         finance_router,
         analytics_router,
         analytics_kpis_router,
+        referrals_router,
+        badges_router,
     ):
         app.include_router(router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

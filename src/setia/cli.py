@@ -12,6 +12,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from setia.analytics import cli as analytics_cli
+from setia.badges import cli as badges_cli
 from setia.causes import cli as causes_cli
 from setia.checkout import cli as checkout_cli
 from setia.core.db import Database, get_database
@@ -20,6 +21,7 @@ from setia.core.migrate import check_schema, upgrade
 from setia.coupons import cli as coupons_cli
 from setia.finance import cli as finance_cli
 from setia.memberships import cli as memberships_cli
+from setia.referrals import cli as referrals_cli
 from setia.rewards import cli as rewards_cli
 from setia.rules import cli as rules_cli
 from setia.tiers import cli as tiers_cli
@@ -56,6 +58,8 @@ app.add_typer(checkout_cli.app, name="checkout")
 app.add_typer(wallet_cli.app, name="wallet")
 app.add_typer(finance_cli.app, name="finance")
 app.add_typer(analytics_cli.app, name="analytics")
+app.add_typer(referrals_cli.app, name="referrals")
+app.add_typer(badges_cli.app, name="badges")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

@@ -1,8 +1,11 @@
 """Imports every domain's models so that ``Base.metadata`` knows all tables."""
 
+import setia.analytics.tables
+import setia.badges.models
 import setia.causes.models
 import setia.checkout.models
 import setia.coupons.models
+import setia.referrals.models
 import setia.rewards.models  # noqa: F401  (each domain's tables, registered on import)
 from setia.audit.models import AuditRecord
 from setia.core.db import Base

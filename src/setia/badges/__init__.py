@@ -1,0 +1,1 @@
+"""Badges and challenges: definitions, progress per member from events, completion rewards, leaderboards."""

@@ -1,0 +1,3 @@
+"""Tables of the badges domain."""
+
+from __future__ import annotations

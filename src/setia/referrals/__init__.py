@@ -1,0 +1,1 @@
+"""Referral programs: personal codes, links, qualification after the return window, fraud guards, review queue, funnel."""

@@ -1,0 +1,3 @@
+"""Tables of the referrals domain."""
+
+from __future__ import annotations
