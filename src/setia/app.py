@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from setia import __version__
 from setia.analytics.api import router as analytics_router
 from setia.analytics.kpis_api import router as analytics_kpis_router
+from setia.analytics.store_api import router as analytics_store_router
 from setia.badges.api import router as badges_router
 from setia.causes.api import router as causes_router
 from setia.checkout.api import router as checkout_router
@@ -224,6 +225,7 @@ def create_app(db: Database | None = None) -> FastAPI:
         finance_router,
         analytics_router,
         analytics_kpis_router,
+        analytics_store_router,
         referrals_router,
         badges_router,
     ):
