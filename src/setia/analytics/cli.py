@@ -8,7 +8,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -33,7 +33,7 @@ TransactionsOpt = Annotated[
         exists=True,
         dir_okay=False,
         readable=True,
-        help="CSV of transactions (any delimiter, header or not)",
+        help="Transactions: CSV (any delimiter, header or not) or Parquet (by extension or content)",
     ),
 ]
 CustomerCol = Annotated[
@@ -112,7 +112,7 @@ def _load(
     except SetiaError as exc:
         _fail(exc.detail)
     for bad in tx.bad_rows[:20]:
-        typer.echo(f"skipped line {bad.line}: {bad.reason}", err=True)
+        typer.echo(f"skipped {tx.row_word} {bad.line}: {bad.reason}", err=True)
     if len(tx.bad_rows) > 20:
         typer.echo(f"... and {len(tx.bad_rows) - 20} more skipped rows", err=True)
     return tx, summary
@@ -217,21 +217,6 @@ def fit_command(
     )
 
 
-SCORE_COLUMNS = (
-    "customer",
-    "frequency",
-    "recency",
-    "T",
-    "monetary_value",
-    "first_purchase",
-    "last_purchase",
-    "p_alive",
-    "expected_purchases",
-    "expected_spend",
-    "clv",
-)
-
-
 @app.command("score")
 def score_command(
     transactions: TransactionsOpt,
@@ -251,12 +236,39 @@ def score_command(
     discount_rate: Annotated[
         float, typer.Option("--discount-rate", min=0.0, help="Monthly discount rate for CLV")
     ] = 0.01,
-    out: Annotated[Path | None, typer.Option("--out", help="CSV file (default: stdout)")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "--out",
+            dir_okay=False,
+            help="FILE.csv or FILE.parquet (by extension; default: CSV on stdout)",
+        ),
+    ] = None,
+    loyal_min_days: Annotated[int, typer.Option(help="Label: purchase days of a repeat buyer")] = 3,
+    loyal_min_tenure_days: Annotated[int, typer.Option(help="Label: days since first")] = 30,
+    active_p_alive: Annotated[float, typer.Option(help="Label: P(alive) still active")] = 0.5,
+    active_days: Annotated[int, typer.Option(help="Label: or a purchase within K days")] = 45,
+    new_days: Annotated[int, typer.Option(help="Label: first purchase < D days ago")] = 30,
+    lost_days: Annotated[int, typer.Option(help="Label: no purchase for L days is lost")] = 180,
+    lost_p_alive: Annotated[float, typer.Option(help="Label: P(alive) below q is lost")] = 0.1,
 ) -> None:
-    """Write per-customer P(alive), expected purchases, expected spend and CLV as CSV."""
-    from setia.analytics import models
-    from setia.analytics.summary import compress, from_day_number
+    """Write per-customer P(alive), expected purchases, expected spend, CLV, RFM scores and
+    segment, and the happy-vs-loyal label, as CSV or Parquet."""
+    from setia.analytics import files, labels, scoring
 
+    try:
+        th = labels.Thresholds(
+            loyal_min_days=loyal_min_days,
+            loyal_min_tenure_days=loyal_min_tenure_days,
+            active_p_alive=active_p_alive,
+            active_days=active_days,
+            new_days=new_days,
+            lost_days=lost_days,
+            lost_p_alive=lost_p_alive,
+        )
+    except SetiaError as exc:
+        _fail(exc.detail)
     _tx, summary = _load(
         transactions,
         customer_col,
@@ -270,47 +282,25 @@ def score_command(
         decimal_comma,
     )
     fit, spend = _fit_all(summary, model, amount_col is not None)
-    # Predictions are computed once per distinct (x, t_x, T) row, then spread to customers.
-    c = compress(summary.x, summary.t_x, summary.T)
-    alive = models.p_alive(fit, c.x, c.t_x, c.T)[c.inverse]
-    expected = models.expected_purchases(fit, horizon, c.x, c.t_x, c.T)[c.inverse]
-    if spend is not None:
-        exp_spend = models.expected_spend(spend.params, summary.x, summary.monetary)
-        per_spend = models.discounted_purchases(
-            fit,
-            c.x,
-            c.t_x,
-            c.T,
-            months=months,
-            discount_rate=discount_rate,
-            unit=time_unit,
-        )
-        value = exp_spend * per_spend[c.inverse]
-    handle: TextIO = sys.stdout if out is None else out.open("w", newline="", encoding="utf-8")
+    table = scoring.score_table(
+        summary,
+        fit,
+        spend,
+        has_amounts=amount_col is not None,
+        options=scoring.ScoreOptions(
+            horizon=horizon, months=months, discount_rate=discount_rate, thresholds=th
+        ),
+    )
+    if out is None:
+        sys.stdout.flush()
+        files.write_csv(table, sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+        return
     try:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(SCORE_COLUMNS)
-        for i in range(len(summary)):
-            writer.writerow(
-                (
-                    summary.customer[i],
-                    int(summary.x[i]),
-                    _num(summary.t_x[i]),
-                    _num(summary.T[i]),
-                    _num(summary.monetary[i]) if amount_col is not None else "",
-                    from_day_number(int(summary.first_day[i])).isoformat(),
-                    from_day_number(int(summary.last_day[i])).isoformat(),
-                    _num(alive[i]),
-                    _num(expected[i]),
-                    _num(exp_spend[i]) if spend is not None else "",
-                    _num(value[i]) if spend is not None else "",
-                )
-            )
-    finally:
-        if out is not None:
-            handle.close()
-    if out is not None:
-        typer.echo(f"{len(summary)} customers scored into {out}", err=True)
+        fmt = files.write_table(table, out)
+    except OSError as exc:
+        _fail(f"cannot write {out}: {exc.strerror}")
+    typer.echo(f"{len(summary)} customers scored into {out} ({fmt})", err=True)
 
 
 def _num(value: Any) -> str:

@@ -12,7 +12,9 @@ so they are multiples of 1/7 in weeks, as in Fader, Hardie & Lee's CDNOW summary
 lifetimes' ``summary_data_from_transaction_data``. Everything is vectorised with NumPy.
 
 Reading files: CSV with any delimiter (sniffed; runs of spaces count as one), a header or
-not, column names or 0-based indexes. Bad rows are collected with their line numbers.
+not, column names or 0-based indexes; or Parquet (by extension or the ``PAR1`` magic bytes,
+read in row-group batches with pyarrow: :mod:`setia.analytics.files`). Bad rows are collected
+with their line numbers (CSV) or row numbers (Parquet).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -47,18 +50,25 @@ MAX_REPORTED_BAD_ROWS = 5
 
 @dataclass(frozen=True)
 class BadRow:
-    line: int
+    line: int  # 1-based line of a CSV file, or 1-based row of a Parquet file
     reason: str
 
 
 @dataclass(frozen=True)
 class Transactions:
-    """Columns of a transactions table: customer key, day number (days since 1970-01-01), amount."""
+    """Columns of a transactions table: customer, day number (days since 1970-01-01), amount.
 
-    customer: npt.NDArray[np.str_]
-    day: IntArray
+    ``customer`` holds each row's customer key; or, when ``keys`` is given (the Parquet
+    reader), each row's integer code into ``keys`` (distinct keys, sorted), so that millions
+    of string keys are never sorted twice. ``row_word`` names positions in messages.
+    """
+
+    customer: npt.NDArray[Any]
+    day: npt.NDArray[np.integer[Any]]
     amount: FloatArray | None
     bad_rows: tuple[BadRow, ...] = ()
+    keys: npt.NDArray[Any] | None = None
+    row_word: str = "line"
 
     def __len__(self) -> int:
         return int(self.day.shape[0])
@@ -66,9 +76,14 @@ class Transactions:
 
 @dataclass(frozen=True)
 class Summary:
-    """One row per customer, sorted by customer key."""
+    """One row per customer, sorted by customer key.
 
-    customer: npt.NDArray[np.str_]
+    Besides the BTYD fields: ``orders`` (transaction rows), ``spend`` (sum of amounts, refund
+    lines netted) and ``refunds`` (sum of the negative amounts, as a positive number); both
+    0 without an amount column.
+    """
+
+    customer: npt.NDArray[Any]
     x: FloatArray
     t_x: FloatArray
     T: FloatArray
@@ -78,6 +93,9 @@ class Summary:
     unit: str
     period_start: dt.date
     period_end: dt.date
+    orders: IntArray
+    spend: FloatArray
+    refunds: FloatArray
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
@@ -148,33 +166,57 @@ def summarise(
         raise InvalidInput(
             f"no transactions on or before {end_date.isoformat()}", code="no_transactions"
         )
-    keys, cust = np.unique(tx.customer[keep], return_inverse=True)
-    cust = cust.astype(np.int64)
-    day = tx.day[keep]
-    amount = tx.amount[keep] if tx.amount is not None else np.zeros(day.shape[0])
-
-    order = np.lexsort((day, cust))
-    cust, day, amount = cust[order], day[order], amount[order]
-    new_day = np.empty(cust.shape[0], dtype=bool)
-    new_day[0] = True
-    new_day[1:] = (cust[1:] != cust[:-1]) | (day[1:] != day[:-1])
-    starts = np.flatnonzero(new_day)
-    day_cust = cust[starts]
-    day_day = day[starts]
-    day_total = np.add.reduceat(amount, starts)
-
+    everything = bool(keep.all())
+    if tx.keys is None:
+        keys, codes = np.unique(tx.customer[keep], return_inverse=True)
+        codes = codes.reshape(-1)
+    else:
+        keys, codes = tx.keys, tx.customer if everything else tx.customer[keep]
+    day = tx.day if everything else tx.day[keep]
+    amount = None if tx.amount is None else tx.amount if everything else tx.amount[keep]
+    orders = np.bincount(codes, minlength=keys.shape[0])
+    present = orders > 0
+    if not present.all():  # customers whose purchases are all after the end
+        codes = (np.cumsum(present) - 1)[codes]
+        keys, orders = keys[present], orders[present]
     n = keys.shape[0]
-    n_days = np.bincount(day_cust, minlength=n)
-    first_idx = np.searchsorted(day_cust, np.arange(n))
+
+    # Distinct (customer, day) pairs: one int64 key per row and a plain sort (no argsort,
+    # no lexsort). The sorted pairs are grouped by customer, days ascending within each.
+    dmin = int(day.min())
+    span = end - dmin + 1
+    offset = (day - dmin).astype(np.int64)
+    pair = np.sort(codes.astype(np.int64) * span + offset)
+    new_pair = np.empty(pair.shape[0], dtype=bool)
+    new_pair[0] = True
+    np.not_equal(pair[1:], pair[:-1], out=new_pair[1:])
+    pair = pair[new_pair]
+    del new_pair
+    pair_cust = pair // span
+    n_days = np.bincount(pair_cust, minlength=n)
+    first_idx = np.zeros(n, dtype=np.int64)
+    np.cumsum(n_days[:-1], out=first_idx[1:])
+    first_off = pair[first_idx] - pair_cust[first_idx] * span
     last_idx = first_idx + n_days - 1
-    first_day = day_day[first_idx]
-    last_day = day_day[last_idx]
+    last_off = pair[last_idx] - pair_cust[last_idx] * span
+    del pair, pair_cust
+    first_day = first_off + dmin
+    last_day = last_off + dmin
     x = (n_days - 1).astype(np.float64)
     scale = float(UNITS[unit])
-    t_x = (last_day - first_day) / scale
+    t_x = (last_off - first_off) / scale
     age = (end - first_day) / scale
-    repeat_total = np.bincount(day_cust, weights=day_total, minlength=n) - day_total[first_idx]
-    monetary = np.divide(repeat_total, x, out=np.zeros(n), where=x > 0)
+    if amount is None:
+        spend = np.zeros(n)
+        refunds = np.zeros(n)
+        monetary = np.zeros(n)
+    else:
+        spend = np.asarray(np.bincount(codes, weights=amount, minlength=n), dtype=np.float64)
+        negative = np.bincount(codes, weights=np.minimum(amount, 0.0), minlength=n)
+        refunds = 0.0 - np.asarray(negative, dtype=np.float64)  # 0.0, not -0.0
+        on_first = np.where(offset == first_off[codes], amount, 0.0)
+        repeat_total = spend - np.bincount(codes, weights=on_first, minlength=n)
+        monetary = np.divide(repeat_total, x, out=np.zeros(n), where=x > 0)
     return Summary(
         customer=keys,
         x=x,
@@ -186,6 +228,9 @@ def summarise(
         unit=unit,
         period_start=from_day_number(int(first_day.min())),
         period_end=end_date,
+        orders=orders.astype(np.int64),
+        spend=spend,
+        refunds=refunds,
     )
 
 
@@ -258,6 +303,32 @@ def _column_index(spec: str, header: list[str] | None, what: str) -> int:
     return int(spec)
 
 
+PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
+
+
+def is_parquet(path: Path) -> bool:
+    """A Parquet file: by its extension, or by the ``PAR1`` magic bytes at its start."""
+    if path.suffix.lower() in PARQUET_SUFFIXES:
+        return True
+    try:
+        with path.open("rb") as fh:
+            return fh.read(4) == b"PAR1"
+    except OSError:
+        return False
+
+
+def bad_rows_error(bad: Sequence[BadRow], path: Path, word: str) -> InvalidInput:
+    """``bad_rows`` (422) listing the first few bad rows by ``word`` (line or row) number."""
+    shown = "; ".join(f"{word} {b.line}: {b.reason}" for b in bad[:MAX_REPORTED_BAD_ROWS])
+    extra = len(bad) - MAX_REPORTED_BAD_ROWS
+    more = f" (and {extra} more)" if extra > 0 else ""
+    return InvalidInput(
+        f"{len(bad)} bad row(s) in {path}: {shown}{more}",
+        code="bad_rows",
+        extra={"bad_rows": [{word: b.line, "reason": b.reason} for b in bad[:100]]},
+    )
+
+
 def read_transactions(
     path: Path | str,
     *,
@@ -268,7 +339,7 @@ def read_transactions(
     skip_bad_rows: bool = False,
     decimal_comma: bool = False,
 ) -> Transactions:
-    """Read a transactions CSV (any delimiter, header or not).
+    """Read a transactions CSV (any delimiter, header or not) or Parquet file.
 
     Columns are names (the first line is then the header) or 0-based indexes (a first line
     whose date does not parse is taken as a header). Bad rows (missing fields, unparseable
@@ -277,10 +348,17 @@ def read_transactions(
     With ``decimal_comma`` amounts are written as in Indonesia: ``1.234.567,50``.
     """
     p = Path(path)
-    if p.suffix.lower() == ".parquet":
-        raise InvalidInput(
-            "Parquet is not supported yet (pyarrow is not a dependency); export to CSV",
-            code="unsupported_format",
+    if is_parquet(p):
+        from setia.analytics import files
+
+        return files.read_parquet_transactions(
+            p,
+            customer_col=customer_col,
+            date_col=date_col,
+            amount_col=amount_col,
+            date_format=date_format,
+            skip_bad_rows=skip_bad_rows,
+            decimal_comma=decimal_comma,
         )
     try:
         text = p.read_text(encoding="utf-8-sig")
@@ -363,13 +441,7 @@ def read_transactions(
             bad.append(BadRow(line_of[j], f"date {date_texts[j]!r} does not parse"))
     bad.sort(key=lambda b: b.line)
     if bad and not skip_bad_rows:
-        shown = "; ".join(f"line {b.line}: {b.reason}" for b in bad[:MAX_REPORTED_BAD_ROWS])
-        more = f" (and {len(bad) - MAX_REPORTED_BAD_ROWS} more)" if len(bad) > 5 else ""
-        raise InvalidInput(
-            f"{len(bad)} bad row(s) in {p}: {shown}{more}",
-            code="bad_rows",
-            extra={"bad_rows": [{"line": b.line, "reason": b.reason} for b in bad[:100]]},
-        )
+        raise bad_rows_error(bad, p, "line")
     cust_arr = np.asarray(customers, dtype=np.str_)[ok]
     amount_arr = np.asarray(amounts, dtype=np.float64)[ok] if ai is not None else None
     return Transactions(customer=cust_arr, day=days[ok], amount=amount_arr, bad_rows=tuple(bad))
