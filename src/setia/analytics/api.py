@@ -1,6 +1,7 @@
 """HTTP API of member analytics: per-member summary, RFM segments and predictions.
 
-Everything is computed on demand from the service's data (nothing is stored yet).
+Everything is computed on demand from the service's data, with the tenant's stored analytics
+settings (``setia.analytics.settings``) unless a query parameter overrides one value.
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from setia.analytics import labels as labelling
 from setia.analytics import members as service
 from setia.analytics import models, rfm
+from setia.analytics import settings as tenant_settings
 from setia.core.api import (
     Cursor,
     Limit,
@@ -196,6 +198,9 @@ class LoyaltyType(StrEnum):
 
 
 def thresholds_params(
+    request: Request,
+    session: SessionDep,
+    caller: ReadCaller,
     loyal_min_days: Annotated[int, Query(ge=1, le=1000, description="N purchase days")] = 3,
     loyal_min_tenure_days: Annotated[int, Query(ge=0, le=10000)] = 30,
     active_p_alive: Annotated[float, Query(ge=0, le=1)] = 0.5,
@@ -211,8 +216,11 @@ def thresholds_params(
         list[str] | None, Query(description="Event types that count as advocacy (repeatable)")
     ] = None,
 ) -> labelling.Thresholds:
-    """Label thresholds from query parameters (per request; stored settings come later)."""
-    return labelling.Thresholds(
+    """The tenant's stored label thresholds; a query parameter that is sent overrides one."""
+    return tenant_settings.thresholds(
+        session,
+        caller.tenant.id,
+        request.query_params,
         loyal_min_days=loyal_min_days,
         loyal_min_tenure_days=loyal_min_tenure_days,
         active_p_alive=active_p_alive,
@@ -304,6 +312,7 @@ def _prediction(a: service.Analysis, i: int) -> PredictionOut | None:
 )
 def member_analytics(
     member_id: uuid.UUID,
+    request: Request,
     session: SessionDep,
     caller: ReadCaller,
     thresholds: ThresholdsDep,
@@ -323,10 +332,11 @@ def member_analytics(
     if found is None:
         raise NotFound(f"member {member_id} not found")
     program = programs.get_program(session, tenant.id, program_id)
-    a = service.analyse(
+    a = tenant_settings.analyse(
         session,
         tenant,
         program,
+        request.query_params,
         as_of=as_of,
         horizon_weeks=horizon_weeks,
         months=months,
@@ -423,7 +433,7 @@ def rfm_report(
     """Members per RFM segment (count, share, score and value ranges) and the BG/NBD and
     Gamma-Gamma fits of the program."""
     program = programs.get_program(session, caller.tenant.id, program_id)
-    a = service.analyse(session, caller.tenant, program, as_of=as_of)
+    a = tenant_settings.analyse(session, caller.tenant, program, as_of=as_of)
     return RfmReportOut(
         program_id=program.id,
         as_of=a.summary.as_of,
@@ -455,7 +465,7 @@ def list_members(
     """Members with a purchase, by member id, with their segment, scores and predictions."""
     program = programs.get_program(session, caller.tenant.id, program_id)
     after = decode_cursor(cursor)
-    a = service.analyse(session, caller.tenant, program, as_of=as_of)
+    a = tenant_settings.analyse(session, caller.tenant, program, as_of=as_of)
     s, p, cur = a.scores, a.predictions, a.summary.currency
     labelled = labelling.classify(session, a, thresholds)
     items: list[MemberListItem] = []
@@ -504,9 +514,9 @@ def label_report(
     as_of: AsOf = None,
 ) -> LabelReportOut:
     """Members per happy-vs-loyal label and per primary loyalty type, with the thresholds
-    used (query parameters; per-tenant stored settings are not built yet)."""
+    used (the tenant's stored settings; query parameters override single values)."""
     program = programs.get_program(session, caller.tenant.id, program_id)
-    a = service.analyse(session, caller.tenant, program, as_of=as_of)
+    a = tenant_settings.analyse(session, caller.tenant, program, as_of=as_of)
     labelled = labelling.classify(session, a, thresholds)
     c = labelling.counts(labelled)
     return LabelReportOut(

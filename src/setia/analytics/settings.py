@@ -270,7 +270,7 @@ def history(session: Session, tenant_id: uuid.UUID) -> list[AnalyticsSettingsCha
 
 
 def thresholds(
-    session: Session, tenant_id: uuid.UUID, query: Mapping[str, Any], given: Mapping[str, Any]
+    session: Session, tenant_id: uuid.UUID, query: Mapping[str, Any], **given: Any
 ) -> labels.Thresholds:
     """The tenant's thresholds, with the values of ``given`` whose name is in ``query``
     (a query parameter the caller actually sent) taking precedence."""
