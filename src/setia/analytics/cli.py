@@ -578,3 +578,10 @@ def labels_command(
                 "" if ev["p_alive"] is None else _num(ev["p_alive"]),
             )
         )
+
+
+# Stored scores and per-tenant settings (setia.analytics.store_cli).
+from setia.analytics.store_cli import recompute_command, settings_command  # noqa: E402
+
+app.command("recompute")(recompute_command)
+app.command("settings")(settings_command)

@@ -518,6 +518,12 @@ class _Batch:
                 owned[row.member_id][row.code] = row.id
         start = {k: list(v) for k, v in state.items()}
         standing = benefits.member_benefits_many(session, program.id, member_ids)
+        # member.referral_count: one query for the run, only when a rule reads it.
+        referral_counts = (
+            earning.referral_counts(session, program.id, member_ids)
+            if earning._reads_referrals(specs)
+            else None
+        )
 
         usage = _Usage()
         ev_rows: list[dict[str, Any]] = []
@@ -554,6 +560,11 @@ class _Batch:
                 "birthday": member.birthday,
                 "order_count": order_count,
                 **standing[member.id],
+                **(
+                    {"referral_count": referral_counts[member.id]}
+                    if referral_counts is not None
+                    else {}
+                ),
             }
             ctx = earning.event_context(tenant, event, occurred_at, p.amount, member_ctx)
             evaluation = rule_engine.evaluate_rules(

@@ -75,6 +75,7 @@ def member_context(
     *,
     program_id: uuid.UUID | None = None,
     count_orders: bool = True,
+    count_referrals: bool = True,
 ) -> dict[str, Any]:
     # Orders recorded so far up to this instant: one at the very same time was placed before
     # this one (the event being evaluated has no order row yet), so two orders in one second
@@ -92,6 +93,11 @@ def member_context(
         "birthday": member.birthday,
         "order_count": int(orders),
         **(benefits.member_benefits(session, program_id, member.id) if program_id else {}),
+        **(
+            {"referral_count": _referral_count(session, program_id, member.id)}
+            if program_id and count_referrals
+            else {}
+        ),
     }
 
 
@@ -157,6 +163,23 @@ def _reads_orders(specs: list[engine.RuleSpec]) -> bool:
     )
 
 
+def _reads_referrals(specs: list[engine.RuleSpec]) -> bool:
+    return any("member.referral_count" in repr(spec.body.get("conditions")) for spec in specs)
+
+
+def referral_counts(
+    session: Session, program_id: uuid.UUID, member_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, int]:
+    # Imported here: the referrals domain reads orders, the events domain's own table.
+    from setia.referrals.service import referral_counts as counts
+
+    return counts(session, program_id, member_ids)
+
+
+def _referral_count(session: Session, program_id: uuid.UUID, member_id: uuid.UUID) -> int:
+    return referral_counts(session, program_id, [member_id])[member_id]
+
+
 def evaluate(
     session: Session,
     program: Program,
@@ -169,7 +192,12 @@ def evaluate(
     specs = rules.load_specs(session, program)
     # The order count costs a query per event: only ask when some rule reads it.
     member_ctx = member_context(
-        session, member, occurred_at, program_id=program.id, count_orders=_reads_orders(specs)
+        session,
+        member,
+        occurred_at,
+        program_id=program.id,
+        count_orders=_reads_orders(specs),
+        count_referrals=_reads_referrals(specs),
     )
     ctx = event_context(tenant, event, occurred_at, amount, member_ctx)
     evaluation = engine.evaluate_rules(specs, ctx, rules.DbUsage(session, member.id, program.id))

@@ -62,6 +62,7 @@ FIELDS: dict[str, str] = {
     "member.plan": STRING,
     "member.plan_multiplier": NUMBER,
     "member.is_paid_member": BOOL,
+    "member.referral_count": NUMBER,
 }
 # A multiplier effect's factor may name one of these instead of a number.
 BENEFIT_FACTORS = ("member.tier_multiplier", "member.plan_multiplier")

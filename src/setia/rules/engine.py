@@ -226,6 +226,7 @@ def build_context(
             "plan": m.get("plan"),
             "plan_multiplier": _number(m.get("plan_multiplier", 1)) or Decimal(1),
             "is_paid_member": m.get("plan") is not None,
+            "referral_count": int(m.get("referral_count") or 0),
         },
         "items": lines,
         "_local": local,
