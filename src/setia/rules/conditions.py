@@ -62,7 +62,14 @@ FIELDS: dict[str, str] = {
     "member.plan": STRING,
     "member.plan_multiplier": NUMBER,
     "member.is_paid_member": BOOL,
+    # stored analytics (setia.analytics.store_fields), as of the last recompute
+    "member.rfm_segment": STRING,
+    "member.loyalty_label": STRING,
+    "member.loyalty_type": STRING,
+    "member.p_alive": NUMBER,
+    "member.clv": NUMBER,
     "member.referral_count": NUMBER,
+    "member.badges": STRINGS,
 }
 # A multiplier effect's factor may name one of these instead of a number.
 BENEFIT_FACTORS = ("member.tier_multiplier", "member.plan_multiplier")
