@@ -38,6 +38,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from setia.analytics import store_fields
 from setia.core.db import new_id
 from setia.core.errors import SetiaError
 from setia.core.money import MoneyError, check_currency, parse_amount, to_str
@@ -524,6 +525,12 @@ class _Batch:
             if earning._reads_referrals(specs)
             else None
         )
+        # Stored analytics (member.rfm_segment, ...): one query for the run, only when read.
+        scores = (
+            store_fields.rule_fields(session, program.id, member_ids)
+            if store_fields.reads_scores(specs)
+            else {}
+        )
 
         usage = _Usage()
         ev_rows: list[dict[str, Any]] = []
@@ -565,6 +572,7 @@ class _Batch:
                     if referral_counts is not None
                     else {}
                 ),
+                **scores.get(member.id, {}),
             }
             ctx = earning.event_context(tenant, event, occurred_at, p.amount, member_ctx)
             evaluation = rule_engine.evaluate_rules(

@@ -17,6 +17,7 @@ from typing import Any, cast
 from sqlalchemy import Table, Uuid, bindparam, func, insert, select
 from sqlalchemy.orm import Session
 
+from setia.analytics import store_fields
 from setia.core.db import UTCDateTime, new_id
 from setia.core.time import add_months, days
 from setia.events import benefits
@@ -76,6 +77,7 @@ def member_context(
     program_id: uuid.UUID | None = None,
     count_orders: bool = True,
     count_referrals: bool = True,
+    read_scores: bool = True,
 ) -> dict[str, Any]:
     # Orders recorded so far up to this instant: one at the very same time was placed before
     # this one (the event being evaluated has no order row yet), so two orders in one second
@@ -96,6 +98,12 @@ def member_context(
         **(
             {"referral_count": _referral_count(session, program_id, member.id)}
             if program_id and count_referrals
+            else {}
+        ),
+        # stored analytics (member.rfm_segment, ...): one query, only when a rule reads them
+        **(
+            store_fields.rule_fields(session, program_id, [member.id]).get(member.id, {})
+            if program_id and read_scores
             else {}
         ),
     }
@@ -198,6 +206,7 @@ def evaluate(
         program_id=program.id,
         count_orders=_reads_orders(specs),
         count_referrals=_reads_referrals(specs),
+        read_scores=store_fields.reads_scores(specs),
     )
     ctx = event_context(tenant, event, occurred_at, amount, member_ctx)
     evaluation = engine.evaluate_rules(specs, ctx, rules.DbUsage(session, member.id, program.id))
