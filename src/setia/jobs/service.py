@@ -45,6 +45,7 @@ class JobReport:
     memberships: dict[str, Any] = field(default_factory=dict)
     rewards: dict[str, Any] = field(default_factory=dict)
     checkout: dict[str, Any] = field(default_factory=dict)
+    analytics: dict[str, Any] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
@@ -225,4 +226,8 @@ def run_due(db: Database, now: datetime | None = None) -> JobReport:
 
     # Points payments whose hold expired above are marked expired (only non-zero counts).
     report.checkout = {k: v for k, v in run_checkout(db, now).as_dict().items() if v}
+    from setia.analytics.store import run_due as run_analytics
+
+    # Stored member analytics older than the tenant's interval (default: one local day).
+    report.analytics = {k: v for k, v in run_analytics(db, now).as_dict().items() if v}
     return report
