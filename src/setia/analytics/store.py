@@ -322,7 +322,7 @@ class JobReport:
 
     def as_dict(self) -> dict[str, Any]:
         out = self.__dict__.copy()
-        out["seconds"] = round(self.seconds, 3)
+        out["seconds"] = round(self.seconds, 3) if self.recomputed else 0
         return out
 
 
