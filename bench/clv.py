@@ -15,12 +15,23 @@ What it measures, in one process:
   ``--customers`` (the default), on a random subsample otherwise (said in the output).
   Both optima are compared: parameters and the log-likelihood at each side's parameters.
 
+* **from a Parquet file** (``--file-customers``, default 1,000,000; 10,000,000 is the
+  issue's target): the same generative process written out as a transactions file —
+  customer id, date, amount per row, in date order, some purchase days split into two rows
+  — with the first, last and x − 1 distinct intermediate purchase days per customer and a
+  Gamma-Gamma amount per purchase day. Then, timed stage by stage as ``setia analytics
+  score`` runs them: read the Parquet file, summarise, BG/NBD (with compression),
+  Gamma-Gamma, score (P(alive), expected purchases, CLV, RFM, segment, label) and write the
+  scores as Parquet. The summary read back is checked against the simulated (x, t_x, T).
+  ``--file-customers 0`` skips it.
+
 lifetimes is a bench/test-only dependency (the ``dev`` extra). If it cannot be imported,
 the lifetimes lines are replaced by the uncompressed baseline only, and the output says so.
 
     python bench/clv.py
     python bench/clv.py --customers 200000
     python bench/clv.py --customers 10000000 --lifetimes-customers 1000000
+    python bench/clv.py --customers 0 --file-customers 10000000     # the 10 M file target
 """
 
 from __future__ import annotations
@@ -29,6 +40,8 @@ import argparse
 import datetime as dt
 import importlib.metadata
 import platform
+import resource
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -39,7 +52,7 @@ import numpy as np
 
 from setia.analytics import models
 from setia.analytics.simulate import simulate_bgnbd
-from setia.analytics.summary import compress, read_transactions, summarise
+from setia.analytics.summary import compress, day_number, read_transactions, summarise
 
 CDNOW_BG = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
 CDNOW_GG = {"p": 6.25, "q": 3.74, "gamma": 15.44}
@@ -110,6 +123,129 @@ def ll(params: dict[str, float], x: np.ndarray, t_x: np.ndarray, T: np.ndarray) 
     return float(c.weight @ models.bgnbd_loglik_terms(list(params.values()), c.x, c.t_x, c.T))
 
 
+def write_transactions_file(
+    path: Path, n: int, seed: int, *, string_ids: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """``n`` simulated customers' transactions as Parquet; returns their (x, t_x, T) in
+    weeks, as a summary of the file must give them, and the number of rows."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(seed + 10)
+    x, t_x, T = simulate_bgnbd(n, **CDNOW_BG, seed=seed)
+    tx_days = np.rint(t_x * 7).astype(np.int32)
+    age_days = np.rint(T * 7).astype(np.int32)
+    # x repeat purchase days need x distinct days in (first, last]: at most tx_days of them
+    xs = np.minimum(x.astype(np.int32), tx_days)
+    del x, t_x, T
+    end = day_number(dt.date(2026, 6, 30))
+    first = (end - age_days).astype(np.int32)
+    # intermediate days: m = x - 1 distinct days strictly between first and last, drawn as
+    # sorted draws from [0, R - m] plus their rank (R = tx_days - 1 days available)
+    m = np.maximum(xs - 1, 0).astype(np.int64)
+    owner = np.repeat(np.arange(n, dtype=np.int64), m)
+    room = (tx_days.astype(np.int64) - 1 - m + 1)[owner]
+    draw = np.floor(rng.random(owner.shape[0]) * room).astype(np.int64)
+    draw = np.sort(owner * (int(tx_days.max()) + 1) + draw) % (int(tx_days.max()) + 1)
+    start = np.zeros(n, dtype=np.int64)
+    np.cumsum(m[:-1], out=start[1:])
+    rank = np.arange(owner.shape[0], dtype=np.int64) - start[owner]
+    middle = (first[owner] + 1 + draw + rank).astype(np.int32)
+    del draw, rank, room, start
+    rep = np.flatnonzero(xs > 0)
+    cust = np.concatenate([np.arange(n, dtype=np.int64), rep.astype(np.int64), owner])
+    day = np.concatenate([first, first[rep] + tx_days[rep], middle])
+    del owner, middle
+    # Gamma-Gamma spend: nu ~ Gamma(q, 1/gamma) per customer, z ~ Gamma(p, 1/nu) per day
+    nu = rng.gamma(CDNOW_GG["q"], 1.0 / CDNOW_GG["gamma"], n)
+    amount = np.round(rng.gamma(CDNOW_GG["p"], 1.0 / nu[cust]), 2)
+    # one purchase day in ten is two rows on the same day (the summary adds them)
+    split = np.flatnonzero(rng.random(cust.shape[0]) < 0.1)
+    part = np.round(amount[split] * rng.random(split.shape[0]), 2)
+    amount[split] -= part
+    cust = np.concatenate([cust, cust[split]])
+    day = np.concatenate([day, day[split]])
+    amount = np.concatenate([amount, part])
+    order = np.argsort(day, kind="stable")  # a transaction log, in date order
+    ids = pa.array(cust[order] + 1_000_000)
+    if string_ids:
+        ids = pc.binary_join_element_wise("C", pc.cast(ids, pa.string()), "")
+    table = pa.table(
+        {
+            "customer_id": ids,
+            "date": pa.array(day[order], pa.int32()).cast(pa.date32()),
+            "amount": pa.array(amount[order]),
+        }
+    )
+    rows = table.num_rows
+    pq.write_table(table, path, row_group_size=1 << 20)
+    return xs.astype(np.float64), tx_days / 7.0, age_days / 7.0, rows
+
+
+def file_bench(n: int, seed: int, path: Path | None, string_ids: bool) -> None:
+    from setia.analytics import files, scoring
+
+    with tempfile.TemporaryDirectory() as tmp:
+        target = path or Path(tmp) / "transactions.parquet"
+        t0 = time.perf_counter()
+        x, t_x, T, rows = write_transactions_file(target, n, seed, string_ids=string_ids)
+        t_gen = time.perf_counter() - t0
+        size = target.stat().st_size
+        print(
+            f"\nfrom a Parquet file: {n:,} customers, {rows:,} transactions "
+            f"({'string' if string_ids else 'integer'} customer ids), {size / 1e6:.0f} MB, "
+            f"generated and written in {t_gen:.1f} s (not counted below)"
+        )
+        stages: list[tuple[str, float]] = []
+
+        def stage(name: str, fn: Callable[[], Any]) -> Any:
+            t = time.perf_counter()
+            out = fn()
+            stages.append((name, time.perf_counter() - t))
+            return out
+
+        t = time.perf_counter()
+        tx = read_transactions(
+            target, customer_col="customer_id", date_col="date", amount_col="amount"
+        )
+        stages.append(("read Parquet", time.perf_counter() - t))
+        t = time.perf_counter()
+        summ = summarise(tx, unit="week")
+        stages.append(("summarise", time.perf_counter() - t))
+        del tx
+        same = (
+            np.array_equal(summ.x, x)
+            and np.allclose(summ.t_x, t_x, atol=1e-9)
+            and np.allclose(summ.T, T, atol=1e-9)
+        )
+        del x, t_x, T
+        bg = stage("BG/NBD (incl. compression)", lambda: models.fit_bgnbd(summ.x, summ.t_x, summ.T))
+        gg = stage("Gamma-Gamma", lambda: models.fit_gamma_gamma(summ.x, summ.monetary))
+        table = stage(
+            "score (P(alive), expected purchases, CLV, RFM, segment, label)",
+            lambda: scoring.score_table(summ, bg, gg, has_amounts=True),
+        )
+        out = Path(tmp) / "scores.parquet"
+        stage("write scores as Parquet", lambda: files.write_table(table, out))
+        total = sum(t for _, t in stages)
+        print(
+            f"  summary read back equals the simulated (x, t_x, T): {same}; "
+            f"{summ.repeat_customers:,} repeat customers"
+        )
+        for name, t in stages:
+            print(f"  {name}: {t:.2f} s")
+        print(f"  total: {total:.1f} s (target: under 120 s at 10,000,000 customers)")
+        print(f"  BG/NBD {fmt(bg.params)} LL={bg.log_likelihood:.1f}")
+        print(f"  Gamma-Gamma {fmt(gg.params)}")
+        labels = table.column("label").combine_chunks().dictionary_decode().value_counts()
+        print(
+            "  labels: " + ", ".join(f"{v['values']} {v['counts']:,}" for v in labels.to_pylist())
+        )
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"  peak memory of the process (generation included): {peak:,.0f} MB")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--customers", type=int, default=1_000_000)
@@ -121,6 +257,14 @@ def main() -> None:
     )
     ap.add_argument("--repeat", type=int, default=3, help="best of N on CDNOW")
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument(
+        "--file-customers",
+        type=int,
+        default=1_000_000,
+        help="customers in the Parquet-file run (0: skip; 10000000: the issue's target)",
+    )
+    ap.add_argument("--parquet", type=Path, default=None, help="keep the generated file here")
+    ap.add_argument("--string-ids", action="store_true", help="customer ids as text (C1000000)")
     args = ap.parse_args()
 
     print(
@@ -157,13 +301,19 @@ def main() -> None:
     )
     print(f"                                         Gamma-Gamma {fmt(gg.params)}")
     if lt is not None:
-        t_lt, (lbg, lgg) = best_of(args.repeat, lambda: lifetimes_fit(lt, x, t_x, T, z))
+        t_lt, (lbg, _lgg) = best_of(args.repeat, lambda: lifetimes_fit(lt, x, t_x, T, z))
         print(
             f"  lifetimes BG/NBD + Gamma-Gamma: {t_lt * 1000:.1f} ms   BG/NBD {fmt(lbg)} LL={ll(lbg, x, t_x, T):.3f}"
         )
         print(f"  ratio lifetimes / setia: {t_lt / t_ours:.1f}x")
 
-    # --- synthetic ------------------------------------------------------------------------
+    if args.customers > 0:
+        synthetic(args, lt)
+    if args.file_customers > 0:
+        file_bench(args.file_customers, args.seed, args.parquet, args.string_ids)
+
+
+def synthetic(args: argparse.Namespace, lt: Any) -> None:
     n = args.customers
     t0 = time.perf_counter()
     x, t_x, T = simulate_bgnbd(n, **CDNOW_BG, seed=args.seed)
