@@ -31,6 +31,7 @@ from setia.members.schemas import (
     MemberUpdate,
     MergeIn,
 )
+from setia.referrals import service as referrals
 
 router = APIRouter(prefix="/v1/members", tags=["members"])
 
@@ -38,20 +39,36 @@ router = APIRouter(prefix="/v1/members", tags=["members"])
 def _out(session: SessionDep, member: Member) -> MemberOut:
     out = MemberOut.model_validate(member)
     out.consents = service.current_consents(session, member.id)
+    out.referral_count = referrals.referral_count(session, member.tenant_id, member.id)
     return out
 
 
 @router.post(
-    "", status_code=status.HTTP_201_CREATED, response_model=MemberOut, responses=problems(403, 409)
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=MemberOut,
+    responses=problems(403, 404, 409),
 )
 def create_member(body: MemberCreate, session: SessionDep, caller: PosCaller) -> MemberOut:
     """Enrol a member. External id, phone and email must each be unused in the tenant (409)."""
-    data = body.model_dump(exclude_none=True, exclude={"consents", "consent_source"})
+    data = body.model_dump(
+        exclude_none=True, exclude={"consents", "consent_source", "referral_code", "device_id"}
+    )
 
     def run() -> Member:
         member = service.create_member(
             session, caller.tenant, data, source=body.consent_source, consents=body.consents
         )
+        if body.referral_code:
+            # A refused code (unknown, self-referral, throwaway email...) refuses the sign-up.
+            referrals.attach_at_signup(
+                session,
+                caller.tenant,
+                member,
+                body.referral_code,
+                device_id=body.device_id,
+                actor=caller.actor,
+            )
         # Signup bonus rules (member.signup) fire in the same transaction.
         events.member_signed_up(session, caller.tenant, member)
         return member

@@ -45,6 +45,19 @@ class MemberCreate(Strict):
     attributes: dict[str, Any] | None = None
     consents: dict[str, bool] | None = Field(default=None, description="email, whatsapp, sms")
     consent_source: str = Field(default="api", max_length=100)
+    referral_code: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=40,
+        description="A referrer's code: the new member is linked to them (docs/referrals.md); "
+        "a refused code refuses the sign-up, nothing written",
+    )
+    device_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="The sign-up device's id (referral self-referral check)",
+    )
 
 
 class MemberUpdate(Strict):
@@ -77,6 +90,7 @@ class MemberOut(BaseModel):
     last_activity_at: datetime | None
     created_at: datetime
     consents: dict[str, bool] = Field(default_factory=dict)
+    referral_count: int = Field(default=0, description="Qualified referrals the member made")
 
 
 class ConsentIn(Strict):

@@ -398,6 +398,9 @@ def merge_members(
     session.execute(update(Event).where(Event.member_id == source.id).values(member_id=survivor.id))
     session.execute(update(Order).where(Order.member_id == source.id).values(member_id=survivor.id))
     tiers.merge_members(session, tenant, source.id, survivor.id, actor=actor)
+    from setia.referrals import service as referrals
+
+    referrals.on_merge(session, tenant.id, source.id, survivor.id)
     # Consent is personal: the survivor keeps its own, the source's history is kept on the source.
     taken = {}
     for field in ("external_id", "phone", "email", "name", "birthday"):
@@ -519,6 +522,9 @@ def erase_member(
     member.erased_at = member.updated_at = utcnow()
     # Event payloads may carry names, phones and addresses: keep only what accounting needs.
     session.execute(update(Event).where(Event.member_id == member.id).values(payload={}))
+    from setia.referrals import service as referrals
+
+    referrals.on_erase(session, tenant.id, member.id)
     for channel in CHANNELS:
         set_consent(session, member, channel, False, source="erasure")
     audit.record(
