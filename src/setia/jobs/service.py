@@ -46,6 +46,7 @@ class JobReport:
     rewards: dict[str, Any] = field(default_factory=dict)
     checkout: dict[str, Any] = field(default_factory=dict)
     analytics: dict[str, Any] = field(default_factory=dict)
+    referrals: dict[str, Any] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
@@ -230,4 +231,8 @@ def run_due(db: Database, now: datetime | None = None) -> JobReport:
 
     # Stored member analytics older than the tenant's interval (default: one local day).
     report.analytics = {k: v for k, v in run_analytics(db, now).as_dict().items() if v}
+    from setia.referrals.jobs import run_due as run_referrals
+
+    # Referrals whose referee's first qualifying order passed its return window.
+    report.referrals = run_referrals(db, now).as_dict()
     return report
