@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from setia.analytics import store_fields
+from setia.badges import service as badges
 from setia.core.db import new_id
 from setia.core.errors import SetiaError
 from setia.core.money import MoneyError, check_currency, parse_amount, to_str
@@ -531,6 +532,16 @@ class _Batch:
             if store_fields.reads_scores(specs)
             else {}
         )
+        # Badges: progress rows of the run's members read once; member.badges only when a
+        # rule reads it, topped up with what earlier events of the run completed.
+        badge_run = badges.RunProgress(
+            session, tenant, program, ((p.member.id, p.event.type, p.occurred_at) for p in run)
+        )
+        earned = (
+            badges.earned_codes_many(session, program.id, member_ids)
+            if earning._reads_badges(specs)
+            else None
+        )
 
         usage = _Usage()
         ev_rows: list[dict[str, Any]] = []
@@ -573,6 +584,7 @@ class _Batch:
                     else {}
                 ),
                 **scores.get(member.id, {}),
+                **({"badges": earned[member.id]} if earned is not None else {}),
             }
             ctx = earning.event_context(tenant, event, occurred_at, p.amount, member_ctx)
             evaluation = rule_engine.evaluate_rules(
@@ -749,6 +761,9 @@ class _Batch:
                     }
                 )
             usage.record(member.id, occurred_at, evaluation)
+            completed = badge_run.count(member.id, event.type, ctx, occurred_at, event_id)
+            if earned is not None and not completed <= set(earned[member.id]):
+                earned[member.id] = sorted(set(earned[member.id]) | completed)
             new_tags = {a.tag for a in evaluation.awards if a.tag}
             current = tags.get(member.id, member.tags or [])
             if new_tags and not new_tags <= set(current):
@@ -821,6 +836,7 @@ class _Batch:
             for mid, value in tags.items():
                 by_id[mid].tags = value
             session.flush()
+        badge_run.write(session)
         if tiers.structure(session, program.id) is not None:
             for p, _r in recorded:
                 tiers.after_activity(session, tenant, program.id, p.member.id, p.occurred_at)

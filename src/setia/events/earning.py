@@ -18,6 +18,7 @@ from sqlalchemy import Table, Uuid, bindparam, func, insert, select
 from sqlalchemy.orm import Session
 
 from setia.analytics import store_fields
+from setia.badges import service as badges
 from setia.core.db import UTCDateTime, new_id
 from setia.core.time import add_months, days
 from setia.events import benefits
@@ -78,6 +79,7 @@ def member_context(
     count_orders: bool = True,
     count_referrals: bool = True,
     read_scores: bool = True,
+    with_badges: bool = True,
 ) -> dict[str, Any]:
     # Orders recorded so far up to this instant: one at the very same time was placed before
     # this one (the event being evaluated has no order row yet), so two orders in one second
@@ -104,6 +106,11 @@ def member_context(
         **(
             store_fields.rule_fields(session, program_id, [member.id]).get(member.id, {})
             if program_id and read_scores
+            else {}
+        ),
+        **(
+            {"badges": badges.earned_codes(session, program_id, member.id)}
+            if program_id and with_badges
             else {}
         ),
     }
@@ -171,6 +178,10 @@ def _reads_orders(specs: list[engine.RuleSpec]) -> bool:
     )
 
 
+def _reads_badges(specs: list[engine.RuleSpec]) -> bool:
+    return any("member.badges" in repr(spec.body.get("conditions")) for spec in specs)
+
+
 def _reads_referrals(specs: list[engine.RuleSpec]) -> bool:
     return any("member.referral_count" in repr(spec.body.get("conditions")) for spec in specs)
 
@@ -207,6 +218,7 @@ def evaluate(
         count_orders=_reads_orders(specs),
         count_referrals=_reads_referrals(specs),
         read_scores=store_fields.reads_scores(specs),
+        with_badges=_reads_badges(specs),
     )
     ctx = event_context(tenant, event, occurred_at, amount, member_ctx)
     evaluation = engine.evaluate_rules(specs, ctx, rules.DbUsage(session, member.id, program.id))

@@ -16,6 +16,7 @@ from typing import Any, cast
 from sqlalchemy import String, Table, Uuid, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from setia.badges import service as badges
 from setia.core.db import new_id
 from setia.core.errors import Conflict, IdempotencyKeyReused, InvalidInput, NotFound
 from setia.core.money import MoneyError, check_currency, parse_amount, to_str
@@ -219,6 +220,9 @@ def record_event(session: Session, tenant: Tenant, event: EventIn) -> Recorded:
         amount = Decimal(result["refund"]["amount"])
     else:
         result["points"] = _custom(session, tenant, program, member, event, event_id, occurred_at)
+    if event.type != "refund":
+        # Badges and challenges count it (refunds never take progress back).
+        badges.on_event(session, tenant, program, member, event, event_id, occurred_at, amount)
     session.execute(_SET_RESULT, {"event_id": event_id, "result": result, "amount": amount})
     if member.last_activity_at is None or occurred_at > member.last_activity_at:
         session.execute(_SET_ACTIVITY, {"member_id": member.id, "last_activity_at": occurred_at})
