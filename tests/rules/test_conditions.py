@@ -33,6 +33,7 @@ MEMBER = {
     "tier_multiplier": "1.5",
     "plan": "plus",
     "plan_multiplier": "2",
+    "badges": ["penjelajah-kopi"],
 }
 
 
@@ -129,6 +130,8 @@ FIELD_CASES: list[tuple[str, str, Any, bool]] = [
     ("member.plan_multiplier", "lt", "2", False),
     ("member.is_paid_member", "eq", True, True),
     ("member.is_paid_member", "eq", False, False),
+    ("member.badges", "contains", "penjelajah-kopi", True),
+    ("member.badges", "contains", "pelanggan-setia", False),
     ("event.attributes.rating", "gte", 4, True),
     ("event.attributes.rating", "gte", "6", False),
     ("event.attributes.source", "in", ["app", "web"], True),
