@@ -19,6 +19,7 @@ from setia.core.errors import InvalidInput
 from setia.jobs import service as jobs
 from setia.programs.models import Program
 from setia.tenants.models import Tenant
+from tests.analytics.test_service_cli import cli as cli
 from tests.analytics.test_service_members import AS_OF, random_history
 from tests.conftest import TenantFixture, make_tenant
 from tests.ledger.support import member_by_external_id
@@ -317,3 +318,42 @@ def test_job_recomputes_once_per_local_day(db: Database, tenant: TenantFixture) 
     with db.session() as s:
         tenant_settings.put(s, tenant.tenant_id, {"recompute_interval_days": 0}, actor="t")
     assert jobs.run_due(db, late + 30 * day).analytics == {}
+
+
+# --- CLI -------------------------------------------------------------------------------------
+
+
+def test_recompute_and_settings_cli(
+    db: Database, tenant: TenantFixture, cli: Any, tmp_path: Any
+) -> None:
+    import json
+
+    random_history(db, tenant)
+    t = str(tenant.tenant_id)
+    r = cli("analytics", "recompute", "--tenant", t, "--as-of", AS_OF)
+    assert r.exit_code == 0, r.output
+    runs = json.loads(r.stdout)
+    assert [x["members"] for x in runs] == [25]
+    assert runs[0]["model"] == "bgnbd"
+    r = cli("analytics", "recompute", "--tenant", t, "--program", str(tenant.program_id))
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["members"] == 25
+    assert len(stored(db, tenant)) == 25
+    r = cli("analytics", "recompute", "--tenant", t, "--as-of", "2026-03-01T00:00:00")
+    assert r.exit_code == 2
+    assert "offset" in r.output
+
+    r = cli("analytics", "settings", "--tenant", t)
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["version"] == 0
+    f = tmp_path / "s.json"
+    f.write_text(json.dumps({"labels": {"lost_days": 10}}))
+    r = cli("analytics", "settings", "--tenant", t, "--set", str(f))
+    assert r.exit_code == 2
+    assert "labels.lost_days" in r.output
+    f.write_text(json.dumps({"rfm_grid": ALL_LOYAL}))
+    r = cli("analytics", "settings", "--tenant", t, "--set", str(f))
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["version"] == 1
+    r = cli("analytics", "recompute", "--tenant", t, "--as-of", AS_OF)
+    assert {row.rfm_segment for row in stored(db, tenant).values()} == {"loyal"}
