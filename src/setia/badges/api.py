@@ -153,9 +153,7 @@ def update_badge(
     return definition_out(d, caller.tenant, _locale(locale, caller.tenant.locale))
 
 
-@router.post(
-    "/badges/{badge}/archive", response_model=DefinitionOut, responses=problems(403, 404)
-)
+@router.post("/badges/{badge}/archive", response_model=DefinitionOut, responses=problems(403, 404))
 def archive_badge(badge: BadgeRef, session: SessionDep, caller: AdminCaller) -> DefinitionOut:
     """Stop counting events toward it. What members earned stays (and `member.badges` keeps
     it); archiving again changes nothing."""

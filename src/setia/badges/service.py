@@ -1326,3 +1326,9 @@ def replay(session: Session, tenant: Tenant, program: Program) -> int:
         counted += 1
     tally.write(session)
     return counted
+
+
+def member_record_codes(session: Session, tenant_id: uuid.UUID, member_id: uuid.UUID) -> list[str]:
+    """For the member record: the codes earned in the tenant's default program."""
+    program = programs.get_program(session, tenant_id, None)
+    return earned_codes(session, program.id, member_id)

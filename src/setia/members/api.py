@@ -5,6 +5,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
 
+from setia.badges import service as badges
 from setia.core.api import (
     AdminCaller,
     Cursor,
@@ -40,6 +41,7 @@ def _out(session: SessionDep, member: Member) -> MemberOut:
     out = MemberOut.model_validate(member)
     out.consents = service.current_consents(session, member.id)
     out.referral_count = referrals.referral_count(session, member.tenant_id, member.id)
+    out.badges = badges.member_record_codes(session, member.tenant_id, member.id)
     return out
 
 

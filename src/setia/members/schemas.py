@@ -91,6 +91,11 @@ class MemberOut(BaseModel):
     created_at: datetime
     consents: dict[str, bool] = Field(default_factory=dict)
     referral_count: int = Field(default=0, description="Qualified referrals the member made")
+    badges: list[str] = Field(
+        default_factory=list,
+        description="Codes of the badges and challenges the member completed in the default "
+        "program (what rules read as member.badges)",
+    )
 
 
 class ConsentIn(Strict):
