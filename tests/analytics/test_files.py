@@ -483,3 +483,18 @@ def test_vectorised_labels_follow_the_label_rules(
         th,
     )
     assert labels.LABELS[int(got[0])] == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.one_of(
+        st.lists(st.integers(-5, 40), max_size=60),
+        st.lists(st.integers(-(10**12), 10**12), max_size=60),
+        st.lists(st.floats(-1e6, 1e6, allow_nan=False).map(lambda v: round(v, 1)), max_size=60),
+    )
+)
+def test_fast_quintiles_equal_rfm_quintiles(values: list[float]) -> None:
+    arr = np.array(values, dtype=np.float64 if values and isinstance(values[0], float) else None)
+    if arr.size == 0:
+        arr = np.zeros(0)
+    assert scoring.quintile_scores(arr).tolist() == rfm.quintile_scores(arr).tolist()

@@ -245,28 +245,44 @@ def score_command(
             help="FILE.csv or FILE.parquet (by extension; default: CSV on stdout)",
         ),
     ] = None,
-    loyal_min_days: Annotated[int, typer.Option(help="Label: purchase days of a repeat buyer")] = 3,
-    loyal_min_tenure_days: Annotated[int, typer.Option(help="Label: days since first")] = 30,
-    active_p_alive: Annotated[float, typer.Option(help="Label: P(alive) still active")] = 0.5,
-    active_days: Annotated[int, typer.Option(help="Label: or a purchase within K days")] = 45,
-    new_days: Annotated[int, typer.Option(help="Label: first purchase < D days ago")] = 30,
-    lost_days: Annotated[int, typer.Option(help="Label: no purchase for L days is lost")] = 180,
-    lost_p_alive: Annotated[float, typer.Option(help="Label: P(alive) below q is lost")] = 0.1,
+    loyal_min_days: Annotated[
+        int | None, typer.Option(help="Label N: purchase days of a repeat buyer")
+    ] = None,
+    loyal_min_tenure_days: Annotated[
+        int | None, typer.Option(help="Label M: days since the first purchase")
+    ] = None,
+    active_p_alive: Annotated[
+        float | None, typer.Option(help="Label p: P(alive) that is still active")
+    ] = None,
+    active_days: Annotated[
+        int | None, typer.Option(help="Label K: or a purchase within K days")
+    ] = None,
+    new_days: Annotated[
+        int | None, typer.Option(help="Label D: first purchase fewer than D days ago")
+    ] = None,
+    lost_days: Annotated[
+        int | None, typer.Option(help="Label L: no purchase for L days is lost")
+    ] = None,
+    lost_p_alive: Annotated[
+        float | None, typer.Option(help="Label q: P(alive) below q is lost")
+    ] = None,
 ) -> None:
     """Write per-customer P(alive), expected purchases, expected spend, CLV, RFM scores and
-    segment, and the happy-vs-loyal label, as CSV or Parquet."""
+    segment, and the happy-vs-loyal label, as CSV or Parquet. Label thresholds default to
+    the service's defaults (setia.analytics.labels.Thresholds)."""
     from setia.analytics import files, labels, scoring
 
+    given = {
+        "loyal_min_days": loyal_min_days,
+        "loyal_min_tenure_days": loyal_min_tenure_days,
+        "active_p_alive": active_p_alive,
+        "active_days": active_days,
+        "new_days": new_days,
+        "lost_days": lost_days,
+        "lost_p_alive": lost_p_alive,
+    }
     try:
-        th = labels.Thresholds(
-            loyal_min_days=loyal_min_days,
-            loyal_min_tenure_days=loyal_min_tenure_days,
-            active_p_alive=active_p_alive,
-            active_days=active_days,
-            new_days=new_days,
-            lost_days=lost_days,
-            lost_p_alive=lost_p_alive,
-        )
+        th = labels.Thresholds(**{k: v for k, v in given.items() if v is not None})
     except SetiaError as exc:
         _fail(exc.detail)
     _tx, summary = _load(
@@ -516,7 +532,7 @@ def labels_command(
     active_days: Annotated[int, typer.Option(help="K: or a purchase within K days")] = 45,
     new_days: Annotated[int, typer.Option(help="D: first purchase fewer than D days ago")] = 30,
     lost_days: Annotated[int, typer.Option(help="L: no purchase for L days is lost")] = 180,
-    lost_p_alive: Annotated[float, typer.Option(help="q: P(alive) below q is lost")] = 0.1,
+    lost_p_alive: Annotated[float, typer.Option(help="q: P(alive) below q is lost; 0 = off")] = 0.0,
     primary_min_score: Annotated[float, typer.Option(help="Score a primary type needs")] = 0.5,
 ) -> None:
     """Happy-vs-loyal labels and loyalty types of a program's members (JSON counts or CSV)."""
@@ -585,3 +601,38 @@ from setia.analytics.store_cli import recompute_command, settings_command  # noq
 
 app.command("recompute")(recompute_command)
 app.command("settings")(settings_command)
+
+
+@app.command("evaluate-demo")
+def evaluate_demo_command(
+    tenant: Annotated[str, typer.Option("--tenant", help="Tenant id (the demo's)")],
+    program: Annotated[
+        str | None, typer.Option("--program", help="Program id (default: the tenant's default)")
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="End of the period, ISO time with offset (default: now)"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of tables")] = False,
+) -> None:
+    """Precision, recall and confusion matrices of the labels and loyalty types against the
+    demo's known personas (setia.analytics.evaluate)."""
+    from setia.analytics import evaluate
+    from setia.cli import ready_db, tenant_and_program
+
+    end: dt.datetime | None = None
+    if as_of is not None:
+        try:
+            end = dt.datetime.fromisoformat(as_of)
+        except ValueError:
+            _fail(f"--as-of {as_of!r} is not an ISO time, e.g. 2026-03-01T00:00:00+07:00")
+    with ready_db().session() as session:
+        try:
+            t, p = tenant_and_program(session, tenant, program)
+            report = evaluate.evaluate(session, t, p, as_of=end)
+        except SetiaError as exc:
+            _fail(exc.detail)
+    if as_json:
+        typer.echo(json.dumps(report, indent=2, ensure_ascii=False))
+    else:
+        typer.echo(evaluate.render(report), nl=False)

@@ -234,18 +234,44 @@ def summarise(
     )
 
 
+def _column_codes(values: FloatArray) -> tuple[FloatArray, IntArray]:
+    """(sorted distinct values, each value's index among them)."""
+    uniq = np.unique(values)  # a plain sort, no argsort
+    if uniq.shape[0] <= 1 << 16:  # a small table: binary searches stay in cache
+        return uniq, np.searchsorted(uniq, values).astype(np.int64)
+    uniq, inverse = np.unique(values, return_inverse=True)
+    return uniq, inverse.reshape(-1).astype(np.int64)
+
+
 def compress(x: FloatArray, t_x: FloatArray, T: FloatArray) -> Compressed:
     """Merge identical (x, t_x, T) rows; ``weight`` counts the customers of each row.
 
     Each column is coded by its distinct values, the three codes are packed into one int64
     key, and the keys are made unique (a 1-D sort, much faster than unique rows of floats).
+    When the key space is small (as with whole-day summaries: a few hundred distinct values
+    per column) the keys are counted in a table instead, with no sort at all; the result is
+    the same (rows in key order).
     """
-    ux, ix = np.unique(x, return_inverse=True)
-    ut, it = np.unique(t_x, return_inverse=True)
-    uT, iT = np.unique(T, return_inverse=True)
+    ux, ix = _column_codes(x)
+    ut, it = _column_codes(t_x)
+    uT, iT = _column_codes(T)
     nt, nT = ut.shape[0], uT.shape[0]
-    if ux.shape[0] * nt * nT < 2**62:
-        key = (ix.astype(np.int64) * nt + it) * nT + iT
+    size = ux.shape[0] * nt * nT
+    if size <= 4 * x.shape[0] + (1 << 20):
+        key = (ix * nt + it) * nT + iT
+        counts = np.bincount(key, minlength=size)
+        present = np.flatnonzero(counts)
+        code_of = np.zeros(size, dtype=np.int64)
+        code_of[present] = np.arange(present.shape[0], dtype=np.int64)
+        return Compressed(
+            x=ux[present // (nt * nT)].astype(np.float64),
+            t_x=ut[(present // nT) % nt].astype(np.float64),
+            T=uT[present % nT].astype(np.float64),
+            weight=counts[present].astype(np.float64),
+            inverse=code_of[key],
+        )
+    if size < 2**62:
+        key = (ix * nt + it) * nT + iT
         uniq, first, inverse, counts = np.unique(
             key, return_index=True, return_inverse=True, return_counts=True
         )
