@@ -46,7 +46,8 @@ def test_demo_builds_a_sound_lived_in_ledger(db: Database) -> None:
     assert summary["purchases"] > 500
     assert summary["refunds"] > 0
     assert summary["redemptions"] > 0
-    assert summary["events"] == summary["purchases"] + summary["refunds"]
+    assert summary["reviews"] > 0
+    assert summary["events"] == summary["purchases"] + summary["refunds"] + summary["reviews"]
     assert summary["points_expired"] > 0
     assert summary["points_outstanding"] == summary["points_available"] + summary["points_pending"]
     assert int(summary["liability"]) == summary["points_outstanding"] * 10
@@ -63,7 +64,11 @@ def test_demo_builds_a_sound_lived_in_ledger(db: Database) -> None:
         types = dict(
             s.execute(select(Event.type, func.count()).group_by(Event.type)).tuples().all()
         )
-        assert types == {"purchase": summary["purchases"], "refund": summary["refunds"]}
+        assert types == {
+            "purchase": summary["purchases"],
+            "refund": summary["refunds"],
+            "review.submitted": summary["reviews"],
+        }
         codes = dict(
             s.execute(select(Transfer.code, func.count()).group_by(Transfer.code)).tuples().all()
         )

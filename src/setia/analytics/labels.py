@@ -6,7 +6,8 @@ set-based, portable queries grouped by member:
 
 - **promotion orders**: the member's orders at or before ``as_of`` whose purchase event got
   points from a rule other than the program's base rate (a ``rule_awards`` row with a
-  ``rule_id`` — the base rate writes none; campaigns' rules are rules too);
+  ``rule_id`` — the base rate writes none; campaigns' rules are rules too), leaving out the
+  status benefits (a multiplier by the member's tier or paid plan, :func:`benefit_rules`);
 - **advocacy events**: the member's events of the advocacy types (default
   ``review.submitted``) at or before ``as_of``. Referrals and surveys (promoter scores) are
   not recorded by the service yet, so they do not count;
@@ -33,7 +34,8 @@ from sqlalchemy.orm import Session
 from setia.analytics import members
 from setia.core.errors import InvalidInput
 from setia.events.models import Event, Order
-from setia.rules.models import RuleAward
+from setia.rules.conditions import BENEFIT_FACTORS
+from setia.rules.models import Rule, RuleAward
 
 LABELS = ("none", "dissatisfied", "new", "lost", "loyal", "at_risk", "happy")
 PRECEDENCE = LABELS  # checked in this order; the first that applies wins
@@ -51,8 +53,10 @@ class Thresholds:
     active_days: int = 45  # K: or a purchase within this many days
     new_days: int = 30  # D: first purchase fewer than D days ago
     lost_days: int = 180  # L: no purchase for L days or more
-    lost_p_alive: float = 0.1  # q: P(alive) below this is lost
+    lost_p_alive: float = 0.0  # q: P(alive) below this is lost (0: off, lost is by days)
     min_gaps: int = 2  # gaps between purchase days needed for a habitual score
+    min_weeks: int = 4  # whole weeks from the first to the last purchase a habit needs
+    min_orders: int = 3  # orders needed before promotions and redemptions score
     redemptions_per_order_full: float = 0.5  # redemptions per order that score 1
     advocacy_full: int = 3  # advocacy events that score 1
     primary_min_score: float = 0.5  # a primary type needs at least this score
@@ -62,7 +66,7 @@ class Thresholds:
         def bad(name: str, why: str) -> InvalidInput:
             return InvalidInput(f"{name} {why}", code="bad_threshold", extra={"field": name})
 
-        for name in ("loyal_min_days", "advocacy_full"):
+        for name in ("loyal_min_days", "advocacy_full", "min_weeks", "min_orders"):
             if getattr(self, name) < 1:
                 raise bad(name, "must be at least 1")
         for name in ("loyal_min_tenure_days", "active_days", "new_days", "min_gaps"):
@@ -96,20 +100,33 @@ class MemberLabel:
     loyalty_evidence: dict[str, Any] = field(default_factory=dict)
 
 
+def benefit_rules(session: Session, program_id: uuid.UUID) -> list[uuid.UUID]:
+    """Rules whose multiplier is a status benefit (the member's tier's or paid plan's factor,
+    ``rules.conditions.BENEFIT_FACTORS``): they pay on every order of a member of that tier or
+    plan, so they say nothing about the member's sensitivity to promotions."""
+    found = []
+    for rid, definition in session.execute(
+        select(Rule.id, Rule.definition).where(Rule.program_id == program_id)
+    ):
+        effect = (definition or {}).get("effect") or {}
+        if isinstance(effect, dict) and effect.get("factor") in BENEFIT_FACTORS:
+            found.append(rid)
+    return found
+
+
 def _promo_orders(
     session: Session, program_id: uuid.UUID, as_of: dt.datetime, member_id: uuid.UUID | None
 ) -> dict[uuid.UUID, int]:
-    bonus = (
-        select(RuleAward.event_id)
-        .where(
-            RuleAward.program_id == program_id,
-            RuleAward.rule_id.is_not(None),
-            RuleAward.points > 0,
-            RuleAward.event_id.is_not(None),
-        )
-        .distinct()
-        .subquery()
-    )
+    where = [
+        RuleAward.program_id == program_id,
+        RuleAward.rule_id.is_not(None),
+        RuleAward.points > 0,
+        RuleAward.event_id.is_not(None),
+    ]
+    benefits = benefit_rules(session, program_id)
+    if benefits:
+        where.append(RuleAward.rule_id.not_in(benefits))
+    bonus = select(RuleAward.event_id).where(*where).distinct().subquery()
     q = (
         select(Order.member_id, func.count())
         .join(bonus, bonus.c.event_id == Order.event_id)
@@ -223,12 +240,27 @@ def _types(
     promo_share = promo / row.orders if row.orders else 0.0
     per_order = row.redemptions / row.orders if row.orders else 0.0
     redeem_score = min(1.0, per_order / th.redemptions_per_order_full)
+    enough_orders = row.orders >= th.min_orders
     cv: float | None = None
+    dispersion: float | None = None
+    weeks = 0
     if len(gaps) >= th.min_gaps and gaps:
         arr = np.array(gaps, dtype=np.float64)
         cv = float(arr.std() / arr.mean()) if arr.mean() > 0 else None
-    habitual = 0.0 if cv is None else max(0.0, 1.0 - cv) * (1.0 - promo_share)
-    transactional = (promo_share + redeem_score) / 2.0
+        # Purchase days per whole week (7-day blocks from the first purchase day) and their
+        # index of dispersion (variance / mean): about 1 for a member buying at random
+        # (Poisson), near 0 for a routine on fixed weekdays, whose gaps (1,1,1,1,3 for Monday
+        # to Friday) are uneven though the weeks are alike.
+        offsets = np.concatenate(([0], np.cumsum(arr))).astype(np.int64)
+        weeks = int(offsets[-1] + 1) // 7
+        if weeks >= th.min_weeks:
+            per_week = np.bincount(offsets // 7, minlength=weeks)[:weeks].astype(np.float64)
+            dispersion = float(per_week.var() / per_week.mean())
+    irregularity = (
+        None if cv is None or dispersion is None or weeks < th.min_weeks else min(cv, dispersion)
+    )
+    habitual = 0.0 if irregularity is None else max(0.0, 1.0 - irregularity) * (1.0 - promo_share)
+    transactional = (promo_share + redeem_score) / 2.0 if enough_orders else 0.0
     emotional = min(1.0, advocacy / th.advocacy_full)
     scores = {
         "habitual": round(habitual, 4),
@@ -241,9 +273,13 @@ def _types(
         "habitual": {
             "gaps_days": gaps,
             "gap_cv": None if cv is None else round(cv, 4),
+            "weeks": weeks,
+            "week_dispersion": None if dispersion is None else round(dispersion, 4),
             "min_gaps": th.min_gaps,
+            "min_weeks": th.min_weeks,
             "promotion_share": round(promo_share, 4),
-            "formula": "max(0, 1 - gap_cv) * (1 - promotion_share); 0 without min_gaps gaps",
+            "formula": "max(0, 1 - min(gap_cv, week_dispersion)) * (1 - promotion_share); "
+            "0 without min_gaps gaps or min_weeks whole weeks",
         },
         "transactional": {
             "orders": row.orders,
@@ -252,7 +288,9 @@ def _types(
             "redemptions": row.redemptions,
             "redemptions_per_order": round(per_order, 4),
             "redemptions_per_order_full": th.redemptions_per_order_full,
-            "formula": "(promotion_share + min(1, redemptions_per_order / full)) / 2",
+            "min_orders": th.min_orders,
+            "formula": "(promotion_share + min(1, redemptions_per_order / full)) / 2; "
+            "0 with fewer than min_orders orders",
         },
         "emotional": {
             "advocacy_events": advocacy,

@@ -69,15 +69,43 @@ PROGRAM_SETTINGS: dict[str, Any] = {
     "cost_per_point": Decimal(10),
     "refund_shortfall": "debt",
 }
-# Share of members in each behaviour pattern.
-SEGMENTS = (
-    ("regular", 0.07),  # several visits a week, all year
-    ("occasional", 0.35),  # a few visits a month
-    ("lapsed", 0.25),  # used to come, stopped two to eight months ago
-    ("new", 0.18),  # joined in the last three months
-    ("one_time", 0.15),  # came once or twice
+# Ground truth: every member is generated as one persona, a happy-vs-loyal label and a
+# loyalty type, with the share of members below. The classifier (setia.analytics.labels)
+# never sees it; it is stored on the member as ``attributes.demo_persona`` for
+# ``setia analytics evaluate-demo`` (see docs/analytics.md, "The demo's ground truth").
+PERSONAS = (
+    ("loyal", "habitual", 0.14),  # a routine: fixed weekdays or a fixed cadence, all year
+    ("loyal", "transactional", 0.08),  # comes for 2x weekends, Es Kopi Pandan 3x, 12.12
+    ("loyal", "emotional", 0.06),  # comes often and writes reviews
+    ("loyal", "none", 0.08),  # comes now and then, no pattern
+    ("happy", "none", 0.14),  # bought once or twice, a month to six months ago
+    ("new", "none", 0.12),  # first purchase in the last four weeks
+    ("at_risk", "habitual", 0.05),  # a repeat buyer who stopped 50 to 165 days ago
+    ("at_risk", "transactional", 0.03),
+    ("at_risk", "emotional", 0.02),
+    ("at_risk", "none", 0.04),
+    ("lost", "habitual", 0.05),  # stopped 190 to 330 days ago
+    ("lost", "transactional", 0.03),
+    ("lost", "emotional", 0.02),
+    ("lost", "none", 0.14),  # half of them one- or two-time buyers
 )
-
+PERSONA_LABELS = ("loyal", "happy", "new", "at_risk", "lost")
+PERSONA_TYPES = ("habitual", "transactional", "emotional", "none")
+# The weekdays of a habitual member's routine (0 = Monday), by weight.
+ROUTINES: tuple[tuple[tuple[int, ...], float], ...] = (
+    ((0, 1, 2, 3, 4), 1),  # every working day, on the way to the office
+    ((0, 2, 4), 2),
+    ((1, 3), 3),
+    ((0, 3), 2),
+    ((2,), 2),  # once a week
+    ((4,), 2),
+    ((5,), 1),  # Saturday morning
+)
+REVIEW_TEXTS = {
+    5: ("Kopinya enak banget, barista ramah!", "Tempat favorit buat ngopi pagi.", "Mantap!"),
+    4: ("Enak, cuma antreannya agak panjang.", "Suka suasananya.", "Kopi susunya pas."),
+    3: ("Lumayan.", "Biasa saja, agak mahal.", "Pesanan agak lama."),
+}
 
 Weighted = tuple[tuple[Any, float], ...]
 SIGNUP: Weighted = (("pos-form", 6), ("app-signup", 3), ("web-form", 1))
@@ -95,7 +123,8 @@ class DemoError(Exception):
 @dataclass
 class Persona:
     n: int
-    segment: str
+    label: str  # ground truth: loyal, happy, new, at_risk, lost
+    loyalty: str  # ground truth: habitual, transactional, emotional, none
     external_id: str
     name: str
     phone: str
@@ -114,7 +143,20 @@ class Persona:
     redeem_propensity: float
     saving_for: int  # points of the reward the member waits for before redeeming
     consents: dict[str, tuple[bool, str]]
+    style: str = "random"  # routine, deals, random or few (how visits are drawn)
+    weekdays: tuple[int, ...] = ()  # routine: the days of the week
+    every_days: int = 0  # routine: a cadence in days instead of weekdays
+    attend: float = 0.0  # routine: chance of keeping the routine; deals: of a weekend day
+    extra: float = 0.0  # chance of an unplanned visit on any other day
+    breaks: list[tuple[date, date]] = field(default_factory=list)  # holidays, mudik
+    visits: int = 0  # few: 1 or 2 visits
+    reviews: int = 0  # reviews (review.submitted) the member writes
     member_id: uuid.UUID | None = None
+
+    @property
+    def segment(self) -> str:
+        """The persona, e.g. ``loyal/habitual`` (as stored in ``attributes.demo_persona``)."""
+        return f"{self.label}/{self.loyalty}"
 
 
 @dataclass(order=True)
@@ -130,6 +172,7 @@ class Action:
 class Totals:
     purchases: int = 0
     refunds: int = 0
+    reviews: int = 0
     redemptions: int = 0
     points_redeemed: int = 0
     rewards: Counter[str] = field(default_factory=Counter)
@@ -182,31 +225,132 @@ def _email(rng: random.Random, name: str, taken: set[str]) -> str:
             return email
 
 
-def _segments(count: int) -> list[str]:
-    """Exact quotas (at least one of each when there are enough members), in a mixed order."""
-    quotas = {name: int(share * count) for name, share in SEGMENTS}
-    if count >= len(SEGMENTS):
-        for name in quotas:
-            quotas[name] = max(quotas[name], 1)
+def _quotas(count: int) -> list[tuple[str, str]]:
+    """Exact persona quotas (at least one of each when there are enough members)."""
+    kinds = [(label, kind) for label, kind, _ in PERSONAS]
+    quotas = {(label, kind): int(share * count) for label, kind, share in PERSONAS}
+    if count >= len(PERSONAS):
+        for k in quotas:
+            quotas[k] = max(quotas[k], 1)
     while sum(quotas.values()) > count:
         biggest = max(quotas, key=lambda k: quotas[k])
         quotas[biggest] -= 1
-    order = [name for name, _ in SEGMENTS]
     i = 0
     while sum(quotas.values()) < count:
-        quotas[order[i % len(order)]] += 1
+        quotas[kinds[i % len(kinds)]] += 1
         i += 1
-    return [name for name in order for _ in range(quotas[name])]
+    return [k for k in kinds for _ in range(quotas[k])]
+
+
+def _breaks(rng: random.Random, start: datetime, now: datetime) -> list[tuple[date, date]]:
+    """One or two holidays of a routine: mudik at Lebaran, a trip, a week of flu."""
+    first, last = start.astimezone(TZ).date(), now.astimezone(TZ).date()
+    span = (last - first).days
+    out = []
+    for _ in range(rng.choice((1, 1, 2))):
+        begin = first + timedelta(days=rng.randrange(max(1, span - 10)))
+        out.append((begin, begin + timedelta(days=rng.randint(6, 15))))
+    return out
+
+
+def _behaviour(rng: random.Random, p: Persona, start: datetime, now: datetime) -> None:
+    """Dates and visit pattern of the persona's label and loyalty type (the ground truth)."""
+    span = (now - start).total_seconds()
+    days = timedelta(days=1)
+    if p.label == "loyal":
+        p.joined = (
+            start - rng.uniform(1, 540) * days
+            if rng.random() < 0.65
+            else start + timedelta(seconds=rng.uniform(0, span * 0.6))
+        )
+        p.stops = now
+    elif p.label == "at_risk":
+        p.joined = (
+            start - rng.uniform(1, 300) * days
+            if rng.random() < 0.6
+            else start + timedelta(seconds=rng.uniform(0, span * 0.3))
+        )
+        p.stops = now - rng.uniform(50, 165) * days
+    elif p.label == "lost":
+        p.joined = start - rng.uniform(1, 400) * days if rng.random() < 0.7 else start
+        p.stops = now - rng.uniform(190, 330) * days
+    elif p.label == "happy":
+        p.joined = now - rng.uniform(32, 175) * days
+        p.stops = now
+    else:  # new
+        p.joined = now - rng.uniform(1, 28) * days
+        p.stops = now
+    if p.label in ("at_risk", "lost"):
+        p.joined = min(p.joined, p.stops - rng.uniform(42, 120) * days)
+    # Members sign up in opening hours (and the few-visit ones buy right after).
+    local = p.joined.astimezone(TZ)
+    keys, cum = HOURS["weekend" if local.weekday() >= 5 else "weekday"]
+    hour = rng.choices(keys, cum_weights=cum)[0]
+    p.joined = as_utc(
+        datetime(local.year, local.month, local.day, hour, rng.randrange(60), tzinfo=TZ)
+    )
+    if p.joined >= now - timedelta(hours=1):
+        p.joined -= timedelta(days=1)
+    if p.label in ("happy", "new") or (p.label == "lost" and p.loyalty == "none" and p.n % 2):
+        # Enrolled at the till on their first visit; a second visit for some.
+        p.style = "few"
+        p.visits = 2 if rng.random() < 0.35 else 1
+        if p.label == "lost":
+            p.joined = now - rng.uniform(190, 355) * days
+            p.stops = p.joined + rng.uniform(3, 30) * days
+        if p.label == "new":
+            p.style = "new"
+            p.weekly = rng.uniform(0.3, 2.0)
+        if rng.random() < 0.2:
+            p.reviews = 1  # a satisfied first-timer says so once
+        return
+    if p.loyalty == "habitual":
+        p.style = "routine"
+        if rng.random() < 0.15:
+            p.every_days = rng.choice((4, 5, 7, 10, 14))
+        else:
+            p.weekdays = _pick(rng, tuple((r, w) for r, w in ROUTINES))
+        p.attend = rng.uniform(0.7, 0.95)
+        p.extra = rng.uniform(0.0, 0.02)
+        p.breaks = _breaks(rng, start, now)
+        p.reviews = 1 if rng.random() < 0.1 else 0
+    elif p.loyalty == "transactional":
+        # Comes for the deals: the 2x weekend, the 3x Es Kopi Pandan, Harbolnas 12.12 online;
+        # spends points as soon as there are enough for the smallest voucher.
+        p.style = "deals"
+        p.attend = rng.uniform(0.25, 0.55)
+        p.extra = rng.uniform(0.01, 0.04)
+        p.redeem_propensity = rng.uniform(0.8, 1.0)
+        p.saving_for = 500
+        go = rng.random()
+        p.channels = (
+            ("pos", 0.55),
+            ("app", 0.3),
+            ("gofood", 0.15 * go),
+            ("grabfood", 0.15 * (1 - go)),
+        )
+        if rng.random() < 0.7:
+            p.favorite = next(d for d in cat.DRINKS if d.sku == "ES-KOPI-PANDAN")
+        p.reviews = 1 if rng.random() < 0.5 else 0  # the first review earns 50 Poin
+    elif p.loyalty == "emotional":
+        p.style = "random"
+        p.weekly = rng.uniform(0.4, 1.4)
+        p.reviews = rng.choice((2, 3, 3, 4, 5, 6, 8))
+        p.redeem_propensity = 0.0 if rng.random() < 0.6 else rng.uniform(0.1, 0.3)
+    else:
+        p.style = "random"
+        p.weekly = rng.uniform(0.2, 0.9)
+        p.reviews = 1 if rng.random() < 0.1 else 0
 
 
 def make_personas(rng: random.Random, count: int, start: datetime, now: datetime) -> list[Persona]:
     phones: set[str] = set()
     emails: set[str] = set()
-    segments = _segments(count)
-    rng.shuffle(segments)
+    personas = _quotas(count)
+    rng.shuffle(personas)
     today = now.astimezone(TZ).date()
     out = []
-    for n, segment in enumerate(segments, start=1):
+    for n, (label, loyalty) in enumerate(personas, start=1):
         female = rng.random() < 0.5
         first = rng.choice(cat.FEMALE_NAMES if female else cat.MALE_NAMES)
         if rng.random() < 0.25:
@@ -234,28 +378,6 @@ def make_personas(rng: random.Random, count: int, start: datetime, now: datetime
         jakarta = [s for s in cat.STORES if s.city == "Jakarta"]
         home = rng.choice(bandung if rng.random() < 0.55 else jakarta)
 
-        span = (now - start).total_seconds()
-        if segment in ("regular", "occasional"):
-            joined = (
-                start - timedelta(days=rng.uniform(1, 540))
-                if rng.random() < 0.65
-                else start + timedelta(seconds=rng.uniform(0, span * 0.45))
-            )
-            stops = now
-            weekly = rng.uniform(1.6, 3.2) if segment == "regular" else rng.uniform(0.2, 0.6)
-        elif segment == "lapsed":
-            joined = start + timedelta(seconds=rng.uniform(-0.3, 0.25) * span)
-            stops = now - timedelta(days=rng.uniform(60, 240))
-            stops = max(stops, max(joined, start) + timedelta(days=21))
-            weekly = rng.uniform(0.3, 1.2)
-        elif segment == "new":
-            joined = now - timedelta(days=rng.uniform(3, 100))
-            stops = now
-            weekly = rng.uniform(0.7, 2.5)
-        else:
-            joined = start + timedelta(seconds=rng.uniform(0, span * 0.97))
-            stops = min(now, joined + timedelta(days=14))
-            weekly = 0.6
         if "kantor" in tags:
             weekend_factor = 0.45
         elif "mahasiswa" in tags:
@@ -282,30 +404,31 @@ def make_personas(rng: random.Random, count: int, start: datetime, now: datetime
             consents["whatsapp"] = (False, signup)
         if email is not None:
             consents["email"] = (rng.random() < 0.55, signup)
-        out.append(
-            Persona(
-                n=n,
-                segment=segment,
-                external_id=f"KN-{100000 + n}",
-                name=name,
-                phone=_phone(rng, phones),
-                email=email,
-                locale="en" if rng.random() < 0.15 else "id",
-                birthday=birthday,
-                tags=tags,
-                home=home,
-                joined=joined,
-                stops=stops,
-                weekly=weekly,
-                weekend_factor=weekend_factor,
-                favorite=fav,
-                channels=channels,
-                phone_style=rng.randrange(3),
-                redeem_propensity=0.0 if rng.random() < 0.35 else rng.uniform(0.15, 0.6),
-                saving_for=_pick(rng, SAVING_FOR),
-                consents=consents,
-            )
+        persona = Persona(
+            n=n,
+            label=label,
+            loyalty=loyalty,
+            external_id=f"KN-{100000 + n}",
+            name=name,
+            phone=_phone(rng, phones),
+            email=email,
+            locale="en" if rng.random() < 0.15 else "id",
+            birthday=birthday,
+            tags=tags,
+            home=home,
+            joined=now,
+            stops=now,
+            weekly=0.0,
+            weekend_factor=weekend_factor,
+            favorite=fav,
+            channels=channels,
+            phone_style=rng.randrange(3),
+            redeem_propensity=0.0 if rng.random() < 0.35 else rng.uniform(0.15, 0.6),
+            saving_for=_pick(rng, SAVING_FOR),
+            consents=consents,
         )
+        _behaviour(rng, persona, start, now)
+        out.append(persona)
     return out
 
 
@@ -371,32 +494,83 @@ def _local_phone(p: Persona) -> str:
     return f"{national[:4]}-{national[4:8]}-{national[8:]}"
 
 
-def make_actions(
-    rng: random.Random, people: list[Persona], start: datetime, now: datetime
-) -> list[Action]:
-    """Every purchase and refund from ``start`` to ``now``, in time order."""
-    actions: list[Action] = []
-    latest = now - timedelta(minutes=1)
-    seq = 0
-    for p in people:
-        first = max(p.joined, start).astimezone(TZ).date()
-        last = p.stops.astimezone(TZ).date()
+def harbolnas_day(now: datetime) -> date:
+    """12.12 of the past year (Hari Belanja Online Nasional), the demo's one-day campaign."""
+    today = now.astimezone(TZ).date()
+    day = date(today.year, 12, 12)
+    return day if day <= today else date(today.year - 1, 12, 12)
+
+
+def _on_break(p: Persona, day: date) -> bool:
+    return any(begin <= day <= end for begin, end in p.breaks)
+
+
+def _visit_days(
+    rng: random.Random, p: Persona, first: date, last: date, harbolnas: date
+) -> list[tuple[date, str | None]]:
+    """The local days the member buys on (a day may come twice), with a forced channel."""
+    out: list[tuple[date, str | None]] = []
+    if p.style in ("few", "new"):
+        out.append((first, "pos"))
+        if p.style == "few":
+            second = first + timedelta(days=rng.randint(3, 40))
+            if p.visits > 1 and second <= last:
+                out.append((second, None))
+            return out
+        first += timedelta(days=1)  # new: then visits at its own rate
+    if p.style == "routine" and p.every_days:
         day = first
-        mean = (5 + 2 * p.weekend_factor) / 7
-        visits = 0
         while day <= last:
-            weekend = day.weekday() >= 5
+            if not _on_break(p, day) and rng.random() < p.attend:
+                out.append((day + timedelta(days=rng.choice((-1, 0, 0, 0, 0, 1))), None))
+            day += timedelta(days=p.every_days)
+        out = [(d, c) for d, c in out if first <= d <= last]
+    day = first
+    mean = (5 + 2 * p.weekend_factor) / 7
+    while day <= last:
+        weekend = day.weekday() >= 5
+        if p.style == "routine":
+            planned = not p.every_days and day.weekday() in p.weekdays
+            chance = 0.0 if _on_break(p, day) else p.attend if planned else p.extra
+        elif p.style == "deals":
+            if day == harbolnas:
+                if rng.random() < 0.9:
+                    out.append((day, rng.choice(("app", "gofood", "grabfood"))))
+                day += timedelta(days=1)
+                continue
+            chance = p.attend if weekend else p.extra
+        else:
             factor = (p.weekend_factor if weekend else 1.0) / mean
             if day.day >= 25 or day.day <= 3:
                 factor *= 1.15  # payday (tanggal muda)
             chance = p.weekly / 7 * factor
-            if p.segment == "one_time":
-                chance = 0.35 if visits == 0 else 0.06
-            n_visits = int(rng.random() < chance) + int(
-                p.segment == "regular" and rng.random() < chance * 0.08
-            )
-            for _ in range(n_visits):
-                channel = _pick(rng, p.channels)
+        if rng.random() < chance:
+            out.append((day, None))
+        day += timedelta(days=1)
+    out.sort(key=lambda v: v[0])
+    return out
+
+
+def make_actions(
+    rng: random.Random, people: list[Persona], start: datetime, now: datetime
+) -> list[Action]:
+    """Every purchase, refund and review from ``start`` to ``now``, in time order."""
+    actions: list[Action] = []
+    latest = now - timedelta(minutes=1)
+    harbolnas = harbolnas_day(now)
+    seq = 0
+    for p in people:
+        first = max(p.joined, start).astimezone(TZ).date()
+        last = p.stops.astimezone(TZ).date()
+        bought: list[Action] = []
+        for i, (day, forced) in enumerate(_visit_days(rng, p, first, last, harbolnas)):
+            weekend = day.weekday() >= 5
+            channel = forced or _pick(rng, p.channels)
+            if i == 0 and p.style in ("few", "new"):
+                # Enrolled at the till, then the first order.
+                local = (p.joined + timedelta(minutes=rng.uniform(1, 6))).astimezone(TZ)
+                local = local.replace(microsecond=0)
+            else:
                 table = (
                     "delivery"
                     if channel in ("gofood", "grabfood")
@@ -408,22 +582,45 @@ def make_actions(
                     day.year, day.month, day.day, hour, rng.randrange(60), rng.randrange(60),
                     tzinfo=TZ,
                 )  # fmt: skip
-                at = as_utc(local)
-                if at < p.joined or at < start or at > p.stops or at > latest:
-                    continue
-                if p.segment == "one_time" and visits >= 2:
-                    continue
-                visits += 1
+            at = as_utc(local)
+            if at < p.joined or at < start or at > p.stops or at > latest:
+                continue
+            seq += 1
+            actions.append(_purchase(rng, p, channel, local, at, seq))
+            bought.append(actions[-1])
+            refund = _refund(rng, p, actions[-1], latest)
+            if refund is not None:
                 seq += 1
-                actions.append(_purchase(rng, p, channel, local, at, seq))
-                refund = _refund(rng, p, actions[-1], latest)
-                if refund is not None:
-                    seq += 1
-                    refund.seq = seq
-                    actions.append(refund)
-            day += timedelta(days=1)
+                refund.seq = seq
+                actions.append(refund)
+        for visit in rng.sample(bought, k=min(p.reviews, len(bought))):
+            review = _review(rng, p, visit, latest)
+            if review is not None:
+                seq += 1
+                review.seq = seq
+                actions.append(review)
     actions.sort()
     return actions
+
+
+def _review(rng: random.Random, p: Persona, visit: Action, latest: datetime) -> Action | None:
+    """A review in the app a few hours after a visit (review.submitted, with a rating)."""
+    at = visit.at + timedelta(seconds=rng.randrange(20 * 60, 30 * 3600))
+    if at > latest:
+        return None
+    if p.loyalty == "emotional":
+        rating = 5 if rng.random() < 0.75 else 4
+    else:
+        rating = _pick(rng, ((5, 45), (4, 40), (3, 15)))
+    data: dict[str, Any] = {
+        "type": "review.submitted",
+        "occurred_at": at.astimezone(TZ).isoformat(),
+        "member": {"external_id": p.external_id},
+        "store": visit.data["store"],
+        "channel": "app",
+        "attributes": {"rating": rating, "comment": rng.choice(REVIEW_TEXTS[rating])},
+    }
+    return Action(at=at, persona=p.n, seq=0, kind="review", data=data)
 
 
 def _purchase(
@@ -512,7 +709,7 @@ def number_events(actions: list[Action]) -> list[dict[str, Any]]:
                 order_id = f"{prefix}-{n:08d}"
             data["order_id"] = order_id
             order_of[action.seq] = order_id
-        else:
+        elif action.kind == "refund":
             data["order_id"] = order_of[action.seq - 1]
         events.append(data)
     return events
@@ -715,8 +912,10 @@ def build_demo(
                 for e in chunk:
                     if e["type"] == "purchase":
                         totals.purchases += 1
-                    else:
+                    elif e["type"] == "refund":
                         totals.refunds += 1
+                    else:
+                        totals.reviews += 1
                 if bar:
                     bar.advance(task, len(chunk))
             lap("events")
@@ -769,10 +968,11 @@ def build_demo(
         "api_key_id": str(api_key_id),
         "api_key": api_key,
         "members": len(people),
-        "segments": dict(Counter(p.segment for p in people)),
+        "personas": dict(sorted(Counter(p.segment for p in people).items())),
         "events": len(events),
         "purchases": totals.purchases,
         "refunds": totals.refunds,
+        "reviews": totals.reviews,
         "redemptions": totals.redemptions,
         "rewards": dict(totals.rewards),
         "history_from": start.astimezone(TZ).isoformat(),
@@ -789,11 +989,8 @@ def _demo_rules(session: Session, program: Program, now: datetime) -> None:
     from setia.rules import service as rules
     from setia.rules.schemas import CampaignBody, RuleBody
 
-    tz = zone(TZ_NAME)
-    year = now.astimezone(tz).year
-    day = datetime(year, 12, 12, tzinfo=tz)
-    if day > now:
-        day = datetime(year - 1, 12, 12, tzinfo=tz)
+    h = harbolnas_day(now)
+    day = datetime(h.year, h.month, h.day, tzinfo=TZ)
     harbolnas = rules.create_campaign(
         session,
         program,
@@ -873,7 +1070,11 @@ def _enrol(session: Session, tenant: Tenant, p: Persona) -> None:
             "locale": p.locale,
             "birthday": p.birthday,
             "tags": p.tags,
-            "attributes": {"home_store": p.home.code, "demo_profile": p.segment},
+            "attributes": {
+                "home_store": p.home.code,
+                # The ground truth of setia analytics evaluate-demo (labels.py never reads it).
+                "demo_persona": {"label": p.label, "loyalty_type": p.loyalty},
+            },
         },
         source="demo",
     )
