@@ -236,6 +236,8 @@ def test_stored_values_equal_the_on_demand_ones(
     assert api["first_purchase_day"] == full["summary"]["first_purchase_day"]
     assert api["expected_spend"] == full["predictions"]["expected_spend"]
     assert api["loyalty_scores"] == full["loyalty"]["scores"]
+    # the member's analytics view carries the stored row too
+    assert full["stored"] == api
 
     # the fit is kept with its parameters, log-likelihood and time
     fit = client.get("/v1/analytics/fits/latest", headers=tenant.headers).json()
