@@ -17,6 +17,7 @@ never both recompute. SQLite has one writer at a time (``BEGIN IMMEDIATE``).
 from __future__ import annotations
 
 import datetime as dt
+import math
 import time
 import uuid
 import zlib
@@ -92,9 +93,17 @@ def lock(session: Session, program_id: uuid.UUID, *, wait: bool) -> bool:
 
 
 def _money(value: Any) -> Decimal | None:
-    if value is None:
+    if value is None or not math.isfinite(float(value)):
         return None
     return Decimal(str(round(float(value), 4)))
+
+
+def _float(value: Any) -> float | None:
+    """A finite float, or None (a model value that is not a number is not stored)."""
+    if value is None:
+        return None
+    f = float(value)
+    return f if math.isfinite(f) else None
 
 
 def _rows(
@@ -133,9 +142,9 @@ def _rows(
             "recency": row.t_x,
             "age": row.T,
             "monetary": _money(row.monetary),
-            "p_alive": float(p.p_alive[pos]) if has_p and p.p_alive is not None else None,
+            "p_alive": _float(p.p_alive[pos]) if has_p and p.p_alive is not None else None,
             "expected_purchases": (
-                float(p.expected_purchases[pos])
+                _float(p.expected_purchases[pos])
                 if has_p and p.expected_purchases is not None
                 else None
             ),
