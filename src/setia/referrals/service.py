@@ -376,11 +376,13 @@ def code_of(session: Session, tenant_id: uuid.UUID, member_id: uuid.UUID) -> Ref
 def ensure_code(session: Session, tenant_id: uuid.UUID, member: Member) -> ReferralCode:
     """The member's personal code, made on first ask (a concurrent first ask loses on the
     unique key and the entry point's retry finds the winner's code)."""
+    if member.status != "active":
+        raise ReferralMemberNotActive(
+            f"member {member.id} is {member.status}; its referral code can no longer be used"
+        )
     found = code_of(session, tenant_id, member.id)
     if found is not None:
         return found
-    if member.status != "active":
-        raise ReferralMemberNotActive(f"member {member.id} is {member.status}; it has no code")
     for _ in range(20):
         candidate = _new_code()
         taken = session.execute(
