@@ -93,7 +93,7 @@ def progress_rows(db: Database, t: TenantFixture) -> list[dict[str, Any]]:
                 "member": ext,
                 "code": code,
                 "period": p.period_key,
-                "value": str(p.value.normalize()),
+                "value": format(p.value.normalize(), "f"),
                 "events": p.events,
                 "state": p.state,
                 "completed_at": p.completed_at.isoformat() if p.completed_at else None,
