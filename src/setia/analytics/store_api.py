@@ -399,6 +399,7 @@ def create_segment(
 def list_segments(
     session: SessionDep, caller: ReadCaller, limit: Limit = 50, cursor: Cursor = None
 ) -> Page[SegmentOut]:
+    """The tenant's saved segments, by id (cursor-paginated)."""
     found = seg_service.list_segments(
         session, caller.tenant.id, after=decode_cursor(cursor), limit=limit + 1
     )
@@ -412,6 +413,7 @@ def list_segments(
 
 @router.get("/segments/{segment_id}", response_model=SegmentOut, responses=problems(403, 404))
 def get_segment(segment_id: uuid.UUID, session: SessionDep, caller: ReadCaller) -> SegmentOut:
+    """One saved segment: key, names, descriptions, filter, version."""
     return _segment_out(seg_service.get(session, caller.tenant.id, segment_id))
 
 
@@ -433,6 +435,7 @@ def update_segment(
 
 @router.delete("/segments/{segment_id}", status_code=204, responses=problems(403, 404))
 def delete_segment(segment_id: uuid.UUID, session: SessionDep, caller: AdminCaller) -> Response:
+    """Delete a saved segment (204; 404 when it is not the tenant's)."""
     write(session, lambda: seg_service.remove(session, caller.tenant.id, segment_id))
     return Response(status_code=204)
 
