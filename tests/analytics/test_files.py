@@ -15,16 +15,20 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from setia.analytics import files, labels, models, rfm, scoring
+from setia.analytics import export, files, labels, models, rfm, scoring
 from setia.analytics.members import MemberRow
 from setia.analytics.summary import Summary, read_transactions, summarise
 from setia.cli import app
+from setia.core.db import Database
 from setia.core.errors import InvalidInput
 from tests.analytics.cdnow import CALIBRATION_END, sample_file
+from tests.analytics.test_service_members import AS_OF, random_history
+from tests.conftest import TenantFixture
 
 runner = CliRunner()
 CDNOW = ["--customer-col", "1", "--date-col", "2", "--calibration-end", "1997-09-30"]
@@ -498,3 +502,99 @@ def test_fast_quintiles_equal_rfm_quintiles(values: list[float]) -> None:
     if arr.size == 0:
         arr = np.zeros(0)
     assert scoring.quintile_scores(arr).tolist() == rfm.quintile_scores(arr).tolist()
+
+
+# --- export from the API ----------------------------------------------------------------------
+
+
+def _csv_rows(body: bytes) -> list[dict[str, str]]:
+    return list(csv.DictReader(body.decode().splitlines()))
+
+
+def test_api_exports_members_rfm_and_labels(
+    db: Database, tenant: TenantFixture, client: TestClient
+) -> None:
+    random_history(db, tenant)
+    base = {"as_of": AS_OF}
+
+    def get(path: str, **params: Any) -> Any:
+        r = client.get(f"/v1/analytics/{path}", params={**base, **params}, headers=tenant.headers)
+        assert r.status_code == 200, r.text
+        return r
+
+    # members: the JSON pages and the file carry the same rows (the file: all, unpaged)
+    pages = []
+    cursor = None
+    while True:
+        body = get("members", limit=10, **({"cursor": cursor} if cursor else {})).json()
+        pages += body["data"]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    r = get("members", format="csv", limit=3)
+    assert r.headers["content-type"] == "text/csv; charset=utf-8"
+    assert r.headers["content-disposition"] == 'attachment; filename="members.csv"'
+    rows = _csv_rows(r.content)
+    assert [c for c, _ in export.MEMBER_COLUMNS] == list(rows[0])
+    assert len(rows) == len(pages) == 25
+    for j, c in zip(pages, rows, strict=True):
+        assert c["member_id"] == j["member_id"]
+        assert c["segment"] == j["segment"]
+        assert (int(c["r"]), int(c["f"]), int(c["m"])) == (j["r"], j["f"], j["m"])
+        assert c["spend"] == j["spend"]  # IDR: no decimals, as in JSON
+        assert c["clv"] == (j["clv"] or "")
+        assert float(c["p_alive"]) == j["p_alive"]
+        assert c["label"] == j["label"]
+        assert c["loyalty_type"] == j["loyalty_type"]
+    r = get("members", format="parquet")
+    assert r.headers["content-type"] == files.PARQUET_MEDIA_TYPE
+    table = pq.read_table(pa.BufferReader(r.content))
+    assert table.schema.field("spend").type == pa.decimal128(20, 0)
+    assert table.schema.field("r").type == pa.int8()
+    back = table.to_pylist()
+    assert [b["member_id"] for b in back] == [j["member_id"] for j in pages]
+    assert [str(b["spend"]) for b in back] == [j["spend"] for j in pages]
+    assert [b["expected_purchases"] for b in back] == [j["expected_purchases"] for j in pages]
+    # filters apply to the file too
+    seg = pages[0]["segment"]
+    only = _csv_rows(get("members", format="csv", segment=seg).content)
+    assert {c["segment"] for c in only} == {seg}
+    assert len(only) == sum(j["segment"] == seg for j in pages)
+
+    # rfm: one row per member with a purchase; segments count as in the report
+    report = get("rfm").json()
+    rows = _csv_rows(get("rfm", format="csv").content)
+    assert list(rows[0]) == [c for c, _ in export.RFM_COLUMNS]
+    counts: dict[str, int] = {}
+    for c in rows:
+        counts[c["segment"]] = counts.get(c["segment"], 0) + 1
+    assert counts == {s["segment"]: s["members"] for s in report["segments"]}
+    back = pq.read_table(pa.BufferReader(get("rfm", format="parquet").content)).to_pylist()
+    assert [b["member_id"] for b in back] == [c["member_id"] for c in rows]
+    assert all(b["x"] == float(c["x"]) for b, c in zip(back, rows, strict=True))
+    assert all(b["refunds"] >= 0 for b in back)
+
+    # labels: one row per member; counts as in the report
+    report = get("labels").json()
+    rows = _csv_rows(get("labels", format="csv").content)
+    assert list(rows[0]) == [c for c, _ in export.LABEL_COLUMNS]
+    assert len(rows) == report["members"]
+    for name, n in report["labels"].items():
+        assert sum(c["label"] == name for c in rows) == n
+    back = pq.read_table(pa.BufferReader(get("labels", format="parquet").content)).to_pylist()
+    assert [b["label"] for b in back] == [c["label"] for c in rows]
+    assert all(0 <= b["habitual"] <= 1 for b in back)
+
+    # an unknown format is a 422
+    r = client.get("/v1/analytics/members", params={"format": "xlsx"}, headers=tenant.headers)
+    assert r.status_code == 422
+
+
+def test_export_is_documented_in_openapi(client: TestClient) -> None:
+    doc = client.get("/openapi.json").json()
+    for path in ("/v1/analytics/members", "/v1/analytics/rfm", "/v1/analytics/labels"):
+        op = doc["paths"][path]["get"]
+        content = op["responses"]["200"]["content"]
+        assert set(content) >= {"application/json", "text/csv", files.PARQUET_MEDIA_TYPE}
+        param = {p["name"]: p for p in op["parameters"]}["format"]
+        assert param["in"] == "query"

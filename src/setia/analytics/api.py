@@ -12,16 +12,14 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
+from setia.analytics import export, models, rfm
 from setia.analytics import labels as labelling
 from setia.analytics import members as service
-from setia.analytics import models, rfm, store
 from setia.analytics import settings as tenant_settings
-from setia.analytics.store_api import ScoresOut, scores_out
 from setia.core.api import (
     Cursor,
     Limit,
@@ -125,11 +123,6 @@ class MemberAnalyticsOut(BaseModel):
     predictions_missing: str | None = Field(description="Why predictions are null")
     label: LabelOut
     loyalty: LoyaltyOut
-    stored: ScoresOut | None = Field(
-        default=None,
-        description="The stored scores of the program's last recompute (as of their "
-        "computed_at), what rules and segments read; null if never computed",
-    )
 
 
 class Range(BaseModel):
@@ -396,15 +389,7 @@ def member_analytics(
             primary=found_label.primary,
             evidence=found_label.loyalty_evidence,
         ),
-        stored=_stored(session, program.id, program.currency, member_id),
     )
-
-
-def _stored(
-    session: Session, program_id: uuid.UUID, currency: str, member_id: uuid.UUID
-) -> ScoresOut | None:
-    row = store.member_score(session, program_id, member_id)
-    return None if row is None else scores_out(row, currency)
 
 
 def segment_report(a: service.Analysis) -> list[SegmentOut]:
@@ -438,17 +423,73 @@ def segment_report(a: service.Analysis) -> list[SegmentOut]:
     return out
 
 
-@router.get("/rfm", response_model=RfmReportOut, responses=problems(403, 404, 422))
+FormatQ = Annotated[
+    export.ExportFormat,
+    Query(
+        alias="format",
+        description="json (default); csv or parquet download one row per member as a file",
+    ),
+]
+
+
+def _download(
+    fmt: export.ExportFormat,
+    name: str,
+    currency: str,
+    spec: tuple[tuple[str, str], ...],
+    rows: list[tuple[Any, ...]],
+) -> Response:
+    return Response(
+        content=export.render(fmt, currency, spec, rows),
+        media_type=export.MEDIA_TYPES[fmt],
+        headers={"Content-Disposition": f'attachment; filename="{name}.{fmt.value}"'},
+    )
+
+
+def _rfm_rows(a: service.Analysis) -> list[tuple[Any, ...]]:
+    s, pr, cur = a.scores, a.predictions, a.summary.currency
+    return [
+        (
+            str(row.member_id),
+            s.segments[i],
+            int(s.r[i]),
+            int(s.f[i]),
+            int(s.m[i]),
+            int(s.recency_days[i]),
+            row.orders,
+            export.money(row.spend, cur),
+            export.money(row.refunds, cur),
+            row.x,
+            row.t_x,
+            row.T,
+            export.money(row.monetary, cur),
+            None if pr.p_alive is None else float(pr.p_alive[i]),
+            None if pr.expected_purchases is None else float(pr.expected_purchases[i]),
+            None if pr.clv is None else export.money(float(pr.clv[i]), cur),
+        )
+        for i, row in enumerate(a.purchasers)
+    ]
+
+
+@router.get(
+    "/rfm",
+    response_model=RfmReportOut,
+    responses={**problems(403, 404, 422), **export.openapi_content("Members per segment.")},
+)
 def rfm_report(
     session: SessionDep,
     caller: ReadCaller,
     program_id: uuid.UUID | None = None,
     as_of: AsOf = None,
-) -> RfmReportOut:
+    fmt: FormatQ = export.ExportFormat.json,
+) -> RfmReportOut | Response:
     """Members per RFM segment (count, share, score and value ranges) and the BG/NBD and
-    Gamma-Gamma fits of the program."""
+    Gamma-Gamma fits of the program. With `format=csv|parquet`: one row per member with a
+    purchase (segment, R, F, M, summary fields, predictions) as a file."""
     program = programs.get_program(session, caller.tenant.id, program_id)
     a = tenant_settings.analyse(session, caller.tenant, program, as_of=as_of)
+    if fmt is not export.ExportFormat.json:
+        return _download(fmt, "rfm", a.summary.currency, export.RFM_COLUMNS, _rfm_rows(a))
     return RfmReportOut(
         program_id=program.id,
         as_of=a.summary.as_of,
@@ -462,7 +503,11 @@ def rfm_report(
     )
 
 
-@router.get("/members", response_model=Page[MemberListItem], responses=problems(403, 404, 422))
+@router.get(
+    "/members",
+    response_model=Page[MemberListItem],
+    responses={**problems(403, 404, 422), **export.openapi_content("A page of members.")},
+)
 def list_members(
     session: SessionDep,
     caller: ReadCaller,
@@ -476,10 +521,14 @@ def list_members(
     as_of: AsOf = None,
     limit: Limit = 50,
     cursor: Cursor = None,
-) -> Page[MemberListItem]:
-    """Members with a purchase, by member id, with their segment, scores and predictions."""
+    fmt: FormatQ = export.ExportFormat.json,
+) -> Page[MemberListItem] | Response:
+    """Members with a purchase, by member id, with their segment, scores and predictions.
+    With `format=csv|parquet`: every member that matches the filters, as a file (`limit`
+    and `cursor` do not apply)."""
     program = programs.get_program(session, caller.tenant.id, program_id)
-    after = decode_cursor(cursor)
+    paged = fmt is export.ExportFormat.json
+    after = decode_cursor(cursor) if paged else None
     a = tenant_settings.analyse(session, caller.tenant, program, as_of=as_of)
     s, p, cur = a.scores, a.predictions, a.summary.currency
     labelled = labelling.classify(session, a, thresholds)
@@ -513,26 +562,70 @@ def list_members(
                 loyalty_type=lab.primary,
             )
         )
-        if len(items) > limit:
+        if paged and len(items) > limit:
             break
+    if not paged:
+        rows = [
+            (
+                str(it.member_id),
+                it.segment,
+                it.r,
+                it.f,
+                it.m,
+                it.recency_days,
+                it.orders,
+                export.money(Decimal(it.spend), cur),
+                it.p_alive,
+                it.expected_purchases,
+                None if it.clv is None else export.money(Decimal(it.clv), cur),
+                it.label,
+                it.loyalty_type,
+            )
+            for it in items
+        ]
+        return _download(fmt, "members", cur, export.MEMBER_COLUMNS, rows)
     more = len(items) > limit
     items = items[:limit]
     return Page(data=items, next_cursor=encode_cursor(items[-1].member_id) if more else None)
 
 
-@router.get("/labels", response_model=LabelReportOut, responses=problems(403, 404, 422))
+@router.get(
+    "/labels",
+    response_model=LabelReportOut,
+    responses={**problems(403, 404, 422), **export.openapi_content("Members per label.")},
+)
 def label_report(
     session: SessionDep,
     caller: ReadCaller,
     thresholds: ThresholdsDep,
     program_id: uuid.UUID | None = None,
     as_of: AsOf = None,
-) -> LabelReportOut:
+    fmt: FormatQ = export.ExportFormat.json,
+) -> LabelReportOut | Response:
     """Members per happy-vs-loyal label and per primary loyalty type, with the thresholds
-    used (the tenant's stored settings; query parameters override single values)."""
+    used (the tenant's stored settings; query parameters override single values). With
+    `format=csv|parquet`: one row per member (label, loyalty type and scores, evidence) as
+    a file."""
     program = programs.get_program(session, caller.tenant.id, program_id)
     a = tenant_settings.analyse(session, caller.tenant, program, as_of=as_of)
     labelled = labelling.classify(session, a, thresholds)
+    if fmt is not export.ExportFormat.json:
+        rows = [
+            (
+                str(m.member_id),
+                m.label,
+                m.primary,
+                m.scores["habitual"],
+                m.scores["transactional"],
+                m.scores["emotional"],
+                m.evidence["purchase_days"],
+                m.evidence["recency_days"],
+                m.evidence["tenure_days"],
+                m.evidence["p_alive"],
+            )
+            for m in labelled.values()
+        ]
+        return _download(fmt, "labels", a.summary.currency, export.LABEL_COLUMNS, rows)
     c = labelling.counts(labelled)
     return LabelReportOut(
         program_id=program.id,
