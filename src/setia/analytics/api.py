@@ -15,11 +15,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from setia.analytics import export, models, rfm
+from setia.analytics import export, models, rfm, store
 from setia.analytics import labels as labelling
 from setia.analytics import members as service
 from setia.analytics import settings as tenant_settings
+from setia.analytics.store_api import ScoresOut, scores_out
 from setia.core.api import (
     Cursor,
     Limit,
@@ -123,6 +125,11 @@ class MemberAnalyticsOut(BaseModel):
     predictions_missing: str | None = Field(description="Why predictions are null")
     label: LabelOut
     loyalty: LoyaltyOut
+    stored: ScoresOut | None = Field(
+        default=None,
+        description="The stored scores of the program's last recompute (as of their "
+        "computed_at), what rules and segments read; null if never computed",
+    )
 
 
 class Range(BaseModel):
@@ -389,7 +396,15 @@ def member_analytics(
             primary=found_label.primary,
             evidence=found_label.loyalty_evidence,
         ),
+        stored=_stored(session, program.id, program.currency, member_id),
     )
+
+
+def _stored(
+    session: Session, program_id: uuid.UUID, currency: str, member_id: uuid.UUID
+) -> ScoresOut | None:
+    row = store.member_score(session, program_id, member_id)
+    return None if row is None else scores_out(row, currency)
 
 
 def segment_report(a: service.Analysis) -> list[SegmentOut]:
