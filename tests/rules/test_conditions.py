@@ -34,6 +34,11 @@ MEMBER = {
     "plan": "plus",
     "plan_multiplier": "2",
     "badges": ["penjelajah-kopi"],
+    "rfm_segment": "at_risk",
+    "loyalty_label": "loyal",
+    "loyalty_type": "habitual",
+    "p_alive": 0.42,
+    "clv": Decimal("350000"),
 }
 
 
@@ -132,6 +137,18 @@ FIELD_CASES: list[tuple[str, str, Any, bool]] = [
     ("member.is_paid_member", "eq", False, False),
     ("member.badges", "contains", "penjelajah-kopi", True),
     ("member.badges", "contains", "pelanggan-setia", False),
+    ("member.rfm_segment", "in", ["at_risk", "cant_lose_them"], True),
+    ("member.rfm_segment", "eq", "champions", False),
+    ("member.loyalty_label", "eq", "loyal", True),
+    ("member.loyalty_label", "ne", "loyal", False),
+    ("member.loyalty_type", "eq", "habitual", True),
+    ("member.loyalty_type", "eq", "transactional", False),
+    ("member.p_alive", "lt", "0.5", True),
+    ("member.p_alive", "gte", 0.5, False),
+    ("member.clv", "gte", "350000", True),
+    ("member.clv", "gt", "350000", False),
+    ("member.referral_count", "eq", 0, True),  # not in MEMBER: none
+    ("member.referral_count", "gt", 0, False),
     ("event.attributes.rating", "gte", 4, True),
     ("event.attributes.rating", "gte", "6", False),
     ("event.attributes.source", "in", ["app", "web"], True),
