@@ -7,7 +7,7 @@ DEMO_DB ?= sqlite:///./demo.db
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install demo test test-sqlite test-postgres lint postgres bench clean
+.PHONY: install demo test test-sqlite test-postgres lint postgres java bench clean
 
 install: $(VENV)/.installed
 
@@ -25,24 +25,32 @@ postgres:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql >/dev/null; \
 	fi
 
+# Java 17+ for PySpark (the analytics engine's Spark tests; Debian's headless JRE), when missing.
+java:
+	@if command -v java >/dev/null 2>&1; then :; else \
+	  echo "installing Java for PySpark (Debian package openjdk-17-jre-headless)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq openjdk-17-jre-headless >/dev/null; \
+	fi
+
 demo: install
 	SETIA_DATABASE_URL=$(DEMO_DB) $(BIN)/setia demo --fresh --host $(HOST) --port $(PORT)
 
-test: install postgres lint
+test: install postgres java lint
 	$(BIN)/pytest tests --db=sqlite
 	$(BIN)/pytest tests --db=postgres
 
-test-sqlite: install
+test-sqlite: install java
 	$(BIN)/pytest tests --db=sqlite
 
-test-postgres: install postgres
+test-postgres: install postgres java
 	$(BIN)/pytest tests --db=postgres
 
 lint: install
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 
-bench: install postgres
+bench: install postgres java
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/rewards.py --postgres
 	$(BIN)/python bench/clv.py
