@@ -1196,6 +1196,11 @@ def set_consent(
     display_name: str | None,
     source: str,
 ) -> LeaderboardConsent:
+    if not source.strip():
+        raise InvalidInput(
+            "say where the choice came from (source), e.g. 'app-settings'",
+            extra={"field": "source"},
+        )
     if display_name is not None and not display_name.strip():
         raise InvalidInput("display_name is empty", extra={"field": "display_name"})
     row = LeaderboardConsent(
