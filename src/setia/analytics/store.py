@@ -335,8 +335,11 @@ class JobReport:
         return out
 
 
-def _has_data(session: Session, program_id: uuid.UUID) -> bool:
-    orders = session.execute(select(exists().where(Order.program_id == program_id))).scalar()
+def _has_data(session: Session, tenant_id: uuid.UUID, program_id: uuid.UUID) -> bool:
+    # tenant_id first: orders are indexed by (tenant_id, order_id)
+    orders = session.execute(
+        select(exists().where(Order.tenant_id == tenant_id, Order.program_id == program_id))
+    ).scalar()
     stored = session.execute(select(exists().where(MemberScore.program_id == program_id))).scalar()
     return bool(orders or stored)
 
@@ -363,7 +366,7 @@ def due_programs(session: Session, now: dt.datetime) -> list[tuple[uuid.UUID, uu
             then = as_utc(at).astimezone(zone(tz)).date()
             if (as_utc(now).astimezone(zone(tz)).date() - then).days < interval:
                 continue
-        if _has_data(session, program_id):
+        if _has_data(session, tenant_id, program_id):
             out.append((tenant_id, program_id))
     return out
 
