@@ -272,7 +272,7 @@ def score_command(
     the service's defaults (setia.analytics.labels.Thresholds)."""
     from setia.analytics import files, labels, scoring
 
-    given = {
+    given: dict[str, Any] = {
         "loyal_min_days": loyal_min_days,
         "loyal_min_tenure_days": loyal_min_tenure_days,
         "active_p_alive": active_p_alive,

@@ -173,9 +173,14 @@ def _amount_reason(raw: object, decimal_comma: bool) -> str:
     return f"amount {str(raw)!r} is not finite"
 
 
+def _code_type(n: int) -> type[np.signedinteger[Any]]:
+    """int32 codes (half the memory) unless there are 2³¹ distinct keys or more."""
+    return np.int32 if n < 2**31 else np.int64
+
+
 def _code_keys(
     int_chunks: list[npt.NDArray[np.int64]], text_chunks: list[Any]
-) -> tuple[npt.NDArray[Any], npt.NDArray[np.int64]]:
+) -> tuple[npt.NDArray[Any], npt.NDArray[np.signedinteger[Any]]]:
     """(sorted distinct keys, each row's code) over all batches."""
     if int_chunks:
         values = np.concatenate(int_chunks) if len(int_chunks) > 1 else int_chunks[0]
@@ -183,16 +188,17 @@ def _code_keys(
         if hi - lo < DENSE_KEY_FACTOR * values.shape[0] + 1_000_000:
             seen = np.zeros(hi - lo + 1, dtype=bool)
             seen[values - lo] = True
-            code_of = np.cumsum(seen) - 1
+            code_of = np.cumsum(seen, dtype=np.int64) - 1
+            code_of = code_of.astype(_code_type(code_of[-1] + 1))
             keys = np.flatnonzero(seen) + lo
             return keys.astype(np.int64), code_of[values - lo]
         keys, codes = np.unique(values, return_inverse=True)
-        return keys, codes.reshape(-1).astype(np.int64)
+        return keys, codes.reshape(-1).astype(_code_type(keys.shape[0]))
     encoded = pc.dictionary_encode(pa.chunked_array(text_chunks, type=pa.string()))
     dictionary = encoded.chunk(0).dictionary if encoded.num_chunks else pa.array([], pa.string())
     order = pc.sort_indices(dictionary).to_numpy(zero_copy_only=False)
-    rank = np.empty(order.shape[0], dtype=np.int64)
-    rank[order] = np.arange(order.shape[0], dtype=np.int64)
+    rank = np.empty(order.shape[0], dtype=_code_type(order.shape[0]))
+    rank[order] = np.arange(order.shape[0])
     idx = np.concatenate(
         [c.indices.to_numpy(zero_copy_only=False) for c in encoded.chunks]
         or [np.zeros(0, dtype=np.int64)]

@@ -185,7 +185,7 @@ def summarise(
     # no lexsort). The sorted pairs are grouped by customer, days ascending within each.
     dmin = int(day.min())
     span = end - dmin + 1
-    offset = (day - dmin).astype(np.int64)
+    offset = day - np.asarray(dmin, dtype=day.dtype)  # int32 days stay int32
     pair = np.sort(codes.astype(np.int64) * span + offset)
     new_pair = np.empty(pair.shape[0], dtype=bool)
     new_pair[0] = True
