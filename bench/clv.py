@@ -168,7 +168,7 @@ def write_transactions_file(
     day = np.concatenate([day, day[split]])
     amount = np.concatenate([amount, part])
     order = np.argsort(day, kind="stable")  # a transaction log, in date order
-    ids = pa.array(cust[order] + 1_000_000)
+    ids = pa.array(cust[order] + 10 ** len(str(n)))  # same width: text sorts as numbers
     if string_ids:
         ids = pc.binary_join_element_wise("C", pc.cast(ids, pa.string()), "")
     table = pa.table(

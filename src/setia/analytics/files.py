@@ -181,7 +181,8 @@ def _code_type(n: int) -> type[np.signedinteger[Any]]:
 def _code_keys(
     int_chunks: list[npt.NDArray[np.int64]], text_chunks: list[Any]
 ) -> tuple[npt.NDArray[Any], npt.NDArray[np.signedinteger[Any]]]:
-    """(sorted distinct keys, each row's code) over all batches."""
+    """(sorted distinct keys, each row's code) over all batches: integer keys as a NumPy
+    array, text keys as a pyarrow string array."""
     if int_chunks:
         values = np.concatenate(int_chunks) if len(int_chunks) > 1 else int_chunks[0]
         lo, hi = int(values.min()), int(values.max())
@@ -203,8 +204,7 @@ def _code_keys(
         [c.indices.to_numpy(zero_copy_only=False) for c in encoded.chunks]
         or [np.zeros(0, dtype=np.int64)]
     )
-    keys = np.asarray(dictionary.take(pa.array(order)).to_numpy(zero_copy_only=False), dtype=str)
-    return keys, rank[idx]
+    return dictionary.take(pa.array(order)), rank[idx]  # text keys stay in Arrow
 
 
 def read_parquet_transactions(

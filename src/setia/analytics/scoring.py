@@ -209,7 +209,8 @@ def score_table(
     def dates(days: npt.NDArray[np.int64]) -> Any:
         return pa.array(days.astype(np.int32), pa.int32()).cast(pa.date32())
 
-    customer = pa.array(summary.customer)
+    keys = summary.customer
+    customer = pa.array(keys) if isinstance(keys, np.ndarray) else keys
     columns: dict[str, Any] = {
         "customer": customer,
         "frequency": pa.array(summary.x.astype(np.int32)),

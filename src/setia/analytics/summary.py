@@ -60,7 +60,9 @@ class Transactions:
 
     ``customer`` holds each row's customer key; or, when ``keys`` is given (the Parquet
     reader), each row's integer code into ``keys`` (distinct keys, sorted), so that millions
-    of string keys are never sorted twice. ``row_word`` names positions in messages.
+    of string keys are never sorted twice. Text keys from Parquet stay a pyarrow string
+    array (anything with ``len``, ``filter(mask)`` and ``tolist()``): 10 million keys are
+    not turned into Python strings. ``row_word`` names positions in messages.
     """
 
     customer: npt.NDArray[Any]
@@ -80,7 +82,8 @@ class Summary:
 
     Besides the BTYD fields: ``orders`` (transaction rows), ``spend`` (sum of amounts, refund
     lines netted) and ``refunds`` (sum of the negative amounts, as a positive number); both
-    0 without an amount column.
+    0 without an amount column. ``customer`` is a NumPy array, or the pyarrow string array of
+    :class:`Transactions` ``keys``.
     """
 
     customer: npt.NDArray[Any]
@@ -174,12 +177,13 @@ def summarise(
         keys, codes = tx.keys, tx.customer if everything else tx.customer[keep]
     day = tx.day if everything else tx.day[keep]
     amount = None if tx.amount is None else tx.amount if everything else tx.amount[keep]
-    orders = np.bincount(codes, minlength=keys.shape[0])
+    orders = np.bincount(codes, minlength=len(keys))
     present = orders > 0
     if not present.all():  # customers whose purchases are all after the end
         codes = (np.cumsum(present) - 1)[codes]
-        keys, orders = keys[present], orders[present]
-    n = keys.shape[0]
+        keys = keys[present] if isinstance(keys, np.ndarray) else keys.filter(present)
+        orders = orders[present]
+    n = len(keys)
 
     # Distinct (customer, day) pairs: one int64 key per row and a plain sort (no argsort,
     # no lexsort). The sorted pairs are grouped by customer, days ascending within each.
