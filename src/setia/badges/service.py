@@ -26,9 +26,9 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from setia.badges.models import ALL_TIME, BadgeDefinition, BadgeProgress, LeaderboardConsent
 from setia.badges.schemas import CriteriaIn, DefinitionIn, DefinitionPatch, PeriodIn, RewardsIn
@@ -1245,20 +1245,18 @@ def leaderboard(
 ) -> list[dict[str, Any]]:
     """Members who opted in, by progress: completed first (earliest first), then by value.
     Members without consent are skipped, not counted: ranks are among those shown."""
-    latest = (
-        select(
-            LeaderboardConsent.member_id,
-            func.max(LeaderboardConsent.id).label("last_id"),
-        )
-        .group_by(LeaderboardConsent.member_id)
-        .subquery()
+    later = aliased(LeaderboardConsent)
+    newer = (
+        select(later.id)
+        .where(later.member_id == LeaderboardConsent.member_id, later.id > LeaderboardConsent.id)
+        .exists()
     )
     rows = session.execute(
         select(BadgeProgress, Member, LeaderboardConsent)
         .join(Member, Member.id == BadgeProgress.member_id)
-        .join(latest, latest.c.member_id == BadgeProgress.member_id)
-        .join(LeaderboardConsent, LeaderboardConsent.id == latest.c.last_id)
+        .join(LeaderboardConsent, LeaderboardConsent.member_id == BadgeProgress.member_id)
         .where(
+            ~newer,
             BadgeProgress.definition_id == d.id,
             BadgeProgress.period_key == period,
             LeaderboardConsent.opted_in.is_(True),
