@@ -413,3 +413,56 @@ def test_empty_program(db: Database, tenant: TenantFixture, service_con: Any) ->
     assert engine.cohort_matrix(source, "Asia/Jakarta", FIRST_MONTH, LAST_MONTH) == []
     stats = engine.sufficient_statistics(summary)
     assert (len(stats), stats.customers) == (0, 0)
+
+
+def test_date_column_equals_file_summary() -> None:
+    """A table with a date column (the local day already, zone UTC) gives the file CLI's
+    summary (``summary.summarise``) and its compression."""
+    import ibis
+
+    from setia.analytics.summary import Transactions, summarise
+
+    rng = random.Random(5)
+    customers, days, amounts = [], [], []
+    for c in range(150):
+        first = dt.date(2025, 1, 1) + dt.timedelta(days=rng.randrange(200))
+        for _ in range(rng.choice([1, 1, 2, 3, 5])):
+            customers.append(f"c{c:03d}")
+            days.append(first + dt.timedelta(days=rng.choice([0, 0, 1, 7, 30, 90])))
+            amounts.append(float(rng.choice([10, 20, 20, 35])))
+    end = dt.date(2025, 9, 30)
+    con = ibis.sqlite.connect()
+    table = con.create_table(
+        "tx",
+        pa.table(
+            {
+                "cust": pa.array(customers, pa.string()),
+                "day": pa.array(days, pa.date32()),
+                "value": pa.array(amounts, pa.float64()),
+            }
+        ),
+    )
+    source = engine.transactions(con, table, customer="cust", date="day", amount="value")
+    as_of = dt.datetime(end.year, end.month, end.day, 23, 59, 59, 999_999, tzinfo=dt.UTC)
+    summary = engine.member_summary(source, "UTC", as_of)
+    got = {r["customer"]: r for r in engine.rows(summary)}
+    py = summarise(
+        Transactions(
+            customer=np.array(customers, dtype=np.str_),
+            day=np.array([day_number(d) for d in days], dtype=np.int64),
+            amount=np.array(amounts),
+        ),
+        unit="week",
+        calibration_end=end,
+    )
+    assert sorted(got) == py.customer.tolist()
+    for i, key in enumerate(py.customer.tolist()):
+        row = got[key]
+        assert (row["x"], row["t_x"], row["T"]) == (py.x[i], py.t_x[i], py.T[i])
+        assert row["monetary"] == pytest.approx(py.monetary[i], rel=1e-12)
+        assert (row["first_day"], row["last_day"]) == (py.first_day[i], py.last_day[i])
+    stats = engine.sufficient_statistics(summary)
+    c = compress(py.x, py.t_x, py.T)
+    order = np.lexsort((c.T, c.t_x, c.x))
+    assert stats.weight.tolist() == c.weight[order].tolist()
+    assert stats.T.tolist() == c.T[order].tolist()
