@@ -28,6 +28,7 @@ from setia.core.api import (
 from setia.core.errors import InvalidInput
 from setia.core.money import MoneyError, parse_amount, to_str
 from setia.members import service as members
+from setia.members.models import Member
 from setia.programs import service as programs
 from setia.programs.models import Program
 from setia.referrals import service
@@ -48,6 +49,7 @@ from setia.referrals.schemas import (
     ShareIn,
     ShareOut,
 )
+from setia.tenants.models import Tenant
 
 router = APIRouter(prefix="/v1", tags=["referrals"])
 
@@ -233,6 +235,37 @@ def _counts(
     )
 
 
+def member_view(
+    session: Session, tenant: Tenant, member: Member, program: Program, locale: str | None
+) -> MemberReferralOut:
+    """A member's code (made on first ask), link, share texts and counts."""
+    settings = service.settings_of(session, program)
+    code = service.ensure_code(session, tenant.id, member)
+    texts = service.share_texts(settings, program, member, code.code)
+    loc = locale or member.locale or tenant.locale
+    text = texts.get(loc) or texts.get("id") or next(iter(texts.values()), "")
+    counts = _counts(session, tenant.id, program.id, member.id)
+    referred_by = session.execute(
+        select(Referral.referrer_id).where(
+            Referral.program_id == program.id, Referral.referee_id == member.id
+        )
+    ).scalar_one_or_none()
+    return MemberReferralOut(
+        member_id=member.id,
+        program_id=program.id,
+        enabled=settings.enabled,
+        code=code.code,
+        link=service.share_link(settings, code.code),
+        locale=loc,
+        share_text=text,
+        share_texts=texts,
+        whatsapp_url="https://wa.me/?text=" + quote(text, safe=""),
+        referral_count=counts.qualified + counts.rewarded,
+        counts=counts,
+        referred_by=referred_by,
+    )
+
+
 @router.get(
     "/members/{member_id}/referral",
     response_model=MemberReferralOut,
@@ -254,31 +287,7 @@ def member_referral(
     def run() -> MemberReferralOut:
         member = members.get_member(session, caller.tenant.id, member_id)
         program = programs.get_program(session, caller.tenant.id, program_id)
-        settings = service.settings_of(session, program)
-        code = service.ensure_code(session, caller.tenant.id, member)
-        texts = service.share_texts(settings, program, member, code.code)
-        loc = locale or member.locale or caller.tenant.locale
-        text = texts.get(loc) or texts.get("id") or next(iter(texts.values()), "")
-        counts = _counts(session, caller.tenant.id, program.id, member.id)
-        referred_by = session.execute(
-            select(Referral.referrer_id).where(
-                Referral.program_id == program.id, Referral.referee_id == member.id
-            )
-        ).scalar_one_or_none()
-        return MemberReferralOut(
-            member_id=member.id,
-            program_id=program.id,
-            enabled=settings.enabled,
-            code=code.code,
-            link=service.share_link(settings, code.code),
-            locale=loc,
-            share_text=text,
-            share_texts=texts,
-            whatsapp_url="https://wa.me/?text=" + quote(text, safe=""),
-            referral_count=counts.qualified + counts.rewarded,
-            counts=counts,
-            referred_by=referred_by,
-        )
+        return member_view(session, caller.tenant, member, program, locale)
 
     return write(session, run)
 
