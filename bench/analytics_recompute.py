@@ -8,7 +8,8 @@ probability, amounts 10,000-200,000 IDR; events and orders written with bulk ins
 through the event pipeline). Then, timed:
 
 * ``recompute`` (first run: every row inserted) and again (every row updated), split into
-  the model fit and the rest (summary, RFM, labels, write);
+  the models (``members.predict``: the BG/NBD and Gamma-Gamma fits and every member's
+  P(alive), expected purchases and CLV) and the rest (summary, RFM, labels, write);
 * the write alone, three ways, on the same rows read back from ``member_scores``:
   the upsert into an empty table, the upsert over existing rows, and a plain
   ``INSERT`` executemany (no ``ON CONFLICT``) into an empty table; the ratio of each upsert
@@ -198,7 +199,7 @@ def report(label: str, first: dict[str, Any], second: dict[str, Any], w: dict[st
     for name, r in (("first recompute (inserts)", first), ("second recompute (updates)", second)):
         print(
             f"  {name:28s} wall {r['wall_seconds']:7.2f} s   in transaction "
-            f"{r['total_seconds']:7.2f} s   of which fit {r['fit_seconds']:6.2f} s"
+            f"{r['total_seconds']:7.2f} s   of which models {r['fit_seconds']:6.2f} s"
         )
     n = int(w["rows"])
     print(f"  write of the {n:,} rows alone:")
