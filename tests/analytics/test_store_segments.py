@@ -7,9 +7,11 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
-from setia.analytics import segments
+from setia.analytics import labels, rfm, segments
 from setia.analytics.tables import MemberScore
 from setia.core.db import Database
 from setia.members.models import Member
@@ -334,3 +336,70 @@ def test_rules_validate_stored_fields(tenant: TenantFixture, client: TestClient)
         headers=tenant.headers,
     )
     assert r.status_code == 422
+
+
+# --- filter algebra (Hypothesis) --------------------------------------------------------------
+
+
+_rows = st.lists(
+    st.fixed_dictionaries(
+        {
+            "rfm_segment": st.none() | st.sampled_from(list(rfm.SEGMENTS)),
+            "loyalty_label": st.none() | st.sampled_from(list(labels.LABELS)),
+            "p_alive": st.none() | st.floats(0, 1),
+            "orders": st.none() | st.integers(0, 20),
+            "tags": st.lists(st.sampled_from(["vip", "staff", "student"]), max_size=3),
+            "attributes": st.dictionaries(st.sampled_from(["city", "kids"]), st.integers(0, 3)),
+        }
+    ),
+    max_size=30,
+)
+_leaf = st.one_of(
+    st.builds(
+        lambda v: {"field": "rfm_segment", "op": "in", "value": v},
+        st.lists(st.sampled_from(list(rfm.SEGMENTS)), min_size=1, max_size=3),
+    ),
+    st.builds(
+        lambda op, v: {"field": "p_alive", "op": op, "value": v},
+        st.sampled_from(["gt", "gte", "lt", "lte", "eq", "ne"]),
+        st.floats(0, 1),
+    ),
+    st.builds(
+        lambda op, v: {"field": "orders", "op": op, "value": v},
+        st.sampled_from(["gt", "lte", "eq"]),
+        st.integers(0, 20),
+    ),
+    st.builds(
+        lambda op, v: {"field": "tags", "op": op, "value": v},
+        st.sampled_from(["contains", "not_contains"]),
+        st.sampled_from(["vip", "staff"]),
+    ),
+    st.builds(lambda v: {"field": "loyalty_label", "op": "exists", "value": v}, st.booleans()),
+    st.builds(lambda v: {"field": "attributes.kids", "op": "gte", "value": v}, st.integers(0, 3)),
+)
+_filters = st.recursive(
+    _leaf,
+    lambda kids: st.one_of(
+        st.builds(lambda c: {"all": c}, st.lists(kids, min_size=1, max_size=3)),
+        st.builds(lambda c: {"any": c}, st.lists(kids, min_size=1, max_size=3)),
+        st.builds(lambda c: {"not": c}, kids),
+    ),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows=_rows, a=_filters, b=_filters)
+def test_filter_algebra(rows: list[dict[str, Any]], a: dict[str, Any], b: dict[str, Any]) -> None:
+    """Generated filters validate, and all/any/not behave as intersection, union and
+    complement over any members (missing stored values included)."""
+    segments.validate(a)
+    segments.validate(b)
+
+    def members(f: dict[str, Any]) -> set[int]:
+        return {i for i, r in enumerate(rows) if segments.matches(f, r)}
+
+    everyone = set(range(len(rows)))
+    assert members({"not": a}) == everyone - members(a)
+    assert members({"all": [a, b]}) == members(a) & members(b)
+    assert members({"any": [a, b]}) == members(a) | members(b)
