@@ -97,11 +97,9 @@ class BadgeProgress(Base):
     value: Mapped[Decimal] = mapped_column(Numeric(24, 6), default=Decimal(0))
     state: Mapped[dict[str, Any]]
     events: Mapped[int] = mapped_column(BigInteger, default=0)
-    first_event_at: Mapped[datetime | None] = mapped_column(default=None)
     last_event_at: Mapped[datetime | None] = mapped_column(default=None)
     completed_at: Mapped[datetime | None] = mapped_column(default=None)
     reward: Mapped[dict[str, Any] | None] = mapped_column(default=None)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class LeaderboardConsent(Base):

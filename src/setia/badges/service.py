@@ -60,19 +60,19 @@ ATTRIBUTE_PREFIX = "event.attributes."
 
 _progress = cast(Table, BadgeProgress.__table__)
 _INSERT_PROGRESS = insert(_progress)
-_UPDATE_PROGRESS = (
+_WHERE_ROW = _progress.c.id == bindparam("row_id", type_=_progress.c.id.type)
+# Counts and sums change numbers only; distinct values and streaks also their state.
+_UPDATE_COUNTER = (
     update(_progress)
-    .where(_progress.c.id == bindparam("row_id", type_=_progress.c.id.type))
+    .where(_WHERE_ROW)
     .values(
         value=bindparam("value"),
-        state=bindparam("state"),
         events=bindparam("events"),
-        first_event_at=bindparam("first_event_at"),
         last_event_at=bindparam("last_event_at"),
         completed_at=bindparam("completed_at"),
-        updated_at=bindparam("updated_at"),
     )
 )
+_UPDATE_STATE = _UPDATE_COUNTER.values(state=bindparam("state"))
 _INSERT_OUTBOX = insert(cast(Table, OutboxMessage.__table__))
 
 
@@ -696,13 +696,12 @@ class Row:
     value: Decimal = Decimal(0)
     state: dict[str, Any] = field(default_factory=dict)
     events: int = 0
-    first_event_at: datetime | None = None
     last_event_at: datetime | None = None
     completed_at: datetime | None = None
     new: bool = False
     dirty: bool = False
 
-    def as_insert(self, now: datetime) -> dict[str, Any]:
+    def as_insert(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "program_id": self.program_id,
@@ -712,24 +711,22 @@ class Row:
             "value": self.value,
             "state": self.state,
             "events": self.events,
-            "first_event_at": self.first_event_at,
             "last_event_at": self.last_event_at,
             "completed_at": self.completed_at,
             "reward": None,
-            "updated_at": now,
         }
 
-    def as_update(self, now: datetime) -> dict[str, Any]:
-        return {
+    def as_update(self) -> dict[str, Any]:
+        out = {
             "row_id": self.id,
             "value": self.value,
-            "state": self.state,
             "events": self.events,
-            "first_event_at": self.first_event_at,
             "last_event_at": self.last_event_at,
             "completed_at": self.completed_at,
-            "updated_at": now,
         }
+        if self.state:
+            out["state"] = self.state
+        return out
 
 
 def shown(spec_measure: str, value: Decimal, target: Decimal) -> int:
@@ -763,7 +760,6 @@ def _apply(spec: Spec, row: Row, contribution: Any, at: datetime) -> str | None:
         row.state = {"buckets": buckets}
         row.value = Decimal(min(longest_run(buckets), int(spec.target)))
     row.events += 1
-    row.first_event_at = at if row.first_event_at is None else min(row.first_event_at, at)
     row.last_event_at = at if row.last_event_at is None else max(row.last_event_at, at)
     row.dirty = True
     if row.value >= spec.target:
@@ -801,7 +797,6 @@ def _load(
                 c.value,
                 c.state,
                 c.events,
-                c.first_event_at,
                 c.last_event_at,
                 c.completed_at,
             )
@@ -824,7 +819,6 @@ def _load(
                 value=Decimal(r.value),
                 state=dict(r.state or {}),
                 events=int(r.events),
-                first_event_at=r.first_event_at,
                 last_event_at=r.last_event_at,
                 completed_at=r.completed_at,
             )
@@ -877,7 +871,6 @@ class _Tally:
             change = _apply(spec, row, contribution, at)
             if change is None:
                 continue
-            payload = _message(spec, row, self.program.id, event_id)
             if change == "completed":
                 topic = "badge.earned" if spec.kind == "badge" else "challenge.completed"
                 self.completions.append(Completion(spec, row, self.tenant.id))
@@ -891,19 +884,22 @@ class _Tally:
                     "id": new_id(),
                     "tenant_id": self.tenant.id,
                     "topic": topic,
-                    "payload": payload,
+                    "payload": _message(spec, row, self.program.id, event_id),
                     "created_at": utcnow(),
                 }
             )
 
     def write(self, session: Session) -> None:
-        now = utcnow()
-        new = [r.as_insert(now) for r in self.rows.values() if r.new and r.dirty]
-        old = [r.as_update(now) for r in self.rows.values() if not r.new and r.dirty]
+        new = [r.as_insert() for r in self.rows.values() if r.new and r.dirty]
+        old = [r.as_update() for r in self.rows.values() if not r.new and r.dirty]
         if new:
             session.execute(_INSERT_PROGRESS, new)
-        if old:
-            session.execute(_UPDATE_PROGRESS, old)
+        counters = [r for r in old if "state" not in r]
+        states = [r for r in old if "state" in r]
+        if counters:
+            session.execute(_UPDATE_COUNTER, counters)
+        if states:
+            session.execute(_UPDATE_STATE, states)
         for r in self.rows.values():
             r.new = r.new and not r.dirty
             r.dirty = False

@@ -82,11 +82,9 @@ def upgrade() -> None:
         sa.Column("value", sa.Numeric(precision=24, scale=6), nullable=False),
         sa.Column("state", _json(), nullable=False),
         sa.Column("events", sa.BigInteger(), nullable=False),
-        sa.Column("first_event_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_event_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("completed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("reward", _json(), nullable=True),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["definition_id"],
             ["badge_definitions.id"],
