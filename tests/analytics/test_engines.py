@@ -8,10 +8,12 @@ Spark runs in local mode, one session for the whole test session (started on fir
 from __future__ import annotations
 
 import datetime as dt
+import json
 import random
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -466,3 +468,92 @@ def test_date_column_equals_file_summary() -> None:
     order = np.lexsort((c.T, c.t_x, c.x))
     assert stats.weight.tolist() == c.weight[order].tolist()
     assert stats.T.tolist() == c.T[order].tolist()
+
+
+def _fit_cli(*args: str) -> dict[str, Any]:
+    from typer.testing import CliRunner
+
+    from setia.cli import app
+
+    res = CliRunner().invoke(app, ["analytics", "fit", *args, "--json"])
+    assert res.exit_code == 0, res.output
+    out: dict[str, Any] = json.loads(res.stdout)
+    return out
+
+
+def test_fit_cli_on_spark_equals_python(tmp_path: Path, spark: Any) -> None:
+    """``setia analytics fit --engine spark`` on CDNOW (as a CSV with a header and YYYYMMDD
+    dates, with a refund line and two bad rows, and as Parquet) gives the default engine's
+    summary and fit, and the published BG/NBD parameters."""
+    from tests.analytics.cdnow import sample_file
+
+    rows_in = [line.split() for line in sample_file().read_text().splitlines() if line.strip()]
+    csv_path = tmp_path / "cdnow.csv"
+    with csv_path.open("w") as fh:
+        fh.write("customer;date;cds;dollars\n")
+        for r in rows_in:
+            fh.write(f"{r[1]};{r[2]};{r[3]};{r[4]}\n")
+        first = rows_in[0]
+        fh.write(f"{first[1]};{first[2]};1;-5.5\n")  # a refund line nets into its day
+        fh.write(";19970101;1;3\n")  # bad: empty customer
+        fh.write("8;not-a-date;1;3\n")  # bad: date
+    common = ["--customer-col", "customer", "--date-col", "date", "--amount-col", "dollars"]
+    common += ["--calibration-end", "1997-09-30", "--skip-bad-rows"]
+    py = _fit_cli("--transactions", str(csv_path), *common)
+    sp = _fit_cli("--transactions", str(csv_path), *common, "--engine", "spark")
+    assert sp["data"].pop("engine") == "spark"
+    assert sp["data"] == py["data"]
+    assert py["data"]["bad_rows_skipped"] == 2
+    assert (py["data"]["customers"], py["data"]["repeat_customers"]) == (2357, 946)
+    for key in ("", "spend"):
+        a, b = (py[key], sp[key]) if key else (py, sp)
+        assert b["log_likelihood"] == pytest.approx(a["log_likelihood"], rel=1e-9)
+        for k, v in a["params"].items():
+            assert b["params"][k] == pytest.approx(v, rel=1e-6)
+    assert sp["params"]["r"] == pytest.approx(0.2426, abs=1e-3)
+    assert sp["params"]["alpha"] == pytest.approx(4.4136, abs=1e-3)
+
+    # Parquet (a date column), Pareto/NBD, daily unit
+    pq_path = tmp_path / "cdnow.parquet"
+    import pyarrow.parquet as pq
+
+    pq.write_table(
+        pa.table(
+            {
+                "customer": pa.array([r[1] for r in rows_in]),
+                "date": pa.array(
+                    [dt.date(int(r[2][:4]), int(r[2][4:6]), int(r[2][6:])) for r in rows_in],
+                    pa.date32(),
+                ),
+                "dollars": pa.array([float(r[4]) for r in rows_in]),
+            }
+        ),
+        pq_path,
+    )
+    args = ["--transactions", str(pq_path), *common[:-1], "--model", "pareto"]
+    args += ["--time-unit", "day"]
+    sp2 = _fit_cli(*args, "--engine", "spark")
+    py2 = _fit_cli(
+        "--transactions", str(csv_path), *common, "--model", "pareto", "--time-unit", "day"
+    )
+    assert sp2["data"]["customers"] == py2["data"]["customers"] == 2357
+    assert sp2["data"]["distinct_rows"] == py2["data"]["distinct_rows"]
+    assert sp2["data"]["transactions"] == py2["data"]["transactions"] - 1  # no refund line
+
+
+def test_fit_cli_engine_errors(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from setia.cli import app
+
+    path = tmp_path / "t.csv"
+    path.write_text("c,d\n1,2026-01-01\n")
+    base = ["analytics", "fit", "--transactions", str(path), "--customer-col", "c"]
+    res = CliRunner().invoke(app, [*base, "--date-col", "d", "--engine", "duckdb"])
+    assert res.exit_code == 2
+    assert "--engine must be python or spark" in res.output
+    res = CliRunner().invoke(
+        app, [*base, "--date-col", "d", "--engine", "spark", "--date-format", "%d/%m/%Y"]
+    )
+    assert res.exit_code == 2
+    assert "need the default engine" in res.output

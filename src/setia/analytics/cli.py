@@ -160,11 +160,28 @@ def fit_command(
     skip_bad_rows: SkipBad = False,
     decimal_comma: DecimalComma = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="python (default), or spark: Spark (local mode) reads and summarises the "
+            "file (CSV with a header, or Parquet); only the sufficient statistics come back",
+        ),
+    ] = "python",
 ) -> None:
     """Fit the purchase model (and Gamma-Gamma when amounts are given); print parameters."""
     from setia.analytics.summary import compress
 
     started = time.perf_counter()
+    if engine != "python":
+        _print_fit(
+            *_fit_on_engine(
+                engine, transactions, customer_col, date_col, amount_col, calibration_end,
+                model, time_unit, date_format, skip_bad_rows, decimal_comma, started,
+            ),
+            as_json,
+        )  # fmt: skip
+        return
     tx, summary = _load(
         transactions,
         customer_col,
@@ -194,6 +211,87 @@ def fit_command(
         "spend": None if spend is None else {"model": "gamma_gamma", **_fit_json(spend)},
         "seconds": round(time.perf_counter() - started, 3),
     }
+    _print_fit(out, fit, spend, as_json)
+
+
+def _fit_on_engine(
+    engine: str,
+    transactions: Path,
+    customer_col: str,
+    date_col: str,
+    amount_col: str | None,
+    calibration_end: str | None,
+    model: str,
+    time_unit: str,
+    date_format: str | None,
+    skip_bad_rows: bool,
+    decimal_comma: bool,
+    started: float,
+) -> tuple[dict[str, Any], models.Fit, models.Fit | None]:
+    """``fit --engine spark``: the summary is computed by Spark (setia.analytics.engine)."""
+    from setia.analytics import engine as engines
+    from setia.analytics import models
+
+    if engine != "spark":
+        _fail("--engine must be python or spark")
+    if date_format is not None or decimal_comma:
+        _fail("--date-format and --decimal-comma need the default engine (--engine python)")
+    if model not in models.MODELS:
+        _fail(f"--model must be one of {', '.join(models.MODELS)}")
+    end: dt.date | None = None
+    if calibration_end is not None:
+        try:
+            end = dt.date.fromisoformat(calibration_end)
+        except ValueError:
+            _fail(f"--calibration-end {calibration_end!r} is not a YYYY-MM-DD date")
+    try:
+        fs = engines.summarise_file(
+            engines.spark_backend(),
+            str(transactions),
+            customer_col=customer_col,
+            date_col=date_col,
+            amount_col=amount_col,
+            calibration_end=end,
+            unit=time_unit,
+            skip_bad_rows=skip_bad_rows,
+        )
+        s = fs.stats
+        fitter = models.fit_bgnbd if model == "bgnbd" else models.fit_pareto
+        fit = fitter(s.x, s.t_x, s.T, s.weight)
+    except SetiaError as exc:
+        _fail(exc.detail)
+    if fs.bad_rows:
+        typer.echo(f"skipped {fs.bad_rows} bad row(s)", err=True)
+    spend: models.Fit | None = None
+    if amount_col is not None:
+        try:
+            spend = models.fit_gamma_gamma(fs.spend_x, fs.spend_mean)
+        except SetiaError as exc:
+            typer.echo(f"warning: no spend model: {exc.detail}", err=True)
+    out: dict[str, Any] = {
+        "model": model,
+        **_fit_json(fit),
+        "data": {
+            "transactions": fs.transactions,
+            "bad_rows_skipped": fs.bad_rows,
+            "customers": fs.customers,
+            "repeat_customers": fs.repeat_customers,
+            "distinct_rows": len(s),
+            "time_unit": time_unit,
+            "period_start": None if fs.period_start is None else fs.period_start.isoformat(),
+            "period_end": None if fs.period_end is None else fs.period_end.isoformat(),
+            "engine": engine,
+        },
+        "spend": None if spend is None else {"model": "gamma_gamma", **_fit_json(spend)},
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    return out, fit, spend
+
+
+def _print_fit(
+    out: dict[str, Any], fit: models.Fit, spend: models.Fit | None, as_json: bool
+) -> None:
+    model, time_unit = out["model"], out["data"]["time_unit"]
     for f in (fit, spend):
         if f is not None and f.at_bound:
             typer.echo(
