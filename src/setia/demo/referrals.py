@@ -77,13 +77,25 @@ def seed_referrals(
             .group_by(Order.member_id)
         ).all()
     )
+    # Members whose first big order was refunded: a few of them came through a friend too,
+    # so the demo shows referrals cancelled by a refund inside the return window.
+    refunded = set(
+        session.execute(
+            select(Order.member_id).where(
+                Order.program_id == program.id,
+                Order.refunded_amount > 0,
+                Order.amount - Order.refunded_amount < settings["min_amount"],
+            )
+        ).scalars()
+    )
     # A few advocates bring most friends (word of mouth is lopsided).
     advocates = rng.sample(people[: max(2, len(people) // 3)], k=min(12, max(2, len(people) // 10)))
     weights = [rng.choice((1, 2, 3, 8)) for _ in advocates]
     chosen: list[tuple[Member, Member]] = []
     for m in people:
         joined = as_utc(m.created_at)
-        if joined < start + timedelta(days=20) or m in advocates or rng.random() > SHARE:
+        share = 0.5 if m.id in refunded else SHARE
+        if joined < start + timedelta(days=20) or m in advocates or rng.random() > share:
             continue
         bought = first_order.get(m.id)
         if bought is not None and as_utc(bought) < joined:
