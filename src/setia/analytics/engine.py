@@ -102,26 +102,26 @@ def connect(database_url: str) -> Any:
 def spark_session(
     master: str = "local[2]", shuffle_partitions: int = 4, conf: dict[str, str] | None = None
 ) -> Any:
-    """A quiet local SparkSession (no UI, few shuffle partitions, UTC session time zone);
-    ``conf`` adds or overrides Spark settings."""
+    """A quiet SparkSession (no UI, few shuffle partitions, UTC session time zone; in local
+    mode bound to 127.0.0.1); ``conf`` adds or overrides Spark settings."""
     from pyspark.sql import SparkSession
 
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # no "resolves to a loopback" warning
-    builder = SparkSession.builder
-    for key, value in (conf or {}).items():
+    settings = {
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.sql.shuffle.partitions": str(shuffle_partitions),
+        "spark.default.parallelism": str(shuffle_partitions),
+        "spark.sql.session.timeZone": "UTC",
+    }
+    if master.startswith("local"):
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # no "loopback address" warning
+        settings["spark.driver.host"] = "127.0.0.1"
+        settings["spark.driver.bindAddress"] = "127.0.0.1"
+    settings.update(conf or {})
+    builder = SparkSession.builder.master(master).appName("setia-analytics")
+    for key, value in settings.items():
         builder = builder.config(key, value)
-    session = (
-        builder.master(master)
-        .appName("setia-analytics")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
-        .config("spark.default.parallelism", str(shuffle_partitions))
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .getOrCreate()
-    )
+    session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     return session
 
@@ -195,6 +195,7 @@ def transactions(
 
 
 def epoch_us(moment: dt.datetime) -> int:
+    """Microseconds since 1970-01-01 UTC of an aware datetime (exact integer arithmetic)."""
     delta = as_utc(moment) - _EPOCH
     return (delta.days * DAY_SECONDS + delta.seconds) * US + delta.microseconds
 
