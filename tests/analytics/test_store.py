@@ -359,3 +359,30 @@ def test_recompute_and_settings_cli(
     assert json.loads(r.stdout)["version"] == 1
     r = cli("analytics", "recompute", "--tenant", t, "--as-of", AS_OF)
     assert {row.rfm_segment for row in stored(db, tenant).values()} == {"loyal"}
+
+
+def test_job_on_a_busy_sqlite_database_skips(
+    db: Database, tenant: TenantFixture, backend: str, db_url: str, monkeypatch: Any
+) -> None:
+    """SQLite: a job that cannot get the write lock (another process recomputing or
+    writing) reports the program as skipped instead of failing the whole jobs run."""
+    if backend != "sqlite":
+        pytest.skip("SQLite's single writer")
+    from sqlalchemy import text
+
+    from setia.core.config import get_settings
+
+    random_history(db, tenant)
+    monkeypatch.setenv("SETIA_SQLITE_BUSY_TIMEOUT_MS", "100")
+    get_settings.cache_clear()
+    impatient = Database(db_url)
+    try:
+        with db.session() as holder:
+            holder.execute(text("SELECT 1"))  # BEGIN IMMEDIATE: the write lock is held
+            report = store.run_due(impatient, AS_OF_DT)
+            assert report.recomputed == 0
+            assert report.skipped_locked == 1
+        assert store.run_due(impatient, AS_OF_DT).recomputed == 1
+    finally:
+        impatient.dispose()
+        get_settings.cache_clear()

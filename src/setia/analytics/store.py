@@ -27,6 +27,7 @@ from decimal import Decimal
 from typing import Any, cast
 
 from sqlalchemy import Table, delete, exists, func, select, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from setia.analytics import labels, members, models, rfm
@@ -376,9 +377,15 @@ def run_due(db: Database, now: dt.datetime | None = None) -> JobReport:
     now = now or utcnow()
     report = JobReport()
     started = time.perf_counter()
-    with db.session() as session:
-        due = due_programs(session, now)
-        session.rollback()
+    try:
+        with db.session() as session:
+            due = due_programs(session, now)
+            session.rollback()
+    except OperationalError as exc:
+        if "locked" not in str(exc).lower():
+            raise
+        report.skipped_locked += 1  # SQLite busy: another writer; the next run tries again
+        return report
     for tenant_id, program_id in due:
         with db.session() as session:
             try:
@@ -400,5 +407,12 @@ def run_due(db: Database, now: dt.datetime | None = None) -> JobReport:
             except SetiaError as exc:
                 session.rollback()
                 report.errors.append(f"program {program_id}: {exc.detail}")
+            except OperationalError as exc:
+                # SQLite: another process held the write lock past the busy timeout (it is
+                # recomputing or writing); the next run picks the program up.
+                session.rollback()
+                if "locked" not in str(exc).lower():
+                    raise
+                report.skipped_locked += 1
     report.seconds = time.perf_counter() - started
     return report
