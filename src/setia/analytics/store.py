@@ -407,6 +407,10 @@ def run_due(db: Database, now: dt.datetime | None = None) -> JobReport:
             except SetiaError as exc:
                 session.rollback()
                 report.errors.append(f"program {program_id}: {exc.detail}")
+            except (ArithmeticError, ValueError) as exc:
+                # a numerical failure in one program's models must not stop the others
+                session.rollback()
+                report.errors.append(f"program {program_id}: {type(exc).__name__}: {exc}")
             except OperationalError as exc:
                 # SQLite: another process held the write lock past the busy timeout (it is
                 # recomputing or writing); the next run picks the program up.
