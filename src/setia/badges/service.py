@@ -45,7 +45,9 @@ from setia.programs.models import Program
 from setia.rules.conditions import Check, ConditionError, _number, compile_condition, validate
 from setia.tenants.models import Tenant
 
-MAX_STREAK_BUCKETS = 400  # a streak's state keeps the latest local days/weeks/months seen
+# A streak remembers the local days/weeks/months seen within twice its target of the newest:
+# enough for any late event near the front to complete it, and the state stays small.
+STREAK_MEMORY = 2
 SUM_FIELDS = ("event.amount", "items.amount", "items.quantity")
 DISTINCT_FIELDS = (
     "item.sku",
@@ -684,7 +686,7 @@ def _contribution(spec: Spec, ctx: dict[str, Any], at: datetime) -> Any:
     return bucket(spec.streak_unit, ctx["_local"])
 
 
-@dataclass
+@dataclass(slots=True)
 class Row:
     """A progress row as read (or about to be created), changed in memory."""
 
@@ -756,9 +758,11 @@ def _apply(spec: Spec, row: Row, contribution: Any, at: datetime) -> str | None:
     else:
         buckets: list[int] = row.state.get("buckets", [])
         if contribution not in buckets:
-            buckets = sorted([*buckets, contribution])[-MAX_STREAK_BUCKETS:]
+            merged = sorted([*buckets, contribution])
+            oldest = merged[-1] - STREAK_MEMORY * int(spec.target)
+            buckets = [b for b in merged if b >= oldest]
         row.state = {"buckets": buckets}
-        row.value = Decimal(min(longest_run(buckets), int(spec.target)))
+        row.value = max(before, Decimal(min(longest_run(buckets), int(spec.target))))
     row.events += 1
     row.last_event_at = at if row.last_event_at is None else max(row.last_event_at, at)
     row.dirty = True
