@@ -75,6 +75,7 @@ _UPDATE_COUNTER = (
     )
 )
 _UPDATE_STATE = _UPDATE_COUNTER.values(state=bindparam("state"))
+_SET_REWARD = update(_progress).where(_WHERE_ROW).values(reward=bindparam("reward"))
 _INSERT_OUTBOX = insert(cast(Table, OutboxMessage.__table__))
 
 
@@ -834,6 +835,37 @@ class Completion:
     spec: Spec
     row: Row
     tenant_id: uuid.UUID
+    transfer_id: uuid.UUID | None = None  # points already written by the batch path's plan
+
+
+@dataclass
+class PlannedReward:
+    """A completion's reward points as the batch path writes them itself: the very transfer
+    ``ledger.earn`` would write (same key, hash, source, details, dates)."""
+
+    completion: Completion
+    points: int
+    key: str
+    request_hash: str
+    source_id: str
+    details: dict[str, Any]
+    at: datetime
+
+    def planned(self, transfer_id: uuid.UUID) -> None:
+        self.completion.transfer_id = transfer_id
+
+
+def _reward_terms(c: Completion) -> PlannedReward:
+    spec, row = c.spec, c.row
+    return PlannedReward(
+        completion=c,
+        points=spec.reward_points,
+        key=reward_key(spec.id, row.member_id, row.period_key),
+        request_hash=ledger.request_hash({"badge": str(spec.id), "points": spec.reward_points}),
+        source_id=f"{spec.code}:{row.period_key}",
+        details={"badge_id": str(spec.id), "code": spec.code, "period": row.period_key},
+        at=row.completed_at or utcnow(),
+    )
 
 
 @dataclass
@@ -910,8 +942,13 @@ class _Tally:
         if self.outbox:
             session.execute(_INSERT_OUTBOX, self.outbox)
             self.outbox = []
+        rewards = []
         for c in self.completions:
-            _reward(session, self.tenant, self.program, c)
+            reward = _reward(session, self.tenant, self.program, c)
+            if reward is not None:
+                rewards.append({"row_id": c.row.id, "reward": reward})
+        if rewards:
+            session.execute(_SET_REWARD, rewards)
         self.completions = []
 
 
@@ -934,28 +971,33 @@ def reward_key(definition_id: uuid.UUID, member_id: uuid.UUID, period: str) -> s
     return f"badge:{definition_id}:{member_id}:{period}"
 
 
-def _reward(session: Session, tenant: Tenant, program: Program, c: Completion) -> None:
+def _reward(
+    session: Session, tenant: Tenant, program: Program, c: Completion
+) -> dict[str, Any] | None:
     """Points and a coupon for a completion, once per (definition, member, period): the
     ledger's idempotency key and the coupon's source make a second call a no-op. A coupon
     the campaign can no longer issue (ended, archived, out of codes) is recorded on the
     progress row instead of failing the event."""
     spec, row = c.spec, c.row
     if not spec.reward_points and spec.coupon_campaign_id is None:
-        return
-    key = reward_key(spec.id, row.member_id, row.period_key)
-    at = row.completed_at or utcnow()
+        return None
+    terms = _reward_terms(c)
+    key, at = terms.key, terms.at
     reward: dict[str, Any] = {}
-    if spec.reward_points:
+    if spec.reward_points and c.transfer_id is not None:
+        reward["points"] = spec.reward_points
+        reward["transfer_id"] = str(c.transfer_id)
+    elif spec.reward_points:
         ctx = ledger.Context(
             program_id=program.id,
             idempotency_key=key,
-            request_hash=ledger.request_hash({"badge": str(spec.id), "points": spec.reward_points}),
+            request_hash=terms.request_hash,
             source_type="badge",
-            source_id=f"{spec.code}:{row.period_key}",
+            source_id=terms.source_id,
             actor="badges",
             program_revision=program.revision,
             effective_at=at,
-            details={"badge_id": str(spec.id), "code": spec.code, "period": row.period_key},
+            details=terms.details,
         )
         res = ledger.earn(
             session,
@@ -988,7 +1030,7 @@ def _reward(session: Session, tenant: Tenant, program: Program, c: Completion) -
             savepoint.commit()
             reward["coupon_id"] = str(coupon.id)
             reward["coupon_code"] = coupon.code
-    session.execute(update(_progress).where(_progress.c.id == row.id).values(reward=reward))
+    return reward
 
 
 # --------------------------------------------------------------------------- the event paths
@@ -1041,6 +1083,7 @@ class RunProgress:
     ) -> None:
         self.specs = specs_by_type(session, program.id)
         self.tally = _Tally(tenant, program, {})
+        self.seen = 0
         members: dict[uuid.UUID, None] = {}
         defs: dict[uuid.UUID, None] = {}
         periods: set[str] = set()
@@ -1070,6 +1113,17 @@ class RunProgress:
         if specs:
             self.tally.count(specs, member_id, ctx, as_utc(at), event_id)
         return self.tally.earned.get(member_id, set())
+
+    def counts(self, event_type: str) -> bool:
+        """Whether events of this type count toward any active definition."""
+        return event_type in self.specs
+
+    def rewards(self) -> list[PlannedReward]:
+        """The points of the completions the last ``count`` made, for the batch path to
+        write with the event's own ledger rows (then ``planned`` with the transfer)."""
+        done = self.tally.completions[self.seen :]
+        self.seen = len(self.tally.completions)
+        return [_reward_terms(c) for c in done if c.spec.reward_points]
 
     def write(self, session: Session) -> None:
         self.tally.write(session)

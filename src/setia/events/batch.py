@@ -598,8 +598,8 @@ class _Batch:
             ]
             debt = state[accounts[DEBT]]
             owed = debt[0] - debt[1]
-            if owed > 0 and not all(pending_flags):
-                break  # the points would repay a debt: the full path does that
+            if owed > 0 and (not all(pending_flags) or badge_run.counts(event.type)):
+                break  # the points (or a badge's) would repay a debt: the full path does that
 
             event_id = new_id()
             total = sum(a.points for a in awards)
@@ -762,6 +762,75 @@ class _Batch:
                 )
             usage.record(member.id, occurred_at, evaluation)
             completed = badge_run.count(member.id, event.type, ctx, occurred_at, event_id)
+            # A completion's reward points: one more EARN after the event's awards, planned
+            # like them (what ledger.earn writes, in the same order as one by one).
+            for reward in badge_run.rewards():
+                transfer_id = new_id()
+                now = utcnow()
+                target = accounts[POINTS]
+                planned = []
+                for account_id, dp, cp in (
+                    (issuance, reward.points, 0),
+                    (target, 0, reward.points),
+                ):
+                    s = state[account_id]
+                    s[0] += dp
+                    s[1] += cp
+                    s[4] += 1
+                    planned.append((account_id, cp - dp, s[1] - s[0] - s[2], s[4]))
+                transfer_rows.append(
+                    {
+                        "id": transfer_id,
+                        "program_id": program.id,
+                        "debit_account_id": issuance,
+                        "credit_account_id": target,
+                        "amount": reward.points,
+                        "code": "EARN",
+                        "kind": "POSTED",
+                        "pending_id": None,
+                        "idempotency_key": reward.key,
+                        "request_hash": reward.request_hash,
+                        "source_type": "badge",
+                        "source_id": reward.source_id,
+                        "program_revision": program.revision,
+                        "actor": "badges",
+                        "reason": None,
+                        "details": reward.details,
+                        "expires_at": None,
+                        "effective_at": reward.at,
+                        "created_at": now,
+                    }
+                )
+                for account_id, change, balance, version in planned:
+                    entry_rows.append(
+                        {
+                            "id": new_id(),
+                            "account_id": account_id,
+                            "transfer_id": transfer_id,
+                            "amount": change,
+                            "balance_after": balance,
+                            "account_version": version,
+                            "created_at": now,
+                        }
+                    )
+                lot_rows.append(
+                    {
+                        "id": new_id(),
+                        "program_id": program.id,
+                        "account_id": target,
+                        "member_id": member.id,
+                        "transfer_id": transfer_id,
+                        "source_type": "badge",
+                        "source_id": reward.source_id,
+                        "amount": reward.points,
+                        "remaining": reward.points,
+                        "earned_at": reward.at,
+                        "pending_until": None,
+                        "released_at": utcnow(),
+                        "expires_at": programs.expires_at(program, reward.at, tenant.timezone),
+                    }
+                )
+                reward.planned(transfer_id)
             if earned is not None and not completed <= set(earned[member.id]):
                 earned[member.id] = sorted(set(earned[member.id]) | completed)
             new_tags = {a.tag for a in evaluation.awards if a.tag}
