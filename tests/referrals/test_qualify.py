@@ -332,3 +332,18 @@ def test_erasure_keeps_anonymous_referral_rows(world: World) -> None:
         ).scalar_one()
         assert row.device_id is None
         assert row.referee_id == budi
+
+
+def test_the_member_export_includes_referrals(world: World) -> None:
+    siti = world.member("Siti")
+    budi, referral = world.referred(siti, "Budi", device_id="budi-phone")
+    world.buy(budi, "75000")
+    world.run(after_window())
+    mine = world.client.get(f"/v1/members/{siti}/export", headers=world.h).json()["referrals"]
+    assert mine["code"] == world.code(siti)
+    assert [(r["id"], r["role"], r["status"]) for r in mine["referrals"]] == [
+        (referral["id"], "referrer", "rewarded")
+    ]
+    assert [(w["role"], w["points"]) for w in mine["rewards"]] == [("referrer", 500)]
+    theirs = world.client.get(f"/v1/members/{budi}/export", headers=world.h).json()["referrals"]
+    assert theirs["referrals"][0]["device_id"] == "budi-phone"

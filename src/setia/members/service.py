@@ -471,6 +471,8 @@ def export_member(session: Session, tenant: Tenant, member: Member) -> dict[str,
             AuditRecord.subject_type == "member", AuditRecord.subject_id == str(member.id)
         )
     ).scalars()
+    from setia.referrals import service as referrals
+
     return {
         "exported_at": now.isoformat(),
         "tenant": tenant.name,
@@ -494,6 +496,7 @@ def export_member(session: Session, tenant: Tenant, member: Member) -> dict[str,
             for e in events
         ],
         "points": ledgers,
+        "referrals": referrals.export_member(session, tenant.id, member.id),
         "audit": [
             {
                 "action": a.action,

@@ -1481,3 +1481,45 @@ def on_erase(session: Session, tenant_id: uuid.UUID, member_id: uuid.UUID) -> No
         .values(device_id=None)
     )
     session.flush()
+
+
+def export_member(session: Session, tenant_id: uuid.UUID, member_id: uuid.UUID) -> dict[str, Any]:
+    """What the referrals domain holds about a member (right of access)."""
+    code = code_of(session, tenant_id, member_id)
+    rows = session.execute(
+        select(Referral)
+        .where(
+            Referral.tenant_id == tenant_id,
+            or_(Referral.referrer_id == member_id, Referral.referee_id == member_id),
+        )
+        .order_by(Referral.id)
+    ).scalars()
+    rewards = session.execute(
+        select(ReferralReward)
+        .where(ReferralReward.tenant_id == tenant_id, ReferralReward.member_id == member_id)
+        .order_by(ReferralReward.id)
+    ).scalars()
+    return {
+        "code": code.code if code else None,
+        "referrals": [
+            {
+                "id": str(r.id),
+                "role": "referrer" if r.referrer_id == member_id else "referee",
+                "status": r.status,
+                "code": r.code,
+                "device_id": r.device_id if r.referee_id == member_id else None,
+                "created_at": r.created_at.isoformat(),
+            }
+            for r in rows
+        ],
+        "rewards": [
+            {
+                "referral_id": str(w.referral_id),
+                "role": w.role,
+                "status": w.status,
+                "points": w.points,
+                "at": w.created_at.isoformat(),
+            }
+            for w in rewards
+        ],
+    }
