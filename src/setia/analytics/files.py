@@ -184,18 +184,21 @@ def _code_keys(
     """(sorted distinct keys, each row's code) over all batches: integer keys as a NumPy
     array, text keys as a pyarrow string array."""
     if int_chunks:
-        values = np.concatenate(int_chunks) if len(int_chunks) > 1 else int_chunks[0]
+        values = np.concatenate(int_chunks)
+        int_chunks.clear()  # the batches are copied: free them now (the caller's list too)
         lo, hi = int(values.min()), int(values.max())
         if hi - lo < DENSE_KEY_FACTOR * values.shape[0] + 1_000_000:
+            values -= lo
             seen = np.zeros(hi - lo + 1, dtype=bool)
-            seen[values - lo] = True
+            seen[values] = True
             code_of = np.cumsum(seen, dtype=np.int64) - 1
             code_of = code_of.astype(_code_type(code_of[-1] + 1))
             keys = np.flatnonzero(seen) + lo
-            return keys.astype(np.int64), code_of[values - lo]
+            return keys.astype(np.int64), code_of[values]
         keys, codes = np.unique(values, return_inverse=True)
         return keys, codes.reshape(-1).astype(_code_type(keys.shape[0]))
     encoded = pc.dictionary_encode(pa.chunked_array(text_chunks, type=pa.string()))
+    text_chunks.clear()
     dictionary = encoded.chunk(0).dictionary if encoded.num_chunks else pa.array([], pa.string())
     order = pc.sort_indices(dictionary).to_numpy(zero_copy_only=False)
     rank = np.empty(order.shape[0], dtype=_code_type(order.shape[0]))
@@ -298,6 +301,7 @@ def read_parquet_transactions(
     if rows and not skip_bad_rows:
         raise bad_rows_error(rows, path, "row")
     day = np.concatenate(day_chunks) if day_chunks else np.zeros(0, dtype=np.int32)
+    day_chunks.clear()
     if day.shape[0] == 0:
         return Transactions(
             customer=np.zeros(0, dtype=np.int64),
@@ -310,6 +314,7 @@ def read_parquet_transactions(
     keys, codes = _code_keys(int_chunks, text_chunks)
     del int_chunks, text_chunks
     amount = np.concatenate(amount_chunks) if aname is not None else None
+    amount_chunks.clear()
     return Transactions(
         customer=codes,
         day=day,

@@ -190,7 +190,10 @@ def summarise(
     dmin = int(day.min())
     span = end - dmin + 1
     offset = day - np.asarray(dmin, dtype=day.dtype)  # int32 days stay int32
-    pair = np.sort(codes.astype(np.int64) * span + offset)
+    pair = codes.astype(np.int64)  # in place from here: one int64 array, sorted in place
+    pair *= span
+    pair += offset
+    pair.sort()
     new_pair = np.empty(pair.shape[0], dtype=bool)
     new_pair[0] = True
     np.not_equal(pair[1:], pair[:-1], out=new_pair[1:])
@@ -218,7 +221,7 @@ def summarise(
         spend = np.asarray(np.bincount(codes, weights=amount, minlength=n), dtype=np.float64)
         negative = np.bincount(codes, weights=np.minimum(amount, 0.0), minlength=n)
         refunds = 0.0 - np.asarray(negative, dtype=np.float64)  # 0.0, not -0.0
-        on_first = np.where(offset == first_off[codes], amount, 0.0)
+        on_first = np.where(offset == first_off.astype(offset.dtype)[codes], amount, 0.0)
         repeat_total = spend - np.bincount(codes, weights=on_first, minlength=n)
         monetary = np.divide(repeat_total, x, out=np.zeros(n), where=x > 0)
     return Summary(
