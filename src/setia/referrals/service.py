@@ -1018,8 +1018,17 @@ def _capped(
     if settings.cap_per_month is None and settings.cap_lifetime is None:
         return None
     if _pg(session):
-        # Serialise the rewards of one advocate so two workers cannot both pass the cap.
-        session.execute(select(Member.id).where(Member.id == member_id).with_for_update()).first()
+        # Serialise the rewards of one advocate so two workers cannot both pass the cap: a
+        # lock on the advocate's code, a row only this domain locks (event ingestion never
+        # waits on it); a survivor of a merge without a code of its own falls back to its
+        # member row.
+        locked = session.execute(
+            select(ReferralCode.id)
+            .where(ReferralCode.tenant_id == tenant.id, ReferralCode.member_id == member_id)
+            .with_for_update()
+        ).first()
+        if locked is None:
+            session.execute(select(Member.id).where(Member.id == member_id).with_for_update())
     base = select(func.count()).where(
         ReferralReward.program_id == program.id,
         ReferralReward.member_id == member_id,
