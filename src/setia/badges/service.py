@@ -18,6 +18,7 @@ Refunds do not change progress, and a completed badge stays completed: see docs/
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
@@ -564,6 +565,9 @@ class Spec:
     field: str | None
     check: Check | None
     items_check: Check | None
+    items_key: str  # the same items_where in two definitions picks the lines once per event
+    id_text: str
+    target_text: str
     streak_unit: str | None
     recurring: bool
     starts_at: datetime | None
@@ -583,6 +587,9 @@ def _spec(d: BadgeDefinition) -> Spec:
         field=d.field,
         check=compile_condition(d.conditions) if d.conditions else None,
         items_check=compile_condition(d.items_where) if d.items_where else None,
+        items_key=json.dumps(d.items_where, sort_keys=True) if d.items_where else "",
+        id_text=str(d.id),
+        target_text=_number_text(Decimal(d.target)),
         streak_unit=d.streak_unit,
         recurring=d.recurring,
         starts_at=as_utc(d.starts_at) if d.starts_at else None,
@@ -641,8 +648,12 @@ def _lines(spec: Spec, ctx: dict[str, Any]) -> list[dict[str, Any]]:
     lines: list[dict[str, Any]] = ctx.get("items") or []
     if spec.items_check is None:
         return lines
-    check = spec.items_check
-    return [line for line in lines if check({"item": line}).ok]
+    picked: dict[str, list[dict[str, Any]]] = ctx.setdefault("_badge_lines", {})
+    found = picked.get(spec.items_key)
+    if found is None:
+        check = spec.items_check
+        found = picked[spec.items_key] = [line for line in lines if check({"item": line}).ok]
+    return found
 
 
 def _event_value(spec: Spec, ctx: dict[str, Any]) -> Any:
@@ -956,12 +967,12 @@ def _message(spec: Spec, row: Row, program_id: uuid.UUID, event_id: uuid.UUID) -
     return {
         "member_id": str(row.member_id),
         "program_id": str(program_id),
-        "badge_id": str(spec.id),
+        "badge_id": spec.id_text,
         "code": spec.code,
         "kind": spec.kind,
         "period": row.period_key,
         "value": _number_text(row.value),
-        "target": _number_text(spec.target),
+        "target": spec.target_text,
         "completed_at": as_utc(row.completed_at).isoformat() if row.completed_at else None,
         "event_id": str(event_id),
     }
