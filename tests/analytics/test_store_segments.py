@@ -403,3 +403,59 @@ def test_filter_algebra(rows: list[dict[str, Any]], a: dict[str, Any], b: dict[s
     assert members({"not": a}) == everyone - members(a)
     assert members({"all": [a, b]}) == members(a) & members(b)
     assert members({"any": [a, b]}) == members(a) | members(b)
+
+
+def test_sql_prefilter_keeps_exactly_the_python_result(
+    db: Database, tenant: TenantFixture, scored: dict[uuid.UUID, MemberScore]
+) -> None:
+    """Comparisons on stored fields are pushed down to SQL; the members are the same as
+    with Python alone, boundaries (a value equal to a member's own) included."""
+    rows = list(scored.values())
+    clv = next(r.clv for r in rows if r.clv is not None)
+    alive = next(r.p_alive for r in rows if r.p_alive is not None)
+    day = next(r.first_purchase_day for r in rows if r.first_purchase_day is not None)
+    seg = rows[0].rfm_segment
+    filters: list[dict[str, Any]] = [
+        {"field": "clv", "op": "eq", "value": str(clv)},
+        {"field": "clv", "op": "gte", "value": str(clv)},
+        {"field": "clv", "op": "lt", "value": str(clv)},
+        {"field": "p_alive", "op": "lte", "value": alive},
+        {"field": "p_alive", "op": "between", "value": [0, alive]},
+        {"field": "first_purchase_day", "op": "eq", "value": day.isoformat()},
+        {"field": "first_purchase_day", "op": "gt", "value": day.isoformat()},
+        {"field": "rfm_segment", "op": "eq", "value": seg},
+        {"field": "rfm_segment", "op": "ne", "value": seg},
+        {"field": "clv", "op": "exists", "value": False},
+        {
+            "any": [
+                {"field": "rfm_segment", "op": "in", "value": [seg]},
+                {"field": "orders", "op": "gte", "value": 3},
+            ]
+        },
+        {
+            "all": [
+                {"field": "orders", "op": "between", "value": [2, 4]},
+                {"not": {"field": "rfm_segment", "op": "eq", "value": seg}},
+                {"field": "tags", "op": "not_contains", "value": "x"},
+            ]
+        },
+    ]
+    assert segments.prefilter(filters[0]) is not None
+    assert segments.prefilter({"not": filters[0]}) is None
+    with db.session() as s:
+        for flt in filters:
+            pushed = [
+                r["member_id"]
+                for r in segments.matching(s, tenant.tenant_id, tenant.program_id, flt)
+            ]
+            plain = [
+                r["member_id"]
+                for r in segments.matching(
+                    s, tenant.tenant_id, tenant.program_id, flt, pushdown=False
+                )
+            ]
+            assert pushed == plain, flt
+        assert [
+            r["member_id"]
+            for r in segments.matching(s, tenant.tenant_id, tenant.program_id, filters[0])
+        ] == sorted(m for m, r in scored.items() if r.clv == clv)

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
 from setia.analytics import labels, rfm
@@ -317,14 +317,86 @@ def matches(node: Mapping[str, Any], row: Mapping[str, Any]) -> bool:
 _STORED_COLS = [getattr(MemberScore, name) for name in STORED]
 
 
+def _leaf_sql(node: Mapping[str, Any]) -> ColumnElement[bool] | None:
+    """A SQL condition every member the comparison holds for satisfies, or None. Only
+    comparisons on stored fields that are false for a missing value (so ``ne``/``not_in``
+    are left to Python); numbers are widened by a hair so rounding never drops a member
+    Python would keep (Python re-checks every candidate)."""
+    name, op = node.get("field"), node.get("op")
+    if name not in STORED:
+        return None
+    col: ColumnElement[Any] = getattr(MemberScore, name)
+    kind = STORED[name]
+    if op == "exists":
+        return col.is_not(None) if node.get("value", True) else col.is_(None)
+
+    def conv(v: Any) -> Any:
+        if kind == NUMBER:
+            return float(_number(v) or 0)
+        if kind == DATE:
+            return dt.date.fromisoformat(v)
+        return v
+
+    def eps(v: float) -> float:
+        return 1e-9 * max(1.0, abs(v))
+
+    v: Any = node.get("value")
+    if op == "in" and kind == STRING:
+        return col.in_(list(v))
+    if kind not in (NUMBER, DATE, STRING) or op not in ("eq", "gt", "gte", "lt", "lte", "between"):
+        return None
+    if kind == STRING:
+        return col == v if op == "eq" else None
+    if op == "between":
+        lo, hi = conv(v[0]), conv(v[1])
+        if kind == NUMBER:
+            return col.between(lo - eps(lo), hi + eps(hi))
+        return col.between(lo, hi)
+    x = conv(v)
+    if kind == NUMBER:
+        e = eps(x)
+        num: dict[str, ColumnElement[bool]] = {
+            "eq": col.between(x - e, x + e),
+            "gt": col >= x - e,
+            "gte": col >= x - e,
+            "lt": col <= x + e,
+            "lte": col <= x + e,
+        }
+        return num[op]
+    other: dict[str, ColumnElement[bool]] = {
+        "eq": col == x,
+        "gt": col > x,
+        "gte": col >= x,
+        "lt": col < x,
+        "lte": col <= x,
+    }
+    return other[op]
+
+
+def prefilter(node: Mapping[str, Any]) -> ColumnElement[bool] | None:
+    """A SQL condition implied by the filter (None when nothing can be pushed down)."""
+    if "all" in node:
+        parts = [c for c in (prefilter(child) for child in node["all"]) if c is not None]
+        return and_(*parts) if parts else None
+    if "any" in node:
+        options = [prefilter(child) for child in node["any"]]
+        pushed = [p for p in options if p is not None]
+        return or_(*pushed) if len(pushed) == len(options) else None
+    if "not" in node:
+        return None
+    return _leaf_sql(node)
+
+
 def _candidates(
     session: Session,
     tenant_id: uuid.UUID,
     program_id: uuid.UUID,
     used: set[str],
     after: uuid.UUID | None,
+    where: ColumnElement[bool] | None = None,
 ) -> Iterator[list[dict[str, Any]]]:
-    """The tenant's active members with their values, by member id, in chunks."""
+    """The tenant's active members with their values, by member id, in chunks (only those
+    satisfying ``where``, a condition on the stored row, when given)."""
     last = after
     need_tier = "tier" in used
     consent_channels = [c for c in CHANNELS if f"consent.{c}" in used]
@@ -341,6 +413,8 @@ def _candidates(
         )
         if last is not None:
             q = q.where(Member.id > last)
+        if where is not None:
+            q = q.where(where)
         chunk: list[dict[str, Any]] = []
         for row in session.execute(q):
             values = dict(zip(STORED, row[4:], strict=True))
@@ -383,11 +457,15 @@ def matching(
     *,
     after: uuid.UUID | None = None,
     limit: int | None = None,
+    pushdown: bool = True,
 ) -> Iterator[dict[str, Any]]:
-    """The values of each member the filter holds for, by member id (after ``after``)."""
+    """The values of each member the filter holds for, by member id (after ``after``).
+    Comparisons on stored fields that must hold are also sent to SQL (:func:`prefilter`),
+    so the database skips members that cannot match; Python decides."""
     used = fields_used(flt)
+    where = prefilter(flt) if pushdown else None
     n = 0
-    for chunk in _candidates(session, tenant_id, program_id, used, after):
+    for chunk in _candidates(session, tenant_id, program_id, used, after, where):
         for row in chunk:
             if matches(flt, row):
                 yield row
