@@ -313,7 +313,7 @@ def _behaviour(rng: random.Random, p: Persona, start: datetime, now: datetime) -
         p.attend = rng.uniform(0.7, 0.95)
         p.extra = rng.uniform(0.0, 0.02)
         p.breaks = _breaks(rng, start, now)
-        p.reviews = 1 if rng.random() < 0.1 else 0
+        p.reviews = _pick(rng, ((0, 85), (1, 10), (2, 5)))
     elif p.loyalty == "transactional":
         # Comes for the deals: the 2x weekend, the 3x Es Kopi Pandan, Harbolnas 12.12 online;
         # spends points as soon as there are enough for the smallest voucher.
@@ -335,12 +335,17 @@ def _behaviour(rng: random.Random, p: Persona, start: datetime, now: datetime) -
     elif p.loyalty == "emotional":
         p.style = "random"
         p.weekly = rng.uniform(0.4, 1.4)
-        p.reviews = rng.choice((2, 3, 3, 4, 5, 6, 8))
+        p.reviews = rng.choice((1, 2, 3, 3, 4, 5, 6, 8))  # some fans hardly write
         p.redeem_propensity = 0.0 if rng.random() < 0.6 else rng.uniform(0.1, 0.3)
     else:
         p.style = "random"
         p.weekly = rng.uniform(0.2, 0.9)
-        p.reviews = 1 if rng.random() < 0.1 else 0
+        p.reviews = _pick(rng, ((0, 87), (1, 10), (2, 3)))
+    if p.label == "loyal" and rng.random() < 0.06:
+        # Away for a while and coming back (a posting out of town, a long mudik): loyal, but
+        # the data shows only a silence.
+        today = now.astimezone(TZ).date()
+        p.breaks.append((today - timedelta(days=rng.randint(35, 70)), today))
 
 
 def make_personas(rng: random.Random, count: int, start: datetime, now: datetime) -> list[Persona]:
@@ -529,9 +534,12 @@ def _visit_days(
     mean = (5 + 2 * p.weekend_factor) / 7
     while day <= last:
         weekend = day.weekday() >= 5
+        if _on_break(p, day):
+            day += timedelta(days=1)
+            continue
         if p.style == "routine":
             planned = not p.every_days and day.weekday() in p.weekdays
-            chance = 0.0 if _on_break(p, day) else p.attend if planned else p.extra
+            chance = p.attend if planned else p.extra
         elif p.style == "deals":
             if day == harbolnas:
                 if rng.random() < 0.9:
