@@ -273,6 +273,25 @@ def test_bad_parquet_rows_are_reported_by_row_number(tmp_path: Path) -> None:
     s = summarise(tx, unit="day")
     assert s.customer.tolist() == ["a", "g", "h"]
     assert s.spend.tolist() == [1.0, 9.0, 10.0]
+    # a batch whose text dates and amounts are all null
+    nulls = pa.table(
+        {
+            "c": ["a", "b"],
+            "d": pa.array([None] * 2, pa.string()),
+            "a": pa.array([None] * 2, pa.string()),
+        }
+    )
+    pq.write_table(nulls, tmp_path / "nulls.parquet")
+    with pytest.raises(InvalidInput, match="row 1: missing date; row 2: missing date"):
+        read_transactions(
+            tmp_path / "nulls.parquet", customer_col="c", date_col="d", amount_col="a"
+        )
+    nulls = nulls.set_column(1, "d", pa.array(["2024-01-01"] * 2))
+    pq.write_table(nulls, tmp_path / "nulls.parquet")
+    with pytest.raises(InvalidInput, match="row 1: missing amount; row 2: missing amount"):
+        read_transactions(
+            tmp_path / "nulls.parquet", customer_col="c", date_col="d", amount_col="a"
+        )
     # numeric columns: a null and a NaN amount
     num = pa.table({"c": ["a", "b", "c"], "d": ["2024-01-01"] * 3, "a": [1.0, None, math.nan]})
     pq.write_table(num, tmp_path / "num.parquet")

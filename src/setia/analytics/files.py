@@ -95,6 +95,8 @@ class _DateParser:
             arr = pc.cast(arr, pa.string())
         enc = pc.dictionary_encode(arr)
         values = enc.dictionary.to_pylist()
+        if not values:  # every value null
+            return np.zeros(len(arr), dtype=np.int32), np.zeros(len(arr), dtype=bool)
         parsed = np.zeros(len(values), dtype=np.int32)
         ok = np.ones(len(values), dtype=bool)
         for k, text in enumerate(values):
@@ -144,6 +146,8 @@ def _amounts(arr: Any, decimal_comma: bool, name: str) -> tuple[FloatArray, npt.
         )
     enc = pc.dictionary_encode(arr)
     texts = enc.dictionary.to_pylist()
+    if not texts:  # every value null
+        return np.zeros(len(arr)), np.zeros(len(arr), dtype=bool)
     parsed = np.zeros(len(texts), dtype=np.float64)
     ok = np.ones(len(texts), dtype=bool)
     for k, raw in enumerate(texts):
