@@ -617,3 +617,31 @@ def test_export_is_documented_in_openapi(client: TestClient) -> None:
         assert set(content) >= {"application/json", "text/csv", files.PARQUET_MEDIA_TYPE}
         param = {p["name"]: p for p in op["parameters"]}["format"]
         assert param["in"] == "query"
+
+
+def test_refund_lines_are_netted_and_counted(tmp_path: Path) -> None:
+    path = tmp_path / "tx.parquet"
+    table = pa.table(
+        {
+            "c": ["a", "a", "b", "b", "c"],
+            "d": [dt.date(2024, m, d) for m, d in ((1, 1), (1, 1), (1, 2), (3, 1), (3, 1))],
+            "a": [100.0, -30.0, 50.0, -5.0, 20.0],
+        }
+    )
+    pq.write_table(table, path)
+    s = summarise(read_transactions(path, customer_col="c", date_col="d", amount_col="a"))
+    assert s.spend.tolist() == [70.0, 45.0, 20.0]
+    assert s.refunds.tolist() == [30.0, 5.0, 0.0]
+    assert s.orders.tolist() == [2, 2, 1]
+    assert s.x.tolist() == [0.0, 1.0, 0.0]
+    assert s.monetary.tolist() == [0.0, -5.0, 0.0]
+    # a one-time buyer with a refund is dissatisfied, not happy (the labels' rule)
+    codes = scoring.label_codes(
+        s.x.astype(np.int64) + 1,
+        s.refunds,
+        np.array([60, 0, 0]),
+        np.array([60, 59, 0]),
+        None,
+        labels.Thresholds(),
+    )
+    assert [labels.LABELS[int(c)] for c in codes] == ["dissatisfied", "dissatisfied", "new"]

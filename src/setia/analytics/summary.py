@@ -219,8 +219,11 @@ def summarise(
         monetary = np.zeros(n)
     else:
         spend = np.asarray(np.bincount(codes, weights=amount, minlength=n), dtype=np.float64)
-        negative = np.bincount(codes, weights=np.minimum(amount, 0.0), minlength=n)
-        refunds = 0.0 - np.asarray(negative, dtype=np.float64)  # 0.0, not -0.0
+        if bool((amount < 0).any()):
+            negative = np.bincount(codes, weights=np.minimum(amount, 0.0), minlength=n)
+            refunds = 0.0 - np.asarray(negative, dtype=np.float64)  # 0.0, not -0.0
+        else:
+            refunds = np.zeros(n)
         on_first = np.where(offset == first_off.astype(offset.dtype)[codes], amount, 0.0)
         repeat_total = spend - np.bincount(codes, weights=on_first, minlength=n)
         monetary = np.divide(repeat_total, x, out=np.zeros(n), where=x > 0)
