@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from setia.app import create_app
+from setia.badges.models import BadgeDefinition
 from setia.causes.models import Donation
 from setia.cli import app as cli_app
 from setia.core import db as core_db
@@ -35,6 +36,7 @@ from setia.ledger.models import Lot, Transfer
 from setia.ledger.verify import verify
 from setia.members.models import ConsentChange, Member
 from setia.programs.models import Program
+from setia.referrals.models import Referral
 from setia.rewards.models import Reward, RewardRedemption
 from tests.conftest import make_tenant
 
@@ -91,6 +93,15 @@ def test_demo_builds_a_sound_lived_in_ledger(db: Database) -> None:
             select(CouponCampaign.id).where(CouponCampaign.public_code == "NGOPIPAGI")
         ).first()
         assert program_rate(s) == 10
+        # Word of mouth and recognition: referrals (a held burst among them) and badges.
+        referrals = summary["referrals"]
+        assert referrals["referrals"] > 0
+        held = s.execute(
+            select(func.count()).select_from(Referral).where(Referral.status == "held")
+        ).scalar_one()
+        assert held > 0
+        assert s.execute(select(func.count()).select_from(BadgeDefinition)).scalar_one() >= 4
+        assert summary["badges"]["completions"] > 0
         # Nothing is left overdue: every lot past its expiry date has expired.
         overdue = s.execute(
             select(func.count())

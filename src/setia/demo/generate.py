@@ -35,6 +35,8 @@ from setia.core.db import Database
 from setia.core.time import add_months, as_utc, utcnow, zone
 from setia.demo import catalog as cat
 from setia.demo import tiers as demo_tiers
+from setia.demo.badges import seed_badges
+from setia.demo.referrals import seed_referrals
 from setia.demo.rewards import seed_catalog
 from setia.events.api import record_batch
 from setia.events.models import Event
@@ -956,6 +958,20 @@ def build_demo(
         catalog = seed_catalog(s, tenant, demo_program, member_ids, rng, now)
         s.commit()
     lap("rewards catalog")
+    with db.session() as s:
+        tenant = tenants.get_tenant(s, tenant_id)
+        demo_program = s.get(Program, program_id)
+        assert demo_program is not None
+        referral_summary = seed_referrals(s, tenant, demo_program, rng, now)
+        s.commit()
+    lap("referrals")
+    with db.session() as s:
+        tenant = tenants.get_tenant(s, tenant_id)
+        demo_program = s.get(Program, program_id)
+        assert demo_program is not None
+        badges_summary = seed_badges(s, tenant, demo_program)
+        s.commit()
+    lap("badges")
     # The subscriptions' backdated bonus points include some already past their expiry:
     # one more pass of due work leaves nothing overdue, as a running worker would.
     report = run_due(db)
@@ -968,6 +984,8 @@ def build_demo(
         summary["tiers"] = demo_tiers.counts(s, tenants.get_tenant(s, tenant_id), program_id)
         summary["paid_memberships"] = memberships
         summary["catalog"] = catalog
+        summary["referrals"] = referral_summary
+        summary["badges"] = badges_summary
     return {
         "tenant": cat.TENANT_NAME,
         "tenant_id": str(tenant_id),

@@ -210,15 +210,16 @@ def _burst(
     session: Session, tenant: Tenant, program: Program, rng: random.Random, now: datetime
 ) -> str:
     """Six sign-ups on one code within five minutes, two days ago: all held for review."""
-    referrer = session.execute(
+    earliest = session.execute(
         select(Member)
         .where(Member.tenant_id == tenant.id, Member.status == "active")
         .order_by(Member.created_at)
-        .limit(1)
-        .offset(rng.randint(0, 20))
-    ).scalar_one()
+        .limit(21)
+    ).scalars()
+    referrer = rng.choice(list(earliest))
     code = service.ensure_code(session, tenant.id, referrer)
     at = now - timedelta(days=2, hours=3)
+    farm = rng.randint(10_000_000, 89_999_000)  # a phone farm's consecutive numbers
     for i in range(BURST):
         signed = at + timedelta(seconds=40 * i + rng.randint(0, 30))
         member = members.create_member(
@@ -227,6 +228,7 @@ def _burst(
             {
                 "external_id": f"DEMO-BURST-{code.code}-{i + 1}",
                 "name": f"Pelanggan Baru {i + 1}",
+                "phone": f"+62813{farm + i}",
                 "locale": "id",
                 "tags": ["demo-burst"],
             },
