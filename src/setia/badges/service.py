@@ -27,7 +27,7 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import String, Table, bindparam, insert, select, type_coerce, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, aliased
 
@@ -78,6 +78,76 @@ _UPDATE_COUNTER = (
 _UPDATE_STATE = _UPDATE_COUNTER.values(state=bindparam("state"))
 _SET_REWARD = update(_progress).where(_WHERE_ROW).values(reward=bindparam("reward"))
 _INSERT_OUTBOX = insert(cast(Table, OutboxMessage.__table__))
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    """A statement compiled once per dialect, with its parameters' converters in order."""
+
+    sql: str
+    names: tuple[str, ...]
+    converters: tuple[Any, ...]
+    positional: bool
+
+
+_COMPILED: dict[tuple[int, str, tuple[str, ...]], _Compiled] = {}
+_MISSING = object()
+
+
+def _executemany(session: Session, stmt: Any, rows: list[dict[str, Any]]) -> None:
+    """``session.execute(stmt, rows)`` at the driver level: the statement compiled once per
+    dialect and set of keys, each value converted by SQLAlchemy's own bind processor for
+    its column, sent with the driver's ``executemany``. Skips SQLAlchemy's per-row parameter
+    handling, which costs more than the database on the batch path's thousands of rows.
+    PostgreSQL inserts keep SQLAlchemy's own path (it sends many rows per INSERT)."""
+    if not rows:
+        return
+    conn = session.connection()
+    dialect = conn.dialect
+    if dialect.name == "postgresql" and stmt.is_insert:
+        session.execute(stmt, rows)
+        return
+    keys = tuple(rows[0])
+    memo = (id(stmt), dialect.name, keys)
+    c = _COMPILED.get(memo)
+    if c is None:
+        compiled = stmt.compile(dialect=dialect, column_keys=list(keys))
+        names = (
+            tuple(compiled.positiontup)
+            if compiled.positional and compiled.positiontup
+            else tuple(compiled.bind_names.values())
+        )
+        procs = compiled._bind_processors
+        c = _COMPILED[memo] = _Compiled(
+            compiled.string, names, tuple(procs.get(n) for n in names), compiled.positional
+        )
+    # The same member, definition, instant or topic recurs on many rows: each distinct value
+    # is converted once (row ids and documents are converted directly).
+    plan: list[tuple[str, Any, dict[Any, Any] | None]] = [
+        (n, f, None if f is None or n in ("id", "row_id", "payload", "state") else {})
+        for n, f in zip(c.names, c.converters, strict=True)
+    ]
+    values: list[list[Any]] = []
+    for r in rows:
+        out: list[Any] = []
+        for n, f, known in plan:
+            v = r[n]
+            if f is None or v is None:
+                out.append(v)
+            elif known is None:
+                out.append(f(v))
+            else:
+                done = known.get(v, _MISSING)
+                if done is _MISSING:
+                    done = known[v] = f(v)
+                out.append(done)
+        values.append(out)
+    params: list[Any] = (
+        [tuple(v) for v in values]
+        if c.positional
+        else [dict(zip(c.names, v, strict=True)) for v in values]
+    )
+    conn.exec_driver_sql(c.sql, params)
 
 
 # --------------------------------------------------------------------------- errors
@@ -714,6 +784,7 @@ class Row:
     completed_at: datetime | None = None
     new: bool = False
     dirty: bool = False
+    state_changed: bool = False
 
     def as_insert(self) -> dict[str, Any]:
         return {
@@ -738,7 +809,7 @@ class Row:
             "last_event_at": self.last_event_at,
             "completed_at": self.completed_at,
         }
-        if self.state:
+        if self.state_changed:
             out["state"] = self.state
         return out
 
@@ -759,29 +830,37 @@ def _apply(spec: Spec, row: Row, contribution: Any, at: datetime) -> str | None:
     if measure in ("count", "first", "sum"):
         row.value = before + contribution
     elif measure == "distinct":
-        seen: list[str] = list(row.state.get("values", []))
-        known = set(seen)
-        for v in contribution:
-            if v not in known and len(seen) < int(spec.target):
-                seen.append(v)
-                known.add(v)
-        row.state = {"values": seen}
-        row.value = Decimal(len(seen))
+        seen: list[str] = row.state.get("values", [])
+        fresh = [v for v in contribution if v not in seen]
+        if fresh:
+            seen = [*seen, *fresh][: max(len(seen), int(spec.target))]
+            if len(seen) != len(row.state.get("values", ())):
+                row.state = {"values": seen}
+                row.state_changed = True
+                row.value = Decimal(len(seen))
     else:
         buckets: list[int] = row.state.get("buckets", [])
         if contribution not in buckets:
             merged = sorted([*buckets, contribution])
             oldest = merged[-1] - STREAK_MEMORY * int(spec.target)
-            buckets = [b for b in merged if b >= oldest]
-        row.state = {"buckets": buckets}
-        row.value = max(before, Decimal(min(longest_run(buckets), int(spec.target))))
+            kept = [b for b in merged if b >= oldest]
+            if kept != buckets:
+                row.state = {"buckets": kept}
+                row.state_changed = True
+                row.value = max(before, Decimal(min(longest_run(kept), int(spec.target))))
     row.events += 1
     row.last_event_at = at if row.last_event_at is None else max(row.last_event_at, at)
     row.dirty = True
-    if row.value >= spec.target:
+    value = row.value
+    if value >= spec.target:
         row.completed_at = at
         return "completed"
-    if shown(measure, row.value, spec.target) != shown(measure, before, spec.target):
+    if value == before:
+        return None
+    # Below the target a count, distinct or streak shows its (whole) value: any change shows.
+    if measure != "sum" or shown(measure, value, spec.target) != shown(
+        measure, before, spec.target
+    ):
         return "progressed"
     return None
 
@@ -795,49 +874,55 @@ def _load(
     member_ids: list[uuid.UUID],
     definition_ids: list[uuid.UUID],
     periods: set[str],
+    stateful: set[uuid.UUID] | None = None,
 ) -> dict[tuple[uuid.UUID, uuid.UUID, str], Row]:
-    """Existing rows (locked on PostgreSQL: the event path writes them back)."""
+    """Existing rows (locked on PostgreSQL: the event path writes them back). ``stateful``:
+    the definitions whose ``state`` is needed (distinct values, streaks; all when None); the
+    others' rows are read without it (no JSON to decode for a count or a sum)."""
     out: dict[tuple[uuid.UUID, uuid.UUID, str], Row] = {}
     if not member_ids or not definition_ids:
         return out
     pg = session.get_bind().dialect.name == "postgresql"
     c = _progress.c
+    with_state = [d for d in definition_ids if stateful is None or d in stateful]
+    without = [d for d in definition_ids if stateful is not None and d not in stateful]
+    # Member and definition ids come back as the driver gives them (a hex string on SQLite,
+    # a UUID on PostgreSQL) and are mapped to the UUIDs asked for: no conversion per row.
+    ids: dict[Any, uuid.UUID] = {}
+    for known in (*member_ids, *definition_ids):
+        ids[known] = ids[known.hex] = known
+    cols = [c.id, type_coerce(c.definition_id, String), type_coerce(c.member_id, String)]
+    cols += [c.period_key, c.value, c.events, c.last_event_at, c.completed_at]
     for i in range(0, len(member_ids), 500):
         chunk = member_ids[i : i + 500]
-        stmt = (
-            select(
-                c.id,
-                c.definition_id,
-                c.member_id,
-                c.period_key,
-                c.value,
-                c.state,
-                c.events,
-                c.last_event_at,
-                c.completed_at,
+        for defs, state in ((with_state, True), (without, False)):
+            if not defs:
+                continue
+            stmt = (
+                select(*cols, *([c.state] if state else []))
+                .where(
+                    c.member_id.in_(chunk),
+                    c.definition_id.in_(defs),
+                    c.period_key.in_(sorted(periods)),
+                )
+                .order_by(c.id)
             )
-            .where(
-                c.member_id.in_(chunk),
-                c.definition_id.in_(definition_ids),
-                c.period_key.in_(sorted(periods)),
-            )
-            .order_by(c.id)
-        )
-        if pg:
-            stmt = stmt.with_for_update()
-        for r in session.execute(stmt):
-            out[(r.member_id, r.definition_id, r.period_key)] = Row(
-                id=r.id,
-                program_id=program_id,
-                definition_id=r.definition_id,
-                member_id=r.member_id,
-                period_key=r.period_key,
-                value=Decimal(r.value),
-                state=dict(r.state or {}),
-                events=int(r.events),
-                last_event_at=r.last_event_at,
-                completed_at=r.completed_at,
-            )
+            if pg:
+                stmt = stmt.with_for_update()
+            for r in session.execute(stmt):
+                member_id, definition_id = ids[r[2]], ids[r[1]]
+                out[(member_id, definition_id, r[3])] = Row(
+                    id=r[0],
+                    program_id=program_id,
+                    definition_id=definition_id,
+                    member_id=member_id,
+                    period_key=r[3],
+                    value=r[4],
+                    state=dict(r[8] or {}) if state else {},
+                    events=r[5],
+                    last_event_at=r[6],
+                    completed_at=r[7],
+                )
     return out
 
 
@@ -881,12 +966,19 @@ def _reward_terms(c: Completion) -> PlannedReward:
 
 @dataclass
 class _Tally:
-    """Rows, messages and completions of one event or one run."""
+    """Rows, messages and completions of one event or one run.
+
+    Messages are kept as (topic, spec, row, value, completed_at, event_id) until ``write``;
+    a challenge's ``challenge.progressed`` is replaced by any later message of the same
+    member, definition and period in the same run, so a run sends at most one per row
+    (with the latest progress), and none once the run completed the challenge."""
 
     tenant: Tenant
     program: Program
     rows: dict[tuple[uuid.UUID, uuid.UUID, str], Row]
-    outbox: list[dict[str, Any]] = field(default_factory=list)
+    outbox: dict[Any, tuple[str, Spec, Row, Decimal, datetime | None, uuid.UUID]] = field(
+        default_factory=dict
+    )
     completions: list[Completion] = field(default_factory=list)
     earned: dict[uuid.UUID, set[str]] = field(default_factory=lambda: defaultdict(set))
 
@@ -899,14 +991,16 @@ class _Tally:
         event_id: uuid.UUID,
     ) -> None:
         local = ctx["_local"]
+        month = f"{local.year:04d}-{local.month:02d}"
+        rows = self.rows
         for spec in specs:
             contribution = _contribution(spec, ctx, at)
             if contribution is None:
                 continue
-            key = (member_id, spec.id, period_key(spec, local))
-            row = self.rows.get(key)
+            key = (member_id, spec.id, month if spec.recurring else ALL_TIME)
+            row = rows.get(key)
             if row is None:
-                row = Row(
+                row = rows[key] = Row(
                     id=new_id(),
                     program_id=self.program.id,
                     definition_id=spec.id,
@@ -914,7 +1008,6 @@ class _Tally:
                     period_key=key[2],
                     new=True,
                 )
-                self.rows[key] = row
             change = _apply(spec, row, contribution, at)
             if change is None:
                 continue
@@ -926,33 +1019,39 @@ class _Tally:
                 topic = "challenge.progressed"
             else:
                 continue
-            self.outbox.append(
-                {
-                    "id": new_id(),
-                    "tenant_id": self.tenant.id,
-                    "topic": topic,
-                    "payload": _message(spec, row, self.program.id, event_id),
-                    "created_at": utcnow(),
-                }
-            )
+            message = (topic, spec, row, row.value, row.completed_at, event_id)
+            if topic == "challenge.progressed" or key in self.outbox:
+                # the latest progress of this row replaces an earlier progress message
+                self.outbox.pop(key, None)
+                self.outbox[key] = message
+            else:
+                self.outbox[(key, len(self.outbox))] = message
 
     def write(self, session: Session) -> None:
         new = [r.as_insert() for r in self.rows.values() if r.new and r.dirty]
         old = [r.as_update() for r in self.rows.values() if not r.new and r.dirty]
-        if new:
-            session.execute(_INSERT_PROGRESS, new)
-        counters = [r for r in old if "state" not in r]
-        states = [r for r in old if "state" in r]
-        if counters:
-            session.execute(_UPDATE_COUNTER, counters)
-        if states:
-            session.execute(_UPDATE_STATE, states)
+        _executemany(session, _INSERT_PROGRESS, new)
+        _executemany(session, _UPDATE_COUNTER, [r for r in old if "state" not in r])
+        _executemany(session, _UPDATE_STATE, [r for r in old if "state" in r])
         for r in self.rows.values():
             r.new = r.new and not r.dirty
             r.dirty = False
+            r.state_changed = False
         if self.outbox:
-            session.execute(_INSERT_OUTBOX, self.outbox)
-            self.outbox = []
+            now = utcnow()
+            program_id = str(self.program.id)
+            messages = [
+                {
+                    "id": new_id(),
+                    "tenant_id": self.tenant.id,
+                    "topic": topic,
+                    "payload": _message(spec, row, program_id, value, done, event_id),
+                    "created_at": now,
+                }
+                for topic, spec, row, value, done, event_id in self.outbox.values()
+            ]
+            _executemany(session, _INSERT_OUTBOX, messages)
+            self.outbox = {}
         rewards = []
         for c in self.completions:
             reward = _reward(session, self.tenant, self.program, c)
@@ -963,17 +1062,24 @@ class _Tally:
         self.completions = []
 
 
-def _message(spec: Spec, row: Row, program_id: uuid.UUID, event_id: uuid.UUID) -> dict[str, Any]:
+def _message(
+    spec: Spec,
+    row: Row,
+    program_id: str,
+    value: Decimal,
+    completed_at: datetime | None,
+    event_id: uuid.UUID,
+) -> dict[str, Any]:
     return {
         "member_id": str(row.member_id),
-        "program_id": str(program_id),
+        "program_id": program_id,
         "badge_id": spec.id_text,
         "code": spec.code,
         "kind": spec.kind,
         "period": row.period_key,
-        "value": _number_text(row.value),
+        "value": _number_text(value),
         "target": spec.target_text,
-        "completed_at": as_utc(row.completed_at).isoformat() if row.completed_at else None,
+        "completed_at": as_utc(completed_at).isoformat() if completed_at else None,
         "event_id": str(event_id),
     }
 
@@ -1109,7 +1215,15 @@ class RunProgress:
                 defs[s.id] = None
                 periods.add(period_key(s, local))
         if members:
-            self.tally.rows = _load(session, program.id, list(members), list(defs), periods)
+            stateful = {
+                s.id
+                for group in self.specs.values()
+                for s in group
+                if s.measure in ("distinct", "streak")
+            }
+            self.tally.rows = _load(
+                session, program.id, list(members), list(defs), periods, stateful
+            )
 
     def count(
         self,
