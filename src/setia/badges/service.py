@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -43,7 +43,15 @@ from setia.members.models import Member
 from setia.outbox.models import OutboxMessage
 from setia.programs import service as programs
 from setia.programs.models import Program
-from setia.rules.conditions import Check, ConditionError, _number, compile_condition, validate
+from setia.rules.conditions import (
+    ANY,
+    ConditionError,
+    _compare,
+    _number,
+    _parts,
+    field_type,
+    validate,
+)
 from setia.tenants.models import Tenant
 
 # A streak remembers the local days/weeks/months seen within twice its target of the newest:
@@ -122,9 +130,9 @@ def _executemany(session: Session, stmt: Any, rows: list[dict[str, Any]]) -> Non
             compiled.string, names, tuple(procs.get(n) for n in names), compiled.positional
         )
     # The same member, definition, instant or topic recurs on many rows: each distinct value
-    # is converted once (row ids and documents are converted directly).
+    # is converted once (row ids directly; of documents only the empty one is shared).
     plan: list[tuple[str, Any, dict[Any, Any] | None]] = [
-        (n, f, None if f is None or n in ("id", "row_id", "payload", "state") else {})
+        (n, f, None if f is None or n in ("id", "row_id") else {})
         for n, f in zip(c.names, c.converters, strict=True)
     ]
     values: list[list[Any]] = []
@@ -136,6 +144,14 @@ def _executemany(session: Session, stmt: Any, rows: list[dict[str, Any]]) -> Non
                 out.append(v)
             elif known is None:
                 out.append(f(v))
+            elif v.__class__ is dict:  # documents: only the empty one recurs
+                if v:
+                    out.append(f(v))
+                else:
+                    done = known.get("{}", _MISSING)
+                    if done is _MISSING:
+                        done = known["{}"] = f(v)
+                    out.append(done)
             else:
                 done = known.get(v, _MISSING)
                 if done is _MISSING:
@@ -622,6 +638,64 @@ def archive_definition(session: Session, d: BadgeDefinition) -> BadgeDefinition:
 # --------------------------------------------------------------------------- specs
 
 
+Match = Callable[[dict[str, Any]], bool]
+
+
+def matcher(node: dict[str, Any]) -> Match:
+    """A validated condition tree as a yes/no function of the context: the rules'
+    ``compile_condition`` with the same comparisons (``_compare``), without the reasons a
+    failing rule explains itself with (a definition only needs to know whether it counts)."""
+    if "all" in node:
+        children = [matcher(child) for child in node["all"]]
+        return lambda ctx: all(child(ctx) for child in children)
+    if "any" in node:
+        options = [matcher(child) for child in node["any"]]
+        return lambda ctx: any(option(ctx) for option in options)
+    if "not" in node:
+        inner = matcher(node["not"])
+        return lambda ctx: not inner(ctx)
+    if "items" in node:
+        spec = node["items"]
+        where = matcher(spec["where"]) if "where" in spec else None
+        need_q = _number(spec.get("min_quantity")) if "min_quantity" in spec else None
+        need_a = _number(spec.get("min_amount")) if "min_amount" in spec else None
+
+        def items(ctx: dict[str, Any]) -> bool:
+            lines = ctx.get("items") or []
+            matching = [line for line in lines if where is None or where({"item": line})]
+            if need_q is None and need_a is None:
+                return bool(matching)
+            qty = sum((_number(line.get("quantity")) or Decimal(0)) for line in matching)
+            amount = sum((_number(line.get("amount")) or Decimal(0)) for line in matching)
+            return (need_q is None or qty >= need_q) and (need_a is None or amount >= need_a)
+
+        return items
+    name, op = node["field"], node["op"]
+    parts = _parts(name)
+
+    def find(ctx: dict[str, Any]) -> tuple[bool, Any]:
+        cur: Any = ctx
+        for part in parts:
+            if isinstance(cur, dict) and part in cur:
+                cur = cur[part]
+            else:
+                return False, None
+        return cur is not None, cur
+
+    if op == "exists":
+        want = node.get("value", True)
+        return lambda ctx: find(ctx)[0] == want
+    expected = node.get("value")
+    kind = field_type(name, item=name.startswith("item.")) or ANY
+    negative = op in ("ne", "not_in", "not_contains")
+
+    def compare(ctx: dict[str, Any]) -> bool:
+        found, actual = find(ctx)
+        return (found and _compare(kind, op, actual, expected)) or (not found and negative)
+
+    return compare
+
+
 @dataclass(frozen=True)
 class Spec:
     """An active definition ready to count events."""
@@ -633,8 +707,8 @@ class Spec:
     measure: str
     target: Decimal
     field: str | None
-    check: Check | None
-    items_check: Check | None
+    check: Match | None
+    items_check: Match | None
     items_key: str  # the same items_where in two definitions picks the lines once per event
     id_text: str
     target_text: str
@@ -655,8 +729,8 @@ def _spec(d: BadgeDefinition) -> Spec:
         measure=d.measure,
         target=Decimal(d.target),
         field=d.field,
-        check=compile_condition(d.conditions) if d.conditions else None,
-        items_check=compile_condition(d.items_where) if d.items_where else None,
+        check=matcher(d.conditions) if d.conditions else None,
+        items_check=matcher(d.items_where) if d.items_where else None,
         items_key=json.dumps(d.items_where, sort_keys=True) if d.items_where else "",
         id_text=str(d.id),
         target_text=_number_text(Decimal(d.target)),
@@ -722,7 +796,7 @@ def _lines(spec: Spec, ctx: dict[str, Any]) -> list[dict[str, Any]]:
     found = picked.get(spec.items_key)
     if found is None:
         check = spec.items_check
-        found = picked[spec.items_key] = [line for line in lines if check({"item": line}).ok]
+        found = picked[spec.items_key] = [line for line in lines if check({"item": line})]
     return found
 
 
@@ -740,7 +814,7 @@ def _contribution(spec: Spec, ctx: dict[str, Any], at: datetime) -> Any:
         return None
     if spec.ends_at is not None and at >= spec.ends_at:
         return None
-    if spec.check is not None and not spec.check(ctx).ok:
+    if spec.check is not None and not spec.check(ctx):
         return None
     measure = spec.measure
     if measure in ("count", "first"):
@@ -876,53 +950,78 @@ def _load(
     periods: set[str],
     stateful: set[uuid.UUID] | None = None,
 ) -> dict[tuple[uuid.UUID, uuid.UUID, str], Row]:
-    """Existing rows (locked on PostgreSQL: the event path writes them back). ``stateful``:
-    the definitions whose ``state`` is needed (distinct values, streaks; all when None); the
-    others' rows are read without it (no JSON to decode for a count or a sum)."""
+    """Existing rows (locked on PostgreSQL, in id order: the event path writes them back).
+    ``stateful``: the definitions whose ``state`` is needed (distinct values, streaks; all
+    when None); the others' state is not decoded.
+
+    On SQLite the query asks for the members' rows of the periods only (the unique index's
+    first column; listing the definitions too would make SQLite probe every member x
+    definition x period) and other definitions' rows are skipped here."""
     out: dict[tuple[uuid.UUID, uuid.UUID, str], Row] = {}
     if not member_ids or not definition_ids:
         return out
     pg = session.get_bind().dialect.name == "postgresql"
     c = _progress.c
-    with_state = [d for d in definition_ids if stateful is None or d in stateful]
-    without = [d for d in definition_ids if stateful is not None and d not in stateful]
     # Member and definition ids come back as the driver gives them (a hex string on SQLite,
     # a UUID on PostgreSQL) and are mapped to the UUIDs asked for: no conversion per row.
     ids: dict[Any, uuid.UUID] = {}
-    for known in (*member_ids, *definition_ids):
+    for known in member_ids:
         ids[known] = ids[known.hex] = known
+    wanted: dict[Any, uuid.UUID] = {}
+    for known in definition_ids:
+        wanted[known] = wanted[known.hex] = known
+    decode = {d for d in definition_ids if stateful is None or d in stateful}
     cols = [c.id, type_coerce(c.definition_id, String), type_coerce(c.member_id, String)]
-    cols += [c.period_key, c.value, c.events, c.last_event_at, c.completed_at]
+    # Values, instants too: a member's rows last moved by the same event share them, so each
+    # distinct raw value is converted once, by the column type's own result processor.
+    # (SQLite only: psycopg gives decimals and datetimes already.)
+    if pg:
+        cols += [c.period_key, c.value, c.events, c.last_event_at, c.completed_at]
+        to_value: Any = None
+        to_time: Any = None
+    else:
+        cols += [c.period_key, type_coerce(c.value, String), c.events]
+        cols += [type_coerce(c.last_event_at, String), type_coerce(c.completed_at, String)]
+        dialect = session.get_bind().dialect
+        to_value = c.value.type._cached_result_processor(dialect, None)
+        to_time = c.last_event_at.type._cached_result_processor(dialect, None)
+    cols += [type_coerce(c.state, String)]
+    values: dict[Any, Any] = {}
+    times: dict[Any, Any] = {}
+
+    def convert(f: Any, memo: dict[Any, Any], raw: Any) -> Any:
+        if raw is None or f is None:
+            return raw
+        done = memo.get(raw, _MISSING)
+        if done is _MISSING:
+            done = memo[raw] = f(raw)
+        return done
+
     for i in range(0, len(member_ids), 500):
         chunk = member_ids[i : i + 500]
-        for defs, state in ((with_state, True), (without, False)):
-            if not defs:
+        stmt = select(*cols).where(c.member_id.in_(chunk), c.period_key.in_(sorted(periods)))
+        if pg:
+            stmt = stmt.where(c.definition_id.in_(definition_ids)).order_by(c.id)
+            stmt = stmt.with_for_update()
+        for r in session.execute(stmt):
+            definition_id = wanted.get(r[1])
+            if definition_id is None:
                 continue
-            stmt = (
-                select(*cols, *([c.state] if state else []))
-                .where(
-                    c.member_id.in_(chunk),
-                    c.definition_id.in_(defs),
-                    c.period_key.in_(sorted(periods)),
-                )
-                .order_by(c.id)
+            member_id = ids[r[2]]
+            raw = r[8] if definition_id in decode else None
+            state = (raw if isinstance(raw, dict) else json.loads(raw)) if raw else {}
+            out[(member_id, definition_id, r[3])] = Row(
+                id=r[0],
+                program_id=program_id,
+                definition_id=definition_id,
+                member_id=member_id,
+                period_key=r[3],
+                value=convert(to_value, values, r[4]),
+                state=state,
+                events=r[5],
+                last_event_at=convert(to_time, times, r[6]),
+                completed_at=convert(to_time, times, r[7]),
             )
-            if pg:
-                stmt = stmt.with_for_update()
-            for r in session.execute(stmt):
-                member_id, definition_id = ids[r[2]], ids[r[1]]
-                out[(member_id, definition_id, r[3])] = Row(
-                    id=r[0],
-                    program_id=program_id,
-                    definition_id=definition_id,
-                    member_id=member_id,
-                    period_key=r[3],
-                    value=r[4],
-                    state=dict(r[8] or {}) if state else {},
-                    events=r[5],
-                    last_event_at=r[6],
-                    completed_at=r[7],
-                )
     return out
 
 
