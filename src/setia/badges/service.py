@@ -135,7 +135,7 @@ def _executemany(session: Session, stmt: Any, rows: list[dict[str, Any]]) -> Non
         (n, f, None if f is None or n in ("id", "row_id") else {})
         for n, f in zip(c.names, c.converters, strict=True)
     ]
-    values: list[list[Any]] = []
+    values: list[Any] = []
     for r in rows:
         out: list[Any] = []
         for n, f, known in plan:
@@ -157,13 +157,8 @@ def _executemany(session: Session, stmt: Any, rows: list[dict[str, Any]]) -> Non
                 if done is _MISSING:
                     done = known[v] = f(v)
                 out.append(done)
-        values.append(out)
-    params: list[Any] = (
-        [tuple(v) for v in values]
-        if c.positional
-        else [dict(zip(c.names, v, strict=True)) for v in values]
-    )
-    conn.exec_driver_sql(c.sql, params)
+        values.append(tuple(out) if c.positional else dict(zip(c.names, out, strict=True)))
+    conn.exec_driver_sql(c.sql, values)
 
 
 # --------------------------------------------------------------------------- errors
