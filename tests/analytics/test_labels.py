@@ -11,15 +11,22 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
 
 from setia.analytics import labels
+from setia.analytics import members as analytics_members
 from setia.core.db import Database
 from setia.core.errors import InvalidInput
 from setia.ledger import service as ledger
+from setia.members.models import Member
+from setia.programs.models import Program
+from setia.referrals import service as referral_service
+from setia.referrals.models import Referral
+from setia.tenants.models import Tenant
 from tests.analytics.test_service_cli import cli as cli
 from tests.analytics.test_service_members import buy, refund
 from tests.conftest import TenantFixture, make_tenant
-from tests.ledger.support import member_by_external_id, post_event, tx
+from tests.ledger.support import member_by_external_id, new_member, post_event, tx
 from tests.rules.helpers import JKT, Api
 
 BONUS_AMOUNT = "1000000"
@@ -305,3 +312,88 @@ def test_no_purchase_labels(db: Database, tenant: TenantFixture, client: TestCli
     quiet = member(client, tenant, member_by_external_id(db, tenant, "quiet"))
     assert quiet["label"] == {"label": "none", "evidence": {"rule": "no order"}}
     assert quiet["loyalty"]["primary"] == "none"
+
+
+def referrals(
+    db: Database, t: TenantFixture, referrer: uuid.UUID, rows: list[tuple[str, int | None]]
+) -> None:
+    """Referrals by ``referrer``: (status, days ago it qualified or None), each with a new
+    referee, written as the referral service leaves them."""
+    referees = [new_member(db, t, f"referee-{referrer}-{i}") for i in range(len(rows))]
+
+    def run(s: Session) -> None:
+        m = s.get(Member, referrer)
+        assert m is not None
+        code = referral_service.ensure_code(s, t.tenant_id, m)
+        for referee, (status, days) in zip(referees, rows, strict=True):
+            at = dt.datetime.now(dt.UTC) - dt.timedelta(days=60)
+            qualified = None if days is None else dt.datetime.now(dt.UTC) + dt.timedelta(-days)
+            s.add(
+                Referral(
+                    tenant_id=t.tenant_id,
+                    program_id=t.program_id,
+                    code_id=code.id,
+                    code=code.code,
+                    referrer_id=referrer,
+                    referee_id=referee,
+                    status=status,
+                    qualified_at=qualified,
+                    created_at=at,
+                    updated_at=at,
+                )
+            )
+
+    tx(db, run)
+
+
+def test_qualified_referrals_are_advocacy(
+    db: Database, tenant: TenantFixture, client: TestClient
+) -> None:
+    ids = population(db, tenant, client)
+    # The fan (two reviews) made referrals: one qualified and one rewarded count; pending,
+    # held, rejected and cancelled ones do not, nor one qualified after as_of.
+    referrals(
+        db,
+        tenant,
+        ids["fan"],
+        [
+            ("qualified", 10),
+            ("rewarded", 5),
+            ("pending", None),
+            ("held", None),
+            ("rejected", None),
+            ("cancelled", None),
+            ("rewarded", -3),  # qualified three days after now: not yet at as_of
+        ],
+    )
+    fan = member(client, tenant, ids["fan"])
+    emo = fan["loyalty"]["evidence"]["emotional"]
+    assert emo["advocacy_events"] == 2
+    assert emo["qualified_referrals"] == 2
+    assert emo["advocacy"] == ["2 review.submitted events", "2 qualified referrals"]
+    assert fan["loyalty"]["scores"]["emotional"] == 1.0
+    assert "referrals" not in emo["not_recorded"]
+    # as of twelve days ago, neither referral had qualified yet (the reviews were earlier)
+    past = member(client, tenant, ids["fan"], as_of=ago(12)[:10] + "T00:00:00Z")
+    assert past["loyalty"]["evidence"]["emotional"]["qualified_referrals"] == 0
+
+    # The weekly regular (loyal, habitual) with one qualified referral: emotional 0.33, still
+    # habitual; the loyal label lists the advocacy as evidence.
+    referrals(db, tenant, ids["weekly"], [("qualified", 3)])
+    weekly = member(client, tenant, ids["weekly"])
+    assert weekly["loyalty"]["scores"]["emotional"] == pytest.approx(0.3333)
+    assert weekly["loyalty"]["evidence"]["emotional"]["advocacy"] == ["1 qualified referral"]
+    assert weekly["loyalty"]["primary"] == "habitual"
+    assert weekly["label"]["label"] == "loyal"
+    assert weekly["label"]["evidence"]["advocacy"] == 1
+
+    # the same figures from the batch (one grouped query for every member)
+    with db.session() as s:
+        t = s.get(Tenant, tenant.tenant_id)
+        p = s.get(Program, tenant.program_id)
+        assert t is not None
+        assert p is not None
+        everyone = labels.classify(s, analytics_members.analyse(s, t, p))
+    assert everyone[ids["fan"]].loyalty_evidence["emotional"]["qualified_referrals"] == 2
+    assert everyone[ids["weekly"]].scores["emotional"] == pytest.approx(0.3333)
+    assert everyone[ids["deal"]].loyalty_evidence["emotional"]["qualified_referrals"] == 0

@@ -148,6 +148,15 @@ def test_settings_parse_names_fields() -> None:
         tenant_settings.parse({"recompute_interval_days": -1})
     assert e.value.extra["field"] == "recompute_interval_days"
     assert tenant_settings.defaults().grid == tenant_settings.parse({}).grid
+    # min_weeks and min_orders are settings too, validated like the others
+    th = tenant_settings.parse({"loyalty_types": {"min_weeks": 6, "min_orders": 5}}).thresholds
+    assert (th.min_weeks, th.min_orders) == (6, 5)
+    assert tenant_settings.defaults().thresholds.min_weeks == 4
+    assert tenant_settings.defaults().document["loyalty_types"]["min_orders"] == 3
+    for name in ("min_weeks", "min_orders"):
+        with pytest.raises(InvalidInput) as e:
+            tenant_settings.parse({"loyalty_types": {name: 0}})
+        assert e.value.extra["field"] == f"loyalty_types.{name}"
 
 
 def test_settings_drive_the_on_demand_endpoints(

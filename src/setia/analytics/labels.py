@@ -9,8 +9,11 @@ set-based, portable queries grouped by member:
   ``rule_id`` — the base rate writes none; campaigns' rules are rules too), leaving out the
   status benefits (a multiplier by the member's tier or paid plan, :func:`benefit_rules`);
 - **advocacy events**: the member's events of the advocacy types (default
-  ``review.submitted``) at or before ``as_of``. Referrals and surveys (promoter scores) are
-  not recorded by the service yet, so they do not count;
+  ``review.submitted``) at or before ``as_of``;
+- **qualified referrals**: the member's referrals as referrer (``referrals`` rows) that
+  qualified — status ``qualified`` or ``rewarded`` (:data:`setia.referrals.service.COUNTED`),
+  with ``qualified_at`` at or before ``as_of``; pending, held, rejected and cancelled ones do
+  not count. Surveys (promoter scores) are not recorded by the service yet;
 - the **local purchase days** of each member (streamed ordered by member, chunked, as
   ``members.summarise_program`` does) for the gaps between purchase days.
 
@@ -34,6 +37,8 @@ from sqlalchemy.orm import Session
 from setia.analytics import members
 from setia.core.errors import InvalidInput
 from setia.events.models import Event, Order
+from setia.referrals.models import Referral
+from setia.referrals.service import COUNTED
 from setia.rules.conditions import BENEFIT_FACTORS
 from setia.rules.models import Rule, RuleAward
 
@@ -58,7 +63,7 @@ class Thresholds:
     min_weeks: int = 4  # whole weeks from the first to the last purchase a habit needs
     min_orders: int = 3  # orders needed before promotions and redemptions score
     redemptions_per_order_full: float = 0.5  # redemptions per order that score 1
-    advocacy_full: int = 3  # advocacy events that score 1
+    advocacy_full: int = 3  # advocacy events plus qualified referrals that score 1
     primary_min_score: float = 0.5  # a primary type needs at least this score
     advocacy_types: tuple[str, ...] = ("review.submitted",)
 
@@ -159,6 +164,25 @@ def _advocacy(
     return {mid: int(n) for mid, n in session.execute(q)}
 
 
+def _referrals(
+    session: Session, program_id: uuid.UUID, as_of: dt.datetime, member_id: uuid.UUID | None
+) -> dict[uuid.UUID, int]:
+    """Qualified (or rewarded) referrals per referrer, qualified at or before ``as_of``."""
+    q = (
+        select(Referral.referrer_id, func.count())
+        .where(
+            Referral.program_id == program_id,
+            Referral.status.in_(COUNTED),
+            Referral.qualified_at.is_not(None),
+            Referral.qualified_at <= as_of,
+        )
+        .group_by(Referral.referrer_id)
+    )
+    if member_id is not None:
+        q = q.where(Referral.referrer_id == member_id)
+    return {mid: int(n) for mid, n in session.execute(q)}
+
+
 def _gaps(
     session: Session,
     program_id: uuid.UUID,
@@ -189,6 +213,7 @@ def _label(
     tenure: int | None,
     p_alive: float | None,
     th: Thresholds,
+    advocacy: int = 0,
 ) -> tuple[str, dict[str, Any]]:
     ev: dict[str, Any] = {
         "purchase_days": row.purchase_days,
@@ -222,7 +247,14 @@ def _label(
         "active_days": th.active_days,
     }
     if repeat and active_by is not None:
-        return "loyal", {**ev, **rep, "rule": f"repeat buyer, active ({active_by})"}
+        # Advocacy (reviews, qualified referrals) is the loyal member's evidence where known;
+        # it does not decide the label, which needs repeat buying, tenure and activity.
+        return "loyal", {
+            **ev,
+            **rep,
+            "advocacy": advocacy,
+            "rule": f"repeat buyer, active ({active_by})",
+        }
     if repeat:
         return "at_risk", {**ev, **rep, "rule": "repeat buyer, no longer active"}
     if row.refunds == 0:
@@ -235,6 +267,7 @@ def _types(
     gaps: list[int],
     promo: int,
     advocacy: int,
+    referrals: int,
     th: Thresholds,
 ) -> tuple[dict[str, float], str, dict[str, Any]]:
     promo_share = promo / row.orders if row.orders else 0.0
@@ -261,7 +294,7 @@ def _types(
     )
     habitual = 0.0 if irregularity is None else max(0.0, 1.0 - irregularity) * (1.0 - promo_share)
     transactional = (promo_share + redeem_score) / 2.0 if enough_orders else 0.0
-    emotional = min(1.0, advocacy / th.advocacy_full)
+    emotional = min(1.0, (advocacy + referrals) / th.advocacy_full)
     scores = {
         "habitual": round(habitual, 4),
         "transactional": round(transactional, 4),
@@ -295,13 +328,25 @@ def _types(
         "emotional": {
             "advocacy_events": advocacy,
             "advocacy_types": list(th.advocacy_types),
+            "qualified_referrals": referrals,
+            "advocacy": _advocacy_text(advocacy, referrals, th.advocacy_types),
             "advocacy_full": th.advocacy_full,
-            "not_recorded": ["referrals", "surveys (promoter scores)"],
-            "formula": "min(1, advocacy_events / advocacy_full)",
+            "not_recorded": ["surveys (promoter scores)"],
+            "formula": "min(1, (advocacy_events + qualified_referrals) / advocacy_full)",
         },
         "primary_min_score": th.primary_min_score,
     }
     return scores, primary, evidence
+
+
+def _advocacy_text(events: int, referrals: int, types: Sequence[str]) -> list[str]:
+    """The advocacy in words, e.g. ``["1 review.submitted event", "2 qualified referrals"]``."""
+    out = []
+    if events:
+        out.append(f"{events} {'/'.join(types)} event{'s' if events != 1 else ''}")
+    if referrals:
+        out.append(f"{referrals} qualified referral{'s' if referrals != 1 else ''}")
+    return out
 
 
 def classify(
@@ -316,6 +361,7 @@ def classify(
     s = analysis.summary
     promo = _promo_orders(session, s.program_id, s.as_of, member_id)
     adv = _advocacy(session, s.program_id, s.as_of, th.advocacy_types, member_id)
+    refs = _referrals(session, s.program_id, s.as_of, member_id)
     gaps = _gaps(session, s.program_id, s.as_of, s.timezone, member_id)
     p = analysis.predictions
     rows = s.rows if member_id is None else [r for r in s.rows if r.member_id == member_id]
@@ -325,13 +371,10 @@ def classify(
         tenure = (s.as_of_day - row.first_purchase_day).days if row.first_purchase_day else None
         pos = analysis.position.get(row.member_id)
         alive = None if pos is None or p.p_alive is None else round(float(p.p_alive[pos]), 4)
-        label, evidence = _label(row, recency, tenure, alive, th)
+        advocacy, referred = adv.get(row.member_id, 0), refs.get(row.member_id, 0)
+        label, evidence = _label(row, recency, tenure, alive, th, advocacy + referred)
         scores, primary, lev = _types(
-            row,
-            gaps.get(row.member_id, []),
-            promo.get(row.member_id, 0),
-            adv.get(row.member_id, 0),
-            th,
+            row, gaps.get(row.member_id, []), promo.get(row.member_id, 0), advocacy, referred, th
         )
         out[row.member_id] = MemberLabel(row.member_id, label, evidence, scores, primary, lev)
     return out

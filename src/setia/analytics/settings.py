@@ -6,8 +6,9 @@ saved settings gets :func:`defaults` (version 0). The document::
 
     {"rfm_grid": {"5": [5 segment codes for FM = 1..5], "4": [...], ..., "1": [...]},
      "labels": {"loyal_min_days": 3, "loyal_min_tenure_days": 30, "active_p_alive": 0.5,
-                "active_days": 45, "new_days": 30, "lost_days": 180, "lost_p_alive": 0.1},
-     "loyalty_types": {"min_gaps": 2, "redemptions_per_order_full": 0.5,
+                "active_days": 45, "new_days": 30, "lost_days": 180, "lost_p_alive": 0.0},
+     "loyalty_types": {"min_gaps": 2, "min_weeks": 4, "min_orders": 3,
+                       "redemptions_per_order_full": 0.5,
                        "advocacy_full": 3, "primary_min_score": 0.5,
                        "advocacy_types": ["review.submitted"]},
      "model": {"horizon_weeks": 12.0, "months": 12, "discount_rate": 0.01},
@@ -47,6 +48,8 @@ LABEL_FIELDS = (
 )
 TYPE_FIELDS = (
     "min_gaps",
+    "min_weeks",
+    "min_orders",
     "redemptions_per_order_full",
     "advocacy_full",
     "primary_min_score",
@@ -73,6 +76,8 @@ class LabelsIn(_Doc):
 
 class LoyaltyTypesIn(_Doc):
     min_gaps: int = Field(_TH.min_gaps, ge=1, le=1000)
+    min_weeks: int = Field(_TH.min_weeks, ge=1, le=520)
+    min_orders: int = Field(_TH.min_orders, ge=1, le=1000)
     redemptions_per_order_full: float = Field(_TH.redemptions_per_order_full, gt=0, le=100)
     advocacy_full: int = Field(_TH.advocacy_full, ge=1, le=10000)
     primary_min_score: float = Field(_TH.primary_min_score, ge=0, le=1)

@@ -89,7 +89,7 @@ def seed_referrals(
         ).scalars()
     )
     # A few advocates bring most friends (word of mouth is lopsided).
-    advocates = rng.sample(people[: max(2, len(people) // 3)], k=min(12, max(2, len(people) // 10)))
+    advocates = _advocates(people, rng)
     weights = [rng.choice((1, 2, 3, 8)) for _ in advocates]
     chosen: list[tuple[Member, Member]] = []
     for m in people:
@@ -204,6 +204,27 @@ def seed_referrals(
         "by_status": {k: int(v) for k, v in sorted(counts.items())},
         "held_burst_code": burst,
     }
+
+
+def _persona_type(m: Member) -> str | None:
+    persona = (m.attributes or {}).get("demo_persona")
+    return persona.get("loyalty_type") if isinstance(persona, dict) else None
+
+
+def _advocates(people: list[Member], rng: random.Random) -> list[Member]:
+    """The few members who bring most friends, among the earlier third of the members (they
+    need time to bring friends). Members whose demo persona is emotional (advocacy is what
+    makes them so) are taken first, so the referrals agree with the demo's ground truth; the
+    rest, or all of them when no member has a persona, are picked at random."""
+    k = min(12, max(2, len(people) // 10))
+    pool = people[: max(2, len(people) // 3)]
+    fans = [m for m in pool if _persona_type(m) == "emotional"]
+    chosen = rng.sample(fans, k=min(k, len(fans)))
+    if len(chosen) < k:
+        taken = {m.id for m in chosen}
+        rest = [m for m in pool if m.id not in taken]
+        chosen += rng.sample(rest, k=k - len(chosen))
+    return chosen
 
 
 def _burst(
