@@ -398,9 +398,11 @@ def merge_members(
     session.execute(update(Event).where(Event.member_id == source.id).values(member_id=survivor.id))
     session.execute(update(Order).where(Order.member_id == source.id).values(member_id=survivor.id))
     tiers.merge_members(session, tenant, source.id, survivor.id, actor=actor)
+    from setia.badges import merge as badges
     from setia.referrals import service as referrals
 
     referrals.on_merge(session, tenant.id, source.id, survivor.id)
+    badges.on_merge(session, source.id, survivor.id)
     # Consent is personal: the survivor keeps its own, the source's history is kept on the source.
     taken = {}
     for field in ("external_id", "phone", "email", "name", "birthday"):
