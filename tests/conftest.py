@@ -36,14 +36,19 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "postgres_only: needs PostgreSQL (row locks, real concurrency)"
     )
+    config.addinivalue_line("markers", "sqlite_only: about SQLite's own behaviour (one writer)")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if config.getoption("--db") == "postgres":
-        return
-    skip = pytest.mark.skip(reason="PostgreSQL only; runs in the --db=postgres pass of make test")
+        other, skip = "sqlite_only", pytest.mark.skip(reason="SQLite only; runs in the SQLite pass")
+    else:
+        other = "postgres_only"
+        skip = pytest.mark.skip(
+            reason="PostgreSQL only; runs in the --db=postgres pass of make test"
+        )
     for item in items:
-        if "postgres_only" in item.keywords:
+        if other in item.keywords:
             item.add_marker(skip)
 
 

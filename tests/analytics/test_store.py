@@ -370,13 +370,12 @@ def test_recompute_and_settings_cli(
     assert {row.rfm_segment for row in stored(db, tenant).values()} == {"loyal"}
 
 
+@pytest.mark.sqlite_only
 def test_job_on_a_busy_sqlite_database_skips(
-    db: Database, tenant: TenantFixture, backend: str, db_url: str, monkeypatch: Any
+    db: Database, tenant: TenantFixture, db_url: str, monkeypatch: Any
 ) -> None:
     """SQLite: a job that cannot get the write lock (another process recomputing or
     writing) reports the program as skipped instead of failing the whole jobs run."""
-    if backend != "sqlite":
-        pytest.skip("SQLite's single writer")
     from sqlalchemy import text
 
     from setia.core.config import get_settings
