@@ -7,7 +7,7 @@ DEMO_DB ?= sqlite:///./demo.db
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install demo test test-sqlite test-postgres lint postgres java bench clean
+.PHONY: install demo test test-sqlite test-postgres lint postgres java browser bench clean
 
 install: $(VENV)/.installed
 
@@ -33,17 +33,25 @@ java:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq openjdk-17-jre-headless >/dev/null; \
 	fi
 
+# Headless Chromium and its driver for the browser tests (Debian's packages), when missing.
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; else \
+	  echo "installing headless Chromium for the browser tests (Debian packages chromium, chromium-driver)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	fi
+
 demo: install
 	SETIA_DATABASE_URL=$(DEMO_DB) $(BIN)/setia demo --fresh --host $(HOST) --port $(PORT)
 
-test: install postgres java lint
+test: install postgres java browser lint
 	$(BIN)/pytest tests --db=sqlite
 	$(BIN)/pytest tests --db=postgres
 
-test-sqlite: install java
+test-sqlite: install java browser
 	$(BIN)/pytest tests --db=sqlite
 
-test-postgres: install postgres java
+test-postgres: install postgres java browser
 	$(BIN)/pytest tests --db=postgres
 
 lint: install

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -41,6 +41,8 @@ from setia.rules.api import router as rules_router
 from setia.tenants.api import router as tenants_router
 from setia.tiers.api import router as tiers_router
 from setia.wallet.api import router as wallet_router
+from setia.web import errors as web_errors
+from setia.web.routes import install as install_web
 
 log = logging.getLogger("setia")
 PROBLEM = "application/problem+json"
@@ -142,13 +144,17 @@ def create_app(db: Database | None = None) -> FastAPI:
     app.state.db = database
 
     @app.exception_handler(SetiaError)
-    async def setia_error(request: Request, exc: SetiaError) -> JSONResponse:
+    async def setia_error(request: Request, exc: SetiaError) -> Response:
+        if web_errors.is_web(request):
+            return web_errors.page(request, exc.status, exc.detail)
         return JSONResponse(
             exc.problem(str(request.url.path)), status_code=exc.status, media_type=PROBLEM
         )
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        if web_errors.is_web(request):
+            return web_errors.page(request, 422)
         errors = [
             {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
             for e in exc.errors()
@@ -157,7 +163,9 @@ def create_app(db: Database | None = None) -> FastAPI:
         return _problem(422, "validation_error", "Invalid payload", detail, errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if web_errors.is_web(request):
+            return web_errors.page(request, exc.status_code)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return _problem(exc.status_code, code, str(exc.detail), str(exc.detail))
 
@@ -177,8 +185,10 @@ def create_app(db: Database | None = None) -> FastAPI:
         )
 
     @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
+        if web_errors.is_web(request):
+            return web_errors.page(request, 500)
         return _problem(
             500,
             "internal_error",
@@ -206,7 +216,13 @@ def create_app(db: Database | None = None) -> FastAPI:
 
     @app.get("/", include_in_schema=False)
     def index() -> dict[str, str]:
-        return {"name": "Setia", "docs": "/docs", "openapi": "/openapi.json"}
+        return {
+            "name": "Setia",
+            "console": "/console",
+            "portal": "/portal",
+            "docs": "/docs",
+            "openapi": "/openapi.json",
+        }
 
     for router in (
         tenants_router,
@@ -230,6 +246,7 @@ def create_app(db: Database | None = None) -> FastAPI:
         badges_router,
     ):
         app.include_router(router)
+    install_web(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
 
     def openapi() -> dict[str, Any]:

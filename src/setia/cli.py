@@ -380,6 +380,22 @@ def demo(
             f"{summary['events']} events, {summary['redemptions']} redemptions."
         )
     base = f"http://{host}:{port}"
+    owner = next(u for u in summary["console_users"] if u["role"] == "owner")
+    typer.secho(f"\nAdmin console: {base}/console", bold=True)
+    typer.echo(f"  sign in as   {owner['email']} / {owner['password']} (owner)")
+    others = ", ".join(f"{u['email']} ({u['role']})" for u in summary["console_users"][1:])
+    typer.echo(f"  also         {others}; same password")
+    member = summary.get("portal_member")
+    if member:
+        from urllib.parse import quote
+
+        typer.secho(
+            f"Member portal: {base}/portal/{summary['tenant_id']}/sign-in?login={quote(member['phone'])}",
+            bold=True,
+        )
+        typer.echo(
+            f"  as {member['name']}; the one-time code is printed in this log (no messaging yet)"
+        )
     typer.echo(f"\nAdmin API key: {summary['api_key']}")
     typer.echo(f"API docs:      {base}/docs")
     typer.echo(

@@ -6,7 +6,8 @@ import setia.causes.models
 import setia.checkout.models
 import setia.coupons.models
 import setia.referrals.models
-import setia.rewards.models  # noqa: F401  (each domain's tables, registered on import)
+import setia.rewards.models
+import setia.web.models  # noqa: F401  (each domain's tables, registered on import)
 from setia.audit.models import AuditRecord
 from setia.core.db import Base
 from setia.events.models import Event, Order

@@ -21,6 +21,11 @@ class Settings(BaseSettings):
     batch_max_events: int = 1000
     sqlite_busy_timeout_ms: int = 30_000
     echo_sql: bool = False
+    cookie_secure: bool | None = Field(
+        default=None,
+        description="Mark console/portal cookies Secure; unset: only when the request is HTTPS "
+        "(set true behind a TLS-terminating proxy that forwards plain HTTP).",
+    )
 
 
 @lru_cache(maxsize=1)

@@ -35,6 +35,7 @@ from setia.core.db import Database
 from setia.core.time import add_months, as_utc, utcnow, zone
 from setia.demo import catalog as cat
 from setia.demo import tiers as demo_tiers
+from setia.demo import web as demo_web
 from setia.demo.badges import seed_badges
 from setia.demo.referrals import seed_referrals
 from setia.demo.rewards import seed_catalog
@@ -986,7 +987,11 @@ def build_demo(
         summary["catalog"] = catalog
         summary["referrals"] = referral_summary
         summary["badges"] = badges_summary
+        console_users = demo_web.ensure_console_users(s, tenant_id)
+        portal = demo_web.portal_member(s, tenant_id)
     return {
+        "console_users": console_users,
+        "portal_member": portal,
         "tenant": cat.TENANT_NAME,
         "tenant_id": str(tenant_id),
         "program": cat.PROGRAM_NAME,
@@ -1190,7 +1195,11 @@ def reuse_demo(db: Database, tenant_id: uuid.UUID) -> dict[str, Any]:
             select(func.count()).select_from(Event).where(Event.tenant_id == tenant_id)
         ).scalar_one()
         summary = _summary(s, program.id)
+        console_users = demo_web.ensure_console_users(s, tenant_id)
+        portal = demo_web.portal_member(s, tenant_id)
         return {
+            "console_users": console_users,
+            "portal_member": portal,
             "tenant": cat.TENANT_NAME,
             "tenant_id": str(tenant_id),
             "program": program.name,

@@ -1,0 +1,7 @@
+"""Rewards and stock; coupon campaigns (generate, import, export codes)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(include_in_schema=False)

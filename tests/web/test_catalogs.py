@@ -1,0 +1,32 @@
+"""Every message of the console and portal is translated to Indonesian and Malay."""
+
+from __future__ import annotations
+
+from setia.web import catalogs, i18n
+from setia.web.templating import translate
+
+
+def test_every_message_is_translated_in_id_and_ms() -> None:
+    gaps = catalogs.missing()
+    report = {
+        lang: sorted(f"{sorted(files)[0]}: {msgid}" for msgid, files in msgs.items())
+        for lang, msgs in gaps.items()
+    }
+    assert not gaps, f"untranslated (run `python -m setia.web.catalogs`): {report}"
+
+
+def test_placeholders_match_between_english_and_translations() -> None:
+    assert catalogs.placeholder_mismatches() == []
+
+
+def test_translate_fills_placeholders_in_each_language() -> None:
+    assert translate("en", "Enter %(minimum)s or more.", minimum=5) == "Enter 5 or more."
+    assert translate("id", "Enter %(minimum)s or more.", minimum=5) == "Masukkan 5 atau lebih."
+    assert translate("ms", "This field is required.") == "Medan ini wajib diisi."
+
+
+def test_money_and_numbers_follow_the_language() -> None:
+    assert i18n.money("25000", "IDR", "id") == "Rp\xa025.000"
+    assert i18n.money("12.5", "MYR", "ms") == "RM12.50"
+    assert i18n.number(1234567, "id") == "1.234.567"
+    assert i18n.number(1234567, "en") == "1,234,567"
