@@ -232,3 +232,38 @@ def shot(driver: Any, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     driver.save_screenshot(str(path))
     return path
+
+
+def browser_session(browser: Any, server: LiveServer, login: StaffLogin) -> None:
+    """Sign the browser in as ``login`` without the sign-in form (a real session row and
+    cookie), for journeys that are not about signing in."""
+    with server.db.session() as session:
+        new = security.start_session(
+            session,
+            kind="staff",
+            tenant_id=_tenant_of(server.db, login.id),
+            staff_user_id=login.id,
+            locale="en",
+        )
+        token = new.token
+    browser.get(server.url + "/healthz")
+    browser.add_cookie({"name": STAFF_COOKIE, "value": token, "path": "/"})
+
+
+def browser_sign_in(browser: Any, server: LiveServer, login: StaffLogin) -> None:
+    """Sign in through the sign-in page (inputs #f-email and #f-password, one submit button)."""
+    from selenium.webdriver.common.by import By
+
+    browser.get(server.url + "/console/sign-in")
+    browser.find_element(By.ID, "f-email").send_keys(login.email)
+    browser.find_element(By.ID, "f-password").send_keys(login.password)
+    browser.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+
+
+def _tenant_of(db: Database, staff_user_id: uuid.UUID) -> uuid.UUID:
+    from setia.web.models import StaffUser
+
+    with db.session() as session:
+        user = session.get(StaffUser, staff_user_id)
+        assert user is not None
+        return user.tenant_id

@@ -185,7 +185,19 @@ def require(permission: str) -> Any:
             raise WebForbidden("role", permission)
         return web
 
+    dep.permission = permission  # type: ignore[attr-defined]  # read by tests/web/test_roles.py
     return Depends(dep)
+
+
+FLASH_COOKIE = "setia_flash"
+
+
+def flash(request: Request, text: str, kind: str = "ok") -> None:
+    """A message for the next page (after a POST-redirect-GET): ``text`` already translated
+    (``web.t(...)``); ``kind`` is ok, info, warn or error. ``render`` shows and clears it."""
+    from urllib.parse import quote as _quote
+
+    set_cookie(request, FLASH_COOKIE, f"{kind}:{_quote(text)}", path="/", max_age=60)
 
 
 async def _checked(request: Request, web: WebContext) -> FormData:

@@ -96,7 +96,7 @@ def render(
         "when": lambda value, fmt="medium": i18n.when(value, lang, tz, fmt),
         "day": lambda value, fmt="medium": i18n.day(value, lang, tz, fmt),
         "path": request.url.path,
-        "flash": getattr(request.state, "flash", None),
+        "flash": getattr(request.state, "flash", None) or _read_flash(request),
     }
     if context:
         ctx.update(context)
@@ -106,4 +106,20 @@ def render(
     if pending:
         for args in pending:
             response.set_cookie(**args)
+    if request.cookies.get("setia_flash") and not any(
+        a.get("key") == "setia_flash" for a in pending or []
+    ):
+        response.delete_cookie("setia_flash", path="/")
     return response
+
+
+def _read_flash(request: Request) -> dict[str, str] | None:
+    from urllib.parse import unquote
+
+    raw = request.cookies.get("setia_flash")
+    if not raw or ":" not in raw:
+        return None
+    kind, text = raw.split(":", 1)
+    if kind not in ("ok", "info", "warn", "error"):
+        kind = "info"
+    return {"kind": kind, "text": unquote(text)[:500]}
