@@ -26,6 +26,7 @@ from setia.rewards import cli as rewards_cli
 from setia.rules import cli as rules_cli
 from setia.tiers import cli as tiers_cli
 from setia.wallet import cli as wallet_cli
+from setia.web import cli as staff_cli
 
 app = typer.Typer(
     help="Setia: customer loyalty, self-hosted.",
@@ -60,6 +61,7 @@ app.add_typer(finance_cli.app, name="finance")
 app.add_typer(analytics_cli.app, name="analytics")
 app.add_typer(referrals_cli.app, name="referrals")
 app.add_typer(badges_cli.app, name="badges")
+app.add_typer(staff_cli.app, name="staff")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
