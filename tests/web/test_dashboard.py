@@ -4,6 +4,7 @@ with messages next to the field, roles are enforced, an empty tenant gets empty 
 
 from __future__ import annotations
 
+import html as html_lib
 import re
 from collections.abc import Callable
 from datetime import date, timedelta
@@ -141,7 +142,7 @@ def tile(html: str, name: str) -> str:
 
 def field_error(html: str, name: str) -> str | None:
     found = re.search(rf'<p class="field-error" id="err-{name}">([^<]*)</p>', html)
-    return found.group(1) if found else None
+    return html_lib.unescape(found.group(1)) if found else None
 
 
 def test_the_dashboard_shows_the_services_figures(
