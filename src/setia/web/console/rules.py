@@ -293,7 +293,8 @@ def _known(errors: FieldErrors, msg: str) -> str:
     return msg
 
 
-def _generic(errors: FieldErrors, err: Mapping[str, Any]) -> str:
+def generic_message(errors: FieldErrors, err: Mapping[str, Any]) -> str:
+    """A pydantic error's text with the generic part in the reader's language."""
     kind = str(err.get("type", ""))
     ctx = err.get("ctx") or {}
     if kind == "missing":
@@ -350,11 +351,11 @@ def rule_errors(errors: FieldErrors, exc: ValidationError) -> None:
         if head == "schedule":
             sub = str(loc[1]) if len(loc) > 1 else ""
             name = SCHEDULE_FIELD.get(sub, "active_to")
-            errors.add_text(name, _generic(errors, err))
+            errors.add_text(name, generic_message(errors, err))
             continue
         name = FIELD_OF.get(head, "__all__")
         if name in JSON_FIELDS:
-            text = _generic(errors, err)
+            text = generic_message(errors, err)
             m = PATH_MSG.match(msg) if err.get("type") == "value_error" else None
             if m:  # an effect's items_where condition names its own path
                 text = f"{m.group('path')}: {_known(errors, m.group('msg'))}"
@@ -362,7 +363,7 @@ def rule_errors(errors: FieldErrors, exc: ValidationError) -> None:
             else:
                 errors.add_text(name, f"{_path(loc)}: {text}")
         else:
-            errors.add_text(name, _generic(errors, err))
+            errors.add_text(name, generic_message(errors, err))
 
 
 def parse_rule_form(
