@@ -89,7 +89,7 @@
     var datasets = data.datasets.map(function (ds) {
       var out = { label: ds.label, data: ds.data, backgroundColor: ds.backgroundColor,
         borderColor: ds.borderColor, borderWidth: round ? 2 : (type === "line" ? 2 : 0) };
-      if (type === "line") { out.tension = 0.25; out.fill = false; out.pointRadius = 2; }
+      if (type === "line") { out.cubicInterpolationMode = "monotone"; out.fill = false; out.pointRadius = 2; }
       return out;
     });
     var cfg = {
