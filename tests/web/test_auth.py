@@ -385,3 +385,13 @@ def test_invite_end_to_end_through_the_pages(
     assert web.get(path).status_code == 410
     listing = owner.get("/console/settings/staff")
     assert "Rina &lt;b&gt;Marketing&lt;/b&gt;" in listing.text
+
+
+def test_the_language_links_before_sign_in_come_back_to_the_page(web: TestClient) -> None:
+    r = web.get("/console/lang?lang=id&next=/console/reset", follow_redirects=False)
+    assert r.status_code == 303
+    assert r.headers["location"] == "/console/reset"
+    assert "setia_lang=id" in r.headers["set-cookie"]
+    assert "Atur ulang kata sandi" in web.get("/console/reset").text
+    r = web.get("/console/lang?lang=ms&next=https://evil.example/", follow_redirects=False)
+    assert r.headers["location"] == "/console/sign-in"

@@ -418,3 +418,28 @@ def test_the_staff_commands(cli: Callable[..., Any], tenant: TenantFixture, db: 
     assert json.loads(r.output)["status"] == "disabled"
     r = cli("staff", "disable", "nobody@example.com")
     assert r.exit_code == 1
+
+
+def test_a_double_submitted_form_creates_one_key_and_one_invite(
+    console_as: Any, db: Database
+) -> None:
+    c = console_as("owner")
+    page = c.get("/console/settings/keys")
+    idem = re.search(r'name="idem" value="([^"]+)"', page.text)
+    assert idem
+    first = c.post("/console/settings/keys", {"name": "Till 2", "scope": "pos", "idem": idem[1]})
+    assert first.status_code == 201
+    assert first.headers["cache-control"] == "no-store"
+    again = c.post("/console/settings/keys", {"name": "Till 2", "scope": "pos", "idem": idem[1]})
+    assert again.status_code == 303
+    assert "already created" in c.get(again.headers["location"]).text
+    with db.session() as s:
+        assert len(s.scalars(select(ApiKey).where(ApiKey.name == "Till 2")).all()) == 1
+    page = c.get("/console/settings/staff")
+    idem = re.search(r'name="idem" value="([^"]+)"', page.text)
+    assert idem
+    form = {"email": "dewi@example.com", "role": "analyst", "idem": idem[1]}
+    assert c.post("/console/settings/staff/invite", form).status_code == 201
+    again = c.post("/console/settings/staff/invite", form)
+    assert again.status_code == 303
+    assert "already sent" in c.get(again.headers["location"]).text

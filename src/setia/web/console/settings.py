@@ -8,15 +8,19 @@ Permissions: every tab needs ``settings.view`` to open (owner, admin); the tenan
 
 from __future__ import annotations
 
+import uuid
+from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
+from sqlalchemy import select
 
 from setia.audit import service as audit
+from setia.audit.models import AuditRecord
 from setia.core.errors import NotFound, SetiaError
-from setia.core.time import zone
+from setia.core.time import utcnow, zone
 from setia.outbox import service as outbox
 from setia.programs import service as programs
 from setia.programs.models import Program
@@ -109,13 +113,42 @@ def _page(
     template: str,
     context: dict[str, Any],
     status_code: int = 200,
+    *,
+    secret: bool = False,
 ) -> HTMLResponse:
+    """A settings tab; ``secret`` pages (a new key, an invite link) are never cached."""
     return render(
         request,
         f"console/settings/{template}",
         {"tabs": _tabs(web), **context},
         status_code=status_code,
+        headers={"Cache-Control": "no-store"} if secret else None,
     )
+
+
+def _idem(form: Any) -> str:
+    """The form's one-time id (made when the form was drawn), to spot a double submit."""
+    value = str(form.get("idem") or "")[:64]
+    return value if parse_uuid(value) else ""
+
+
+def _with_idem(values: dict[str, Any]) -> dict[str, Any]:
+    return {**values, "idem": values.get("idem") or str(uuid.uuid4())}
+
+
+def _done_before(web: WebContext, action: str, idem: str) -> AuditRecord | None:
+    """The audit record of this very form's earlier submit, if any (last hour)."""
+    if not idem:
+        return None
+    since = utcnow() - timedelta(hours=1)
+    rows = web.session.scalars(
+        select(AuditRecord).where(
+            AuditRecord.tenant_id == web.tenant.id,
+            AuditRecord.action == action,
+            AuditRecord.created_at >= since,
+        )
+    )
+    return next((r for r in rows if (r.details or {}).get("idem") == idem), None)
 
 
 @router.get("/console/settings")
@@ -377,7 +410,7 @@ def _keys_page(
         "keys.html",
         {
             "keys": keys,
-            "form": form or {"scope": "pos"},
+            "form": _with_idem(form or {"scope": "pos"}),
             "errors": errors,
             "scopes": [(k, web.t(v)) for k, v in SCOPE_NAMES.items()],
             "scope_names": SCOPE_NAMES,
@@ -400,7 +433,11 @@ def key_create(
     scope = errors.choice(form, "scope", list(SCOPE_NAMES))
     shown = {"name": str(form.get("name") or ""), "scope": str(form.get("scope") or "")}
     if errors or name is None or scope is None:
-        return _keys_page(request, web, shown, errors, 422)
+        return _keys_page(request, web, {**shown, "idem": _idem(form)}, errors, 422)
+    idem = _idem(form)
+    if _done_before(web, "api_key.created", idem) is not None:
+        flash(request, web.t("That key was already created; its secret was shown once."), "warn")
+        return redirect(request, "/console/settings/keys")
     try:
         body = KeyIn(scope=scope, name=name)
         key, secret = tenants.create_key(
@@ -413,7 +450,7 @@ def key_create(
             action="api_key.created",
             subject_type="api_key",
             subject_id=key.id,
-            details={"name": key.name, "scope": key.scope, "prefix": key.prefix},
+            details={"name": key.name, "scope": key.scope, "prefix": key.prefix, "idem": idem},
         )
         web.session.commit()
     except (SetiaError, ValidationError) as exc:
@@ -429,6 +466,7 @@ def key_create(
         "key_created.html",
         {"key": key, "secret": secret, "scope_names": SCOPE_NAMES},
         status_code=201,
+        secret=True,
     )
 
 
@@ -506,7 +544,7 @@ def _staff_page(
         "staff.html",
         {
             "users": users,
-            "form": form or {"role": "cashier"},
+            "form": _with_idem(form or {"role": "cashier"}),
             "errors": errors,
             "row_errors": row_errors or {},
             "role_options": [(r, web.t(ROLE_NAMES[r])) for r in assignable],
@@ -555,8 +593,12 @@ def staff_invite(
     role = errors.choice(form, "role", list(ROLES))
     name = errors.text(form, "name", max_length=200) or ""
     shown = {k: str(form.get(k) or "") for k in ("email", "role", "name")}
+    idem = _idem(form)
     if errors or email is None or role is None:
-        return _staff_page(request, web, shown, errors, status_code=422)
+        return _staff_page(request, web, {**shown, "idem": idem}, errors, status_code=422)
+    if _done_before(web, "staff.invited", idem) is not None:
+        flash(request, web.t("That invitation was already sent; its link was shown once."), "warn")
+        return redirect(request, "/console/settings/staff")
     try:
         staff.check_may_invite(web.staff, role)
         new = staff.create_user(
@@ -576,7 +618,7 @@ def staff_invite(
             action="staff.invited",
             subject_type="staff_user",
             subject_id=new.user.id,
-            details={"email": new.user.email, "role": role},
+            details={"email": new.user.email, "role": role, "idem": idem},
         )
         web.session.commit()
     except SetiaError as exc:
@@ -600,6 +642,7 @@ def staff_invite(
         "invite_created.html",
         {"user": new.user, "link": link, "role_names": ROLE_NAMES},
         status_code=201,
+        secret=True,
     )
 
 
@@ -714,4 +757,5 @@ def staff_reinvite(
         "invite_created.html",
         {"user": user, "link": link, "role_names": ROLE_NAMES},
         status_code=201,
+        secret=True,
     )
