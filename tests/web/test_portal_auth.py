@@ -39,8 +39,9 @@ def fresh_client(db: Database) -> TestClient:
 
 
 def csrf_of(html: str) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
-    assert found, "no CSRF field on the page"
+    """The CSRF token of the page's own form (inside <main>, not the language switch)."""
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html.split("<main", 1)[1])
+    assert found, "no CSRF field in the page's form"
     return found.group(1)
 
 

@@ -511,3 +511,68 @@ def test_the_language_switch_changes_the_texts_and_the_members_language(
         assert m.locale == lang
         row = s.scalars(select(WebSession).where(WebSession.member_id == m.id)).one()
         assert row.locale == lang
+
+
+def test_every_form_on_every_page_carries_the_sessions_csrf_token(
+    db: Database, client: TestClient, tenant: TenantFixture, portal_as: Any
+) -> None:
+    make_reward(db, tenant, points=10)
+    cause_id = make_cause(db, tenant)
+    member_id = new_member(client, tenant)
+    give_points(client, tenant, member_id, 100)
+    p = portal_as(member_id, lang="en")
+    for url in (
+        "/portal",
+        "/portal/history",
+        "/portal/rewards",
+        "/portal/rewards/free-coffee",
+        "/portal/my-rewards",
+        "/portal/refer",
+        "/portal/badges",
+        "/portal/causes",
+        f"/portal/causes/{cause_id}",
+        "/portal/profile",
+        "/portal/profile/delete",
+    ):
+        html = p.get(url).text
+        tokens = re.findall(r'name="csrf_token" value="([^"]*)"', html)
+        assert tokens, url
+        assert set(tokens) == {p.csrf}, url
+
+
+def test_a_physical_reward_asks_for_the_delivery_address(
+    db: Database, client: TestClient, tenant: TenantFixture, portal_as: Any
+) -> None:
+    with db.session() as s:
+        row = s.get(Tenant, tenant.tenant_id)
+        assert row is not None
+        program = programs.get_program(s, row.id, None)
+        rewards.put_reward(
+            s,
+            row,
+            program,
+            "tumbler",
+            RewardIn.model_validate(
+                {"kind": "physical", "names": {"id": "Tumbler", "en": "Tumbler"}, "points": 100}
+            ),
+            actor="test",
+        )
+        s.commit()
+    member_id = new_member(client, tenant)
+    give_points(client, tenant, member_id, 300)
+    p = portal_as(member_id, lang="en")
+    page = p.get("/portal/rewards/tumbler")
+    assert 'id="f-address"' in page.text
+    idem = idem_of(page.text)
+    missing = p.post("/portal/rewards/tumbler/redeem", {"idem": idem, "address": " "})
+    assert missing.status_code == 422
+    assert 'id="err-address"' in missing.text
+    done = p.post(
+        "/portal/rewards/tumbler/redeem", {"idem": idem, "address": "Jl. Braga 12, Bandung"}
+    )
+    assert done.status_code == 303
+    with db.session() as s:
+        red = s.scalars(select(RewardRedemption)).one()
+        assert red.shipping_address == {"text": "Jl. Braga 12, Bandung"}
+        assert red.status == "requested"
+    assert "Requested" in p.get(done.headers["location"]).text

@@ -133,12 +133,12 @@ def send_code(
         },
     )
     log.warning(
-        "portal sign-in code %s for member %s of %s (%s %s, valid %d minutes)",
+        "Portal sign-in code for %s at %s: %s (member %s, by %s; valid %d minutes)",
+        _mask(to),
+        tenant.name,
         code,
         member.id,
-        tenant.name,
         channel,
-        _mask(to),
         CODE_MINUTES,
     )
     return row

@@ -135,9 +135,11 @@ def home(request: Request, session: SessionDep) -> Response:
 
 
 def _line_label(row: dict[str, Any]) -> str:
-    if row["kind"] in HOLD_LABELS:
-        return HOLD_LABELS[row["kind"]]
-    return LINE_LABELS.get(row["code"], OTHER_LINE)
+    """A reward's points are first set aside, then spent: the member sees "Reward redeemed"
+    for the first and nothing for the second (it changes no balance)."""
+    if row["kind"] in ("VOID_PENDING", "EXPIRE_PENDING") or row["code"] not in LINE_LABELS:
+        return HOLD_LABELS.get(row["kind"], OTHER_LINE)
+    return LINE_LABELS[row["code"]]
 
 
 @router.get("/portal/history", response_model=None)
@@ -152,7 +154,7 @@ def history(request: Request, web: MemberWeb, cursor: str | None = None) -> Resp
     )
     more = len(rows) > HISTORY_PAGE
     rows = rows[:HISTORY_PAGE]
-    lines = [{**r, "label": web.t(_line_label(r))} for r in rows]
+    lines = [{**r, "label": web.t(_line_label(r))} for r in rows if r["change"] != 0]
     return render(
         request,
         "portal/history.html",
@@ -236,6 +238,7 @@ def _confirm(
     code: str,
     errors: FieldErrors | None = None,
     status_code: int = 200,
+    form: Any = None,
 ) -> Response:
     points, item = _find_item(web, code)
     if item is None:
@@ -249,8 +252,9 @@ def _confirm(
             "points": points,
             "item": item,
             "after": points - item["points"],
-            "idem": uuid.uuid4().hex,
+            "idem": str(form.get("idem")) if form and form.get("idem") else uuid.uuid4().hex,
             "errors": errors,
+            "form": form,
         },
         status_code=status_code,
     )
@@ -268,8 +272,21 @@ def redeem(request: Request, code: str, form: PortalForm, web: MemberWeb) -> Res
     if idem is None:
         errors.add("__all__", "This form was already used. Open the reward again.")
         return _confirm(request, web, code, errors, 422)
+    _points, item = _find_item(web, code)
+    if item is None:
+        return page(request, 404)
+    address = None
+    if item["reward"].kind == "physical":
+        address = errors.text(form, "address", required=True, max_length=500)
+        if address is None:
+            return _confirm(request, web, code, errors, 422, form)
     program = program_of(web)
-    body = RedemptionIn(reward=code, channel="portal", program_id=program.id)
+    body = RedemptionIn(
+        reward=code,
+        channel="portal",
+        program_id=program.id,
+        shipping_address={"text": address} if address else None,
+    )
     try:
         red, created = write(
             web.session,
@@ -302,7 +319,7 @@ def redeem(request: Request, code: str, form: PortalForm, web: MemberWeb) -> Res
         else:
             message = REDEEM_ERRORS.get(exc.code, REDEEM_FAILED)
             errors.add_text("__all__", web.t(message))
-        return _confirm(request, web, code, errors, 409)
+        return _confirm(request, web, code, errors, 409, form)
     if created:
         flash(request, web.t("Done! Your reward is ready."), "ok")
     return redirect(request, f"/portal/my-rewards/{red.id}")
