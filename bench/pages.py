@@ -341,13 +341,13 @@ def measure(
         baseline = [("static " + STATIC, STATIC, console), ("GET " + HEALTH, HEALTH, console)]
         everything = baseline + pages
         times: dict[str, list[float]] = {label: [] for label, _, _ in everything}
-        status: dict[str, int] = {}
+        answered: dict[str, int] = {}
         for round_ in range(repeat + 2):
             for label, url, client in everything:
                 started = time.perf_counter()
                 r = client.get(url, follow_redirects=False)
                 took = time.perf_counter() - started
-                status[label] = r.status_code
+                answered[label] = r.status_code
                 if round_ >= 2:
                     times[label].append(took * 1000)
         floor = statistics.median(times[baseline[0][0]])
@@ -358,7 +358,7 @@ def measure(
                 {
                     "page": label,
                     "url": url,
-                    "status": status[label],
+                    "status": answered[label],
                     "median": med,
                     "p95": pct(samples, 95),
                     "ratio": med / floor if floor else float("nan"),
