@@ -228,6 +228,8 @@ def test_roles_marketer_edits_analyst_reads_cashier_is_refused(
 
 def test_a_post_without_csrf_is_refused_and_writes_nothing(console_as: Any, db: Database) -> None:
     c = console_as("owner")
+    for url in ("/console/rules/new", "/console/rules/simulate", "/console/rules/campaigns/new"):
+        assert f'name="csrf_token" value="{c.csrf}"' in c.get(url).text, url
     r = c.post("/console/rules/new", _form(), csrf=False)
     assert r.status_code == 403
     assert _count(db, Rule) == 0

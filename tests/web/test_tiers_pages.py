@@ -326,6 +326,8 @@ def test_roles_and_csrf(
     assert cashier.get("/console/tiers").status_code == 403
     assert cashier.get("/console/plans").status_code == 403
     owner = console_as("owner")
+    for url in ("/console/plans/new", "/console/tiers/tier/new", "/console/tiers/settings"):
+        assert f'name="csrf_token" value="{owner.csrf}"' in owner.get(url).text, url
     r = owner.post(
         "/console/plans/new",
         {"code": "plus", "name_id": "Plus", "price": "1000", "period": "monthly"},

@@ -841,6 +841,8 @@ def _replay(
     raw["cost_difference"] = Decimal(raw["difference"]["cost"])
     raw["current_cost"] = Decimal(raw["current"]["cost"])
     raw["proposed_cost"] = Decimal(raw["proposed"]["cost"])
+    cpp = Decimal(raw["cost_per_point"]).normalize()
+    raw["cpp_text"] = f"{format(cpp, 'f')} {program.currency}"
     return _edit_page(request, web, program, rule, values, None, replay=raw)
 
 
