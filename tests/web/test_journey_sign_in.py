@@ -46,6 +46,22 @@ def test_owner_signs_in_and_walks_the_settings(
         assert current.get_attribute("href").endswith(f"/console/settings/{tab}")
         shot(browser, name)
 
+    # a program's settings: a wrong value is answered next to its field
+    browser.get(f"{live_server.url}/console/settings/programs")
+    browser.find_element(By.CSS_SELECTOR, "td.actions a").click()
+    field = _wait(browser).until(ec.presence_of_element_located((By.ID, "f-pending_days")))
+    field.clear()
+    field.send_keys("400")
+    browser.find_element(
+        By.XPATH, "//form[contains(@action, '/console/settings/programs/')]//button[@type='submit']"
+    ).click()
+    error = _wait(browser).until(ec.presence_of_element_located((By.ID, "err-pending_days")))
+    assert error.text == "Enter 365 or less."
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", error)
+    shot(browser, "settings-program-edit-error")
+
+    browser.get(f"{live_server.url}/console/settings/keys")
+    _wait(browser).until(ec.presence_of_element_located((By.ID, "f-name")))
     browser.find_element(By.ID, "f-name").send_keys("Till 1")
     browser.find_element(By.CSS_SELECTOR, "#f-scope option[value='pos']").click()
     browser.find_element(By.XPATH, "//form[@action='/console/settings/keys']//button").click()
