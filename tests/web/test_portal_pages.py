@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -18,7 +18,7 @@ from setia.causes import service as causes
 from setia.causes.models import Donation
 from setia.causes.schemas import CauseIn
 from setia.core.db import Database
-from setia.core.time import utcnow
+from setia.core.time import utcnow, zone
 from setia.coupons import service as coupons
 from setia.coupons.schemas import CampaignIn
 from setia.members.models import ConsentChange, Member
@@ -576,3 +576,63 @@ def test_a_physical_reward_asks_for_the_delivery_address(
         assert red.shipping_address == {"text": "Jl. Braga 12, Bandung"}
         assert red.status == "requested"
     assert "Requested" in p.get(done.headers["location"]).text
+
+
+def test_home_shows_pending_and_expiring_points_with_their_dates(
+    db: Database, client: TestClient, tenant: TenantFixture, portal_as: Any
+) -> None:
+    from babel.dates import format_date
+
+    def program_settings(**changes: Any) -> None:
+        with db.session() as s:
+            program = programs.get_program(s, tenant.tenant_id, None)
+            programs.update_program(s, program, changes, actor="test")
+            s.commit()
+
+    phone = "0812-5555-0101"
+    member_id = new_member(client, tenant, phone=phone)
+    program_settings(expiry_policy="after_duration", expiry_months=1)
+    bought = utcnow() - timedelta(days=15)
+
+    def purchase(ident: str, at: Any) -> None:
+        r = client.post(
+            "/v1/events",
+            json={
+                "id": ident,
+                "type": "purchase",
+                "occurred_at": at.isoformat(),
+                "member": {"phone": phone},
+                "order_id": ident,
+                "amount": "100000",
+                "currency": "IDR",
+            },
+            headers=tenant.headers,
+        )
+        assert r.status_code in (200, 201), r.text
+
+    purchase("old", bought)
+    program_settings(pending_days=14)
+    purchase("new", utcnow())
+    balance = client.get(f"/v1/members/{member_id}/balance", headers=tenant.headers).json()
+    assert balance["pending_lots"]
+    assert balance["expiring_soon"]
+    r = portal_as(member_id, lang="en").get("/portal")
+    assert "Pending" in r.text
+    assert "Expiring soon" in r.text
+    when_pending = format_date(
+        datetime.fromisoformat(balance["pending_lots"][0]["available_at"])
+        .astimezone(zone("Asia/Jakarta"))
+        .date(),
+        "medium",
+        locale="en_US",
+    )
+    when_expiring = format_date(
+        datetime.fromisoformat(balance["expiring_soon"][0]["expires_at"])
+        .astimezone(zone("Asia/Jakarta"))
+        .date(),
+        "medium",
+        locale="en_US",
+    )
+    assert f"Available from {when_pending}" in r.text
+    assert f"Expire on {when_expiring}" in r.text
+    assert f"+{balance['pending_lots'][0]['points']:,}" in r.text
