@@ -348,6 +348,12 @@ def test_the_portal_without_a_shop_says_to_use_the_shops_link(db: Database) -> N
     r = c.get("/portal", headers={"Accept-Language": "en"})
     assert r.status_code == 200
     assert "open the link your shop gave you" in r.text
+    switched = c.post(
+        "/portal/lang",
+        data={"lang": "ms", "next": "/portal", "csrf_token": c.cookies["setia_csrf"]},
+        follow_redirects=True,
+    )
+    assert "Mata anda, di telefon anda" in switched.text
     assert c.get("/portal/not-a-shop/sign-in").status_code == 404
 
 

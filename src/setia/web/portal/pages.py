@@ -26,7 +26,15 @@ from setia.rewards import service as rewards
 from setia.rewards.models import Reward, RewardRedemption
 from setia.rewards.schemas import RedemptionIn
 from setia.tiers import view as tiers_view
-from setia.web.deps import MemberWeb, PortalForm, SignInRequired, WebContext, flash, member_context
+from setia.web.deps import (
+    MemberWeb,
+    PortalForm,
+    SignInRequired,
+    WebContext,
+    anon_csrf,
+    flash,
+    member_context,
+)
 from setia.web.errors import page, redirect
 from setia.web.forms import FieldErrors
 from setia.web.i18n import N_
@@ -158,6 +166,7 @@ def home(request: Request, session: SessionDep) -> Response:
         tenant = find_tenant(session, request.cookies.get(TENANT_COOKIE) or "")
         if tenant is not None:
             return redirect(request, f"/portal/{tenant.id}/sign-in")
+        anon_csrf(request)  # for the language switch
         return render(request, "portal/landing.html", {})
     program = program_of(web)
     balance = _balance(session, program.id, member_id(web))
