@@ -26,6 +26,7 @@ from setia.rules import service, simulate
 from setia.rules.conditions import DAYS
 from setia.rules.models import Campaign, Rule, RuleAward
 from setia.rules.schemas import CampaignBody, RuleBody
+from setia.web import i18n
 from setia.web.deps import ConsoleForm, WebContext, flash, parse_uuid, require
 from setia.web.errors import page, redirect
 from setia.web.forms import FieldErrors
@@ -1028,6 +1029,14 @@ def _show(value: Any) -> str:
     return str(value)
 
 
+def _instant(web: WebContext, value: Any) -> str:
+    try:
+        at = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    except ValueError:
+        return _show(value)
+    return i18n.when(at, web.lang, web.tz)
+
+
 def why_lines(web: WebContext, reason: str, details: Mapping[str, Any]) -> list[str]:
     """A rule's "why not" as sentences: the reason, then each failed condition with the
     actual value it was compared with."""
@@ -1038,7 +1047,7 @@ def why_lines(web: WebContext, reason: str, details: Mapping[str, Any]) -> list[
         why = str(details.get("why", ""))
         if why in ("not started", "ended"):
             at = details.get("active_from") or details.get("active_to")
-            lines.append(web.t(SCHEDULE_WHY[why], at=_show(at)))
+            lines.append(web.t(SCHEDULE_WHY[why], at=_instant(web, at)))
         elif why == "day of week":
             lines.append(
                 web.t(
@@ -1131,7 +1140,7 @@ def explain(web: WebContext, raw: Mapping[str, Any], program: Program) -> dict[s
         "points": raw.get("points", 0),
         "awards": [
             {
-                "name": a.get("rule_name") or web.t(N_("Base earn rate")),
+                "name": a.get("rule_name") if a.get("rule_id") else web.t(N_("Base earn rate")),
                 "rule_id": a.get("rule_id"),
                 "revision": a.get("revision"),
                 "points": a.get("points", 0),
@@ -1143,7 +1152,7 @@ def explain(web: WebContext, raw: Mapping[str, Any], program: Program) -> dict[s
         ],
         "not_fired": [
             {
-                "name": s.get("rule_name") or web.t(N_("Base earn rate")),
+                "name": s.get("rule_name") if s.get("rule_id") else web.t(N_("Base earn rate")),
                 "rule_id": s.get("rule_id"),
                 "reason": s.get("reason"),
                 "lines": why_lines(web, str(s.get("reason")), s.get("details") or {}),
