@@ -292,3 +292,27 @@ def test_campaign_create_and_edit_with_validation(console_as: Any, db: Database)
         assert campaign is not None
         assert campaign.budget_points == 8000
         assert campaign.name == "Harbolnas 12.12"
+
+
+def test_replay_of_a_new_rule_before_it_exists_saves_nothing(
+    console_as: Any, client: TestClient, tenant: TenantFixture, db: Database
+) -> None:
+    r = client.post(
+        "/v1/events",
+        json={
+            "id": "n1",
+            "type": "purchase",
+            "member": {"phone": "081234999001"},
+            "order_id": "n1",
+            "amount": "20000",
+            "currency": "IDR",
+        },
+        headers=tenant.headers,
+    )
+    assert r.status_code in (200, 201), r.text
+    c = console_as("owner")
+    r = c.post("/console/rules/new", _form(conditions="", action="replay"))
+    assert r.status_code == 200
+    assert re.search(r'data-replay="points">\s*\+50<', r.text)
+    assert re.search(r'data-replay="members">\s*1<', r.text)
+    assert _count(db, Rule) == 0
