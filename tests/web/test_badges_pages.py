@@ -226,3 +226,14 @@ def test_a_badge_named_script_is_shown_as_text(
         page = c.get(url)
         assert "<script>alert(1)</script>" not in page.text
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
+
+
+def test_every_form_carries_the_sessions_csrf_token(
+    console_as: Any, client: TestClient, tenant: TenantFixture
+) -> None:
+    define(client, tenant, "lima", {"event_type": "purchase", "measure": "count", "target": 5})
+    c = console_as("owner")
+    for url in ("/console/badges/new", "/console/badges/lima/edit", "/console/badges/lima/archive"):
+        page = c.get(url)
+        assert 'name="csrf_token" value=""' not in page.text, url
+        assert page.text.count(f'name="csrf_token" value="{c.csrf}"') >= 3, url

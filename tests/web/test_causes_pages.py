@@ -137,3 +137,18 @@ def test_a_cause_named_script_is_shown_as_text(
         r = c.get(url)
         assert "<script>alert(1)</script>" not in r.text
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in r.text
+
+
+def test_every_form_carries_the_sessions_csrf_token(
+    console_as: Any, db: Database, tenant: TenantFixture
+) -> None:
+    cause_id = put_cause(db, tenant)
+    c = console_as("owner")
+    for url in (
+        "/console/causes/new",
+        f"/console/causes/{cause_id}/edit",
+        f"/console/causes/{cause_id}/close",
+    ):
+        page = c.get(url)
+        assert 'name="csrf_token" value=""' not in page.text, url
+        assert page.text.count(f'name="csrf_token" value="{c.csrf}"') >= 3, url

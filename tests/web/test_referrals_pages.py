@@ -241,3 +241,14 @@ def test_member_names_are_escaped_in_the_queue(
     r = console_as("owner").get("/console/referrals/queue?status=held")
     assert "<script>alert(1)</script>" not in r.text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in r.text
+
+
+def test_every_form_carries_the_sessions_csrf_token(
+    console_as: Any, client: TestClient, tenant: TenantFixture
+) -> None:
+    _held_pair(client, tenant)
+    c = console_as("owner")
+    for url in ("/console/referrals/settings", "/console/referrals/queue?status=held"):
+        page = c.get(url)
+        assert 'name="csrf_token" value=""' not in page.text, url
+        assert page.text.count(f'name="csrf_token" value="{c.csrf}"') >= 3, url

@@ -332,3 +332,23 @@ def test_campaign_list_and_page_escape_names(
         assert "<script>x</script>" not in page.text
         assert "&lt;script&gt;x&lt;/script&gt;" in page.text
     assert "5,000" in c.get("/console/coupons").text
+
+
+def test_every_form_carries_the_sessions_csrf_token(
+    console_as: Any, client: TestClient, tenant: TenantFixture
+) -> None:
+    _put_reward(client, tenant, "TUMBLER")
+    cid = _campaign(client, tenant)
+    c = console_as("owner")
+    token = f'name="csrf_token" value="{c.csrf}"'
+    for url in (
+        "/console/rewards/new",
+        "/console/rewards/TUMBLER",
+        "/console/rewards/TUMBLER/edit",
+        "/console/rewards/TUMBLER/retire",
+        "/console/coupons/new",
+        f"/console/coupons/{cid}",
+    ):
+        page = c.get(url)
+        assert 'name="csrf_token" value=""' not in page.text, url
+        assert page.text.count(token) >= 3, url  # language, sign-out and the page's forms
