@@ -360,3 +360,38 @@ def test_the_dashboard_escapes_reward_names(
     body = console_as("owner").get("/console/api/dashboard/rewards").json()
     # JSON carries the text; charts.js only ever sets textContent and Chart.js draws on canvas
     assert "<script>alert(1)</script>" in body["labels"]
+
+
+def test_the_figures_follow_new_data_at_once(
+    client: TestClient, tenant: TenantFixture, console_as: Callable[..., ConsoleClient]
+) -> None:
+    """The period figures are kept between views only until an order or a ledger transfer
+    is added: the next view after a purchase shows it."""
+    build(client, tenant)
+    c = console_as("owner")
+    assert tile(c.get("/console?period=7").text, "active") == "3"
+    assert tile(c.get("/console?period=7").text, "active") == "3"
+    _post(
+        client,
+        tenant,
+        "/v1/events",
+        {
+            "id": "fajar-first",
+            "type": "purchase",
+            "member": {"external_id": "fajar"},
+            "order_id": "fajar-1",
+            "amount": "20000",
+            "currency": "IDR",
+        },
+    )
+    r = c.get("/console?period=7")
+    assert tile(r.text, "active") == "4"
+    assert (
+        tile(
+            c.get("/console/analytics?period=7").text.replace(
+                '<div class="stat">', '<div class="stat" id="stat-x">', 1
+            ),
+            "x",
+        )
+        == "4"
+    )

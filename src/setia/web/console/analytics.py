@@ -39,6 +39,7 @@ from setia.web.console.dashboard import (
     TYPE_NAMES,
     default_program,
     parse_period,
+    period_kpis,
     period_options,
     stored_counts,
 )
@@ -184,11 +185,9 @@ def _member_row(
 
 @router.get("/console/analytics", response_class=HTMLResponse)
 def analytics_home(request: Request, web: WebContext = require("analytics.view")) -> HTMLResponse:
-    from setia.analytics import kpis
-
     period = parse_period(web, request.query_params)
     program = default_program(web)
-    report = kpis.kpis(web.session, web.tenant, program, start=period.start, end=period.end)
+    report = period_kpis(web, program, period)
     fit = store.latest_fit(web.session, program.id)
     labels = stored_counts(web, program.id, MemberScore.loyalty_label, tuple(LABEL_NAMES))
     types = stored_counts(web, program.id, MemberScore.loyalty_type, tuple(TYPE_NAMES))

@@ -13,8 +13,10 @@ The period is chosen with query parameters: ``period`` = 7, 30 (default), 90, 36
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -28,8 +30,10 @@ from setia.analytics import kpis
 from setia.analytics.tables import MemberScore
 from setia.core.i18n import pick
 from setia.core.time import utcnow, zone
+from setia.events.models import Order
 from setia.finance import service as finance
 from setia.ledger import queries as ledger_queries
+from setia.ledger.models import Transfer
 from setia.members.models import Member
 from setia.programs import service as programs
 from setia.programs.models import Program
@@ -174,6 +178,58 @@ def period_options(web: WebContext) -> list[tuple[str, str]]:
 
 # --- figures ----------------------------------------------------------------------------------
 
+# The period figures (KPIs, point flows, cohorts) scan the program's orders and ledger, which
+# takes seconds on a large tenant. They are kept per process until the data changes: the key
+# includes the newest order and ledger transfer ids (ids grow with time), so a new purchase,
+# redemption, expiry or adjustment recomputes them at the next view; a refund that moves no
+# points is seen within ``CACHE_SECONDS``.
+CACHE_SECONDS = 120.0
+CACHE_ENTRIES = 256
+_cache: dict[tuple[Any, ...], tuple[float, Any]] = {}
+_cache_lock = threading.Lock()
+
+
+def data_version(web: WebContext) -> tuple[Any, ...]:
+    """The newest order and ledger transfer ids (primary-key lookups)."""
+    order = web.session.execute(select(Order.id).order_by(Order.id.desc()).limit(1)).scalar()
+    transfer = web.session.execute(
+        select(Transfer.id).order_by(Transfer.id.desc()).limit(1)
+    ).scalar()
+    return (str(order), str(transfer))
+
+
+def cached(web: WebContext, key: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
+    """``compute()``, or its result for the same key and data version when it is recent."""
+    full = (*key, data_version(web))
+    now = time.monotonic()
+    with _cache_lock:
+        hit = _cache.get(full)
+        if hit is not None and now - hit[0] < CACHE_SECONDS:
+            return hit[1]
+    value = compute()
+    with _cache_lock:
+        if len(_cache) >= CACHE_ENTRIES:
+            for old in sorted(_cache, key=lambda k: _cache[k][0])[: CACHE_ENTRIES // 4]:
+                _cache.pop(old, None)
+        _cache[full] = (now, value)
+    return value
+
+
+def clear_cache() -> None:
+    with _cache_lock:
+        _cache.clear()
+
+
+def period_kpis(web: WebContext, program: Program, period: Period) -> dict[str, Any]:
+    """``kpis.kpis`` for the period (as ``GET /v1/analytics/kpis``), kept until data changes."""
+    return dict(
+        cached(
+            web,
+            ("kpis", program.id, web.tenant.timezone, period.start, period.end),
+            lambda: kpis.kpis(web.session, web.tenant, program, start=period.start, end=period.end),
+        )
+    )
+
 
 def default_program(web: WebContext) -> Program:
     return programs.get_program(web.session, web.tenant.id, None)
@@ -206,7 +262,7 @@ def joined(web: WebContext, period: Period) -> int:
 
 def overview(web: WebContext, program: Program, period: Period) -> dict[str, Any]:
     """The dashboard's stat tiles."""
-    report = kpis.kpis(web.session, web.tenant, program, start=period.start, end=period.end)
+    report = period_kpis(web, program, period)
     liability_points = ledger_queries.liability(web.session, program.id)
     return {
         "kpis": report,
@@ -290,10 +346,17 @@ def points_series(web: WebContext, program: Program, period: Period) -> dict[str
     starts, unit = _buckets(period)
     bounds = [finance.local_midnight(d, tz) for d in starts]
     bounds.append(finance.local_midnight(period.end + timedelta(days=1), tz))
-    flows = [finance.Flows() for _ in starts]
-    for bucket, shape, amount in finance._grouped(web.session, program.id, bounds):
-        if 0 <= bucket < len(starts):
-            flows[bucket].add(shape, amount)
+
+    def compute() -> list[finance.Flows]:
+        out = [finance.Flows() for _ in starts]
+        for bucket, shape, amount in finance._grouped(web.session, program.id, bounds):
+            if 0 <= bucket < len(starts):
+                out[bucket].add(shape, amount)
+        return out
+
+    flows: list[finance.Flows] = cached(
+        web, ("points", program.id, web.tenant.timezone, period.start, period.end), compute
+    )
     outs = [f.points_out() for f in flows]
     labels = [i18n.day(d, web.lang, None, "d MMM") for d in starts]
     series = [
@@ -419,7 +482,11 @@ def cohort_months(period: Period) -> tuple[date, date]:
 
 def cohort_table(web: WebContext, program: Program, period: Period) -> dict[str, Any]:
     first, last = cohort_months(period)
-    report = kpis.cohorts(web.session, web.tenant, program, first_month=first, last_month=last)
+    report = cached(
+        web,
+        ("cohorts", program.id, web.tenant.timezone, first, last),
+        lambda: kpis.cohorts(web.session, web.tenant, program, first_month=first, last_month=last),
+    )
     rows = report["cohorts"]
     width = max((len(r["months"]) for r in rows), default=0)
     return {
