@@ -183,6 +183,15 @@ PERIODS = {
     "year": N_("per year"),
     "lifetime": N_("ever"),
 }
+REDEMPTION_STATUSES = {
+    "held": N_("Held"),
+    "issued": N_("Issued"),
+    "requested": N_("Requested"),
+    "shipped": N_("Shipped"),
+    "delivered": N_("Delivered"),
+    "cancelled": N_("Cancelled"),
+    "expired": N_("Expired"),
+}
 COUPON_KINDS = ("discount_coupon", "free_product", "free_shipping")
 REWARD_FIELDS = {
     "names": "name_id",
@@ -465,6 +474,7 @@ def _reward_detail(
             "statuses": STATUSES,
             "periods": PERIODS,
             "recent": recent,
+            "redemption_statuses": REDEMPTION_STATUSES,
             "redemptions": _redemption_counts(web, program.id).get(reward.id, 0),
             "errors": errors,
             "form": form,
