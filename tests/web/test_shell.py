@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from fastapi import Request
 from fastapi.testclient import TestClient
+
+from setia.web.deps import WebContext, require
 
 
 def test_a_console_page_without_a_session_redirects_to_sign_in(client: TestClient) -> None:
@@ -46,3 +49,47 @@ def test_a_revoked_session_is_sent_to_sign_in(console_as, db) -> None:  # type: 
         security.end_sessions_of(s, staff_user_id=c.login.id)
     r = c.get("/console/members", follow_redirects=False)
     assert r.status_code == 303
+
+
+def test_an_unexpected_error_on_a_signed_in_page_is_an_html_500_in_the_user_language(
+    db, staff_user
+) -> None:  # type: ignore[no-untyped-def]
+    from setia.app import create_app
+    from setia.web import security
+    from setia.web.deps import STAFF_COOKIE
+
+    app = create_app(db)
+
+    @app.get("/console/boom")
+    def boom(request: Request, web: WebContext = require("members.view")) -> None:
+        raise RuntimeError("kaboom")
+
+    login = staff_user("owner", locale="id")
+    with db.session() as s:
+        token = security.start_session(
+            s, kind="staff", tenant_id=_tenant(db, login.id), staff_user_id=login.id, locale="id"
+        ).token
+    with TestClient(app, raise_server_exceptions=False) as c:
+        c.cookies.set(STAFF_COOKIE, token)
+        r = c.get("/console/boom")
+    assert r.status_code == 500
+    assert "Terjadi kesalahan di sisi kami" in r.text
+    assert "kaboom" not in r.text
+    assert "Traceback" not in r.text
+
+
+def test_plural_messages_fall_back_to_a_plain_catalog_entry() -> None:
+    from setia.web.i18n import catalog
+
+    cat = catalog("id")
+    assert cat.ngettext("Members", "Members (plural)", 5) == "Anggota"
+    assert catalog("en").ngettext("%(n)s point", "%(n)s points", 2) == "%(n)s points"
+
+
+def _tenant(db, staff_id):  # type: ignore[no-untyped-def]
+    from setia.web.models import StaffUser
+
+    with db.session() as s:
+        user = s.get(StaffUser, staff_id)
+        assert user is not None
+        return user.tenant_id

@@ -12,7 +12,7 @@ from setia.members.models import Member
 from setia.web import security, staff
 from setia.web.models import StaffUser
 
-# Demo only: printed by `setia demo`. A real tenant's users are invited (`setia staff invite`).
+# Demo only: printed by `setia demo`. A real tenant's users are invited (`setia staff create` without a password prints an invite link).
 DEMO_PASSWORD = "kopi-nusantara-demo"
 DEMO_USERS = (
     ("owner@demo.setia.dev", "owner", "Sari Wulandari"),

@@ -54,6 +54,15 @@ TITLES = {
 
 def page(request: Request, status: int, detail: str = "") -> HTMLResponse:
     """The error page; ``detail`` is shown as text (escaped) under the title."""
+    web = getattr(request.state, "web", None)
+    if web is not None:
+        request.state.lang = web.lang
+        try:
+            _ = web.tenant.name, web.staff and web.staff.name  # still loaded?
+        except Exception:
+            # The request's database session was rolled back and closed before this handler
+            # ran (an unexpected error): draw the page without the signed-in chrome.
+            request.state.web = None
     try:
         return render(
             request,

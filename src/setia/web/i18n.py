@@ -57,9 +57,14 @@ class Catalog(gettext.NullTranslations):
 
     def ngettext(self, msgid1: str, msgid2: str, n: int) -> str:
         index = int(self._plural(n)) if self._plural else (0 if n == 1 else 1)
-        found = self._plurals.get((msgid1, index))
+        found = self._plurals.get((msgid1, index)) or self._plurals.get((msgid1, 0))
         if found:
             return found
+        # A catalog that holds the message as a plain (non-plural) entry: Indonesian and Malay
+        # nouns do not change with the number ("1 poin", "5 poin").
+        single = self._messages.get(msgid1)
+        if single:
+            return single
         return msgid1 if n == 1 else msgid2
 
     def pgettext(self, context: str, message: str) -> str:

@@ -82,7 +82,9 @@ def render(
     set by the console/portal dependencies; English/Indonesian defaults otherwise)."""
     web = getattr(request.state, "web", None)
     lang = getattr(web, "lang", None) or i18n.choose_locale(
-        request.cookies.get("setia_lang"), accept_language=request.headers.get("accept-language")
+        getattr(request.state, "lang", None),
+        request.cookies.get("setia_lang"),
+        accept_language=request.headers.get("accept-language"),
     )
     tz = getattr(web, "tz", None) or "Asia/Jakarta"
     env = environment(lang)
