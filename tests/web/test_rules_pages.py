@@ -112,6 +112,7 @@ def test_create_then_edit_makes_a_new_revision(
     assert r.status_code == 303
     page = c.get(rule_url)
     assert "Saved as revision 2." in page.text
+    assert '<td class="small mono">effect</td>' in page.text  # what revision 2 changed
     rule_id = uuid.UUID(rule_url.rsplit("/", 1)[1])
     with db.session() as s:
         rule = s.get(Rule, rule_id)

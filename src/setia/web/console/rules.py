@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from itertools import pairwise
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -674,7 +675,13 @@ def rule_view(
 ) -> Response:
     rule = _rule(web, rule_id)
     campaign = web.session.get(Campaign, rule.campaign_id) if rule.campaign_id else None
-    revs = list(reversed(service.revisions(web.session, rule.id)))
+    history = service.revisions(web.session, rule.id)
+    changes: dict[int, list[str]] = {}
+    for before, after in pairwise(history):
+        old = {**before.definition, "enabled": before.enabled}
+        new = {**after.definition, "enabled": after.enabled}
+        changes[after.revision] = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    revs = list(reversed(history))[:50]
     awards, points = award_counts(web, [rule.id]).get(rule.id, (0, 0))
     return render(
         request,
@@ -684,6 +691,8 @@ def rule_view(
             "d": rule.definition,
             "campaign": campaign,
             "revisions": revs,
+            "changes": changes,
+            "more_revisions": max(0, len(history) - 50),
             "awards": awards,
             "points": points,
             "definition": _pretty(rule.definition),
