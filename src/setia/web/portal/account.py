@@ -18,7 +18,6 @@ from setia.core.api import write
 from setia.core.errors import SetiaError
 from setia.core.i18n import pick
 from setia.core.time import utcnow, zone
-from setia.ledger import queries
 from setia.members import service as members
 from setia.referrals import api as referrals_api
 from setia.web import security
@@ -26,7 +25,7 @@ from setia.web.deps import MEMBER_COOKIE, MemberWeb, PortalForm, WebContext, fla
 from setia.web.errors import page, redirect
 from setia.web.forms import FieldErrors
 from setia.web.i18n import LANGUAGE_NAMES, LOCALES, N_
-from setia.web.portal.common import member_id, program_of
+from setia.web.portal.common import member_id, portal_balance, program_of
 from setia.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -186,7 +185,7 @@ def _cause_page(
     if cause.program_id != program.id or cause.status != "active":
         return page(request, 404)
     donors = causes.donors(web.session, [cause.id]).get(cause.id, 0)
-    balance = queries.balance(web.session, program.id, member_id(web), now=utcnow())
+    balance = portal_balance(web.session, program.id, member_id(web))
     return render(
         request,
         "portal/cause.html",

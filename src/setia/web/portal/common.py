@@ -4,20 +4,30 @@ member's program, safe ``next`` targets and the cookies the portal sets."""
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
+from functools import lru_cache
+from typing import Any
 
 from fastapi import Request
+from markupsafe import Markup
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from setia.core.time import utcnow
+from setia.ledger.models import Account, Lot
+from setia.ledger.service import member_accounts
 from setia.programs import service as programs
 from setia.programs.models import Program
 from setia.tenants.models import Tenant
 from setia.web import i18n
 from setia.web.deps import LANG_COOKIE, WebContext, anon_csrf, parse_uuid, set_cookie
+from setia.web.templating import qr_svg
 
 # Remembers which shop's portal this browser used, so an expired session (or /portal) can
 # send the member back to the right sign-in page. Not a secret: a tenant id is in the link.
 TENANT_COOKIE = "setia_portal_tenant"
 YEAR = 365 * 24 * 3600
+EXPIRING_DAYS = 30  # as the API's balance: points expiring within 30 days
 
 
 def find_tenant(session: Session, tenant_id: str) -> Tenant | None:
@@ -73,3 +83,49 @@ def member_id(web: WebContext) -> uuid.UUID:
 
 def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
+
+
+def portal_balance(session: Session, program_id: uuid.UUID, member: uuid.UUID) -> dict[str, Any]:
+    """What the home page shows of ``ledger.queries.balance``: available, held, pending with
+    dates and expiring soon with dates (without the lifetime totals it does not show, which
+    cost as much as the rest together)."""
+    accounts = member_accounts(session, program_id, member)
+    rows = {
+        a.id: a
+        for a in session.scalars(
+            select(Account).where(Account.id.in_([accounts.points, accounts.pending]))
+        )
+    }
+    pts, pend = rows[accounts.points], rows[accounts.pending]
+    now = utcnow()
+    pending_lots = session.execute(
+        select(Lot.pending_until, func.sum(Lot.remaining))
+        .where(Lot.account_id == accounts.pending, Lot.remaining > 0)
+        .group_by(Lot.pending_until)
+        .order_by(Lot.pending_until)
+    ).all()
+    expiring = session.execute(
+        select(Lot.expires_at, func.sum(Lot.remaining))
+        .where(
+            Lot.account_id == accounts.points,
+            Lot.remaining > 0,
+            Lot.expires_at.is_not(None),
+            Lot.expires_at <= now + timedelta(days=EXPIRING_DAYS),
+        )
+        .group_by(Lot.expires_at)
+        .order_by(Lot.expires_at)
+    ).all()
+    return {
+        "available": pts.credits_posted - pts.debits_posted - pts.debits_pending,
+        "held": pts.debits_pending,
+        "pending": pend.credits_posted - pend.debits_posted,
+        "pending_lots": [{"points": int(n), "available_at": at} for at, n in pending_lots],
+        "expiring_soon": [{"points": int(n), "expires_at": at} for at, n in expiring],
+    }
+
+
+@lru_cache(maxsize=4096)
+def member_qr(ident: uuid.UUID) -> Markup:
+    """The member card's QR code (``setia:member:<id>``, what the cashier page scans); drawn
+    once per member and process."""
+    return qr_svg(f"setia:member:{ident}")

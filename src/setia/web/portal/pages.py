@@ -6,13 +6,12 @@ profile, data download, deletion) is mounted on this router."""
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from setia.core.api import decode_cursor, encode_cursor, get_session, write
@@ -20,8 +19,6 @@ from setia.core.errors import SetiaError
 from setia.core.i18n import pick
 from setia.core.time import utcnow
 from setia.ledger import queries
-from setia.ledger.models import Account, Lot
-from setia.ledger.service import member_accounts
 from setia.rewards import service as rewards
 from setia.rewards.models import Reward, RewardRedemption
 from setia.rewards.schemas import RedemptionIn
@@ -39,7 +36,14 @@ from setia.web.errors import page, redirect
 from setia.web.forms import FieldErrors
 from setia.web.i18n import N_
 from setia.web.portal import account
-from setia.web.portal.common import TENANT_COOKIE, find_tenant, member_id, program_of
+from setia.web.portal.common import (
+    TENANT_COOKIE,
+    find_tenant,
+    member_id,
+    member_qr,
+    portal_balance,
+    program_of,
+)
 from setia.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -47,7 +51,6 @@ router.include_router(account.router)
 
 SessionDep = Annotated[Session, Depends(get_session)]
 HISTORY_PAGE = 20
-EXPIRING_DAYS = 30  # as the API's balance: points expiring within 30 days
 
 # What each kind of ledger line means to a member.
 LINE_LABELS = {
@@ -117,45 +120,6 @@ def _tier(web: WebContext) -> dict[str, Any] | None:
     return {**view, "percent": percent}
 
 
-def _balance(session: Session, program_id: uuid.UUID, member: uuid.UUID) -> dict[str, Any]:
-    """What the home page shows of ``ledger.queries.balance``: available, held, pending with
-    dates and expiring soon with dates (without the lifetime totals it does not show, which
-    cost as much as the rest together)."""
-    accounts = member_accounts(session, program_id, member)
-    rows = {
-        a.id: a
-        for a in session.scalars(
-            select(Account).where(Account.id.in_([accounts.points, accounts.pending]))
-        )
-    }
-    pts, pend = rows[accounts.points], rows[accounts.pending]
-    now = utcnow()
-    pending_lots = session.execute(
-        select(Lot.pending_until, func.sum(Lot.remaining))
-        .where(Lot.account_id == accounts.pending, Lot.remaining > 0)
-        .group_by(Lot.pending_until)
-        .order_by(Lot.pending_until)
-    ).all()
-    expiring = session.execute(
-        select(Lot.expires_at, func.sum(Lot.remaining))
-        .where(
-            Lot.account_id == accounts.points,
-            Lot.remaining > 0,
-            Lot.expires_at.is_not(None),
-            Lot.expires_at <= now + timedelta(days=EXPIRING_DAYS),
-        )
-        .group_by(Lot.expires_at)
-        .order_by(Lot.expires_at)
-    ).all()
-    return {
-        "available": pts.credits_posted - pts.debits_posted - pts.debits_pending,
-        "held": pts.debits_pending,
-        "pending": pend.credits_posted - pend.debits_posted,
-        "pending_lots": [{"points": int(n), "available_at": at} for at, n in pending_lots],
-        "expiring_soon": [{"points": int(n), "expires_at": at} for at, n in expiring],
-    }
-
-
 @router.get("/portal", response_model=None)
 def home(request: Request, session: SessionDep) -> Response:
     try:
@@ -169,7 +133,7 @@ def home(request: Request, session: SessionDep) -> Response:
         anon_csrf(request)  # for the language switch
         return render(request, "portal/landing.html", {})
     program = program_of(web)
-    balance = _balance(session, program.id, member_id(web))
+    balance = portal_balance(session, program.id, member_id(web))
     return render(
         request,
         "portal/home.html",
@@ -178,7 +142,7 @@ def home(request: Request, session: SessionDep) -> Response:
             "program": program,
             "balance": balance,
             "tier": _tier(web),
-            "qr_text": f"setia:member:{member_id(web)}",
+            "member_qr": member_qr(member_id(web)),
         },
     )
 
