@@ -18,6 +18,7 @@ Refunds do not change progress, and a completed badge stays completed: see docs/
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from collections import defaultdict
@@ -27,7 +28,8 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, cast
 
-from sqlalchemy import String, Table, bindparam, insert, select, type_coerce, update
+from sqlalchemy import String, Table, Text, bindparam, insert, select, type_coerce, update
+from sqlalchemy import cast as cast_
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, aliased
 
@@ -102,6 +104,16 @@ _COMPILED: dict[tuple[int, str, tuple[str, ...]], _Compiled] = {}
 _MISSING = object()
 
 
+class _JsonText:
+    """A document already serialized (exactly as ``json.dumps`` would): ``_executemany``
+    sends the text as it is instead of encoding a dict."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
 def _executemany(session: Session, stmt: Any, rows: list[dict[str, Any]]) -> None:
     """``session.execute(stmt, rows)`` at the driver level: the statement compiled once per
     dialect and set of keys, each value converted by SQLAlchemy's own bind processor for
@@ -139,8 +151,10 @@ def _executemany(session: Session, stmt: Any, rows: list[dict[str, Any]]) -> Non
             v = r[n]
             if f is None or v is None:
                 out.append(v)
-            elif known is None:
-                out.append(f(v))
+            elif v.__class__ is _JsonText:
+                out.append(v.text)
+            elif known is None:  # ids: a row read keeps the driver's own value
+                out.append(v if v.__class__ is str else f(v))
             elif v.__class__ is dict:  # documents: only the empty one recurs
                 if v:
                     out.append(f(v))
@@ -714,15 +728,26 @@ class Spec:
     items_key: str  # the same items_where in two definitions picks the lines once per event
     id_text: str
     target_text: str
+    key: int  # the id as an int: progress rows are keyed by ints while counting
     streak_unit: str | None
     recurring: bool
     starts_at: datetime | None
     ends_at: datetime | None
     reward_points: int
     coupon_campaign_id: uuid.UUID | None
+    # What one event adds (None: nothing): ``_contribution`` compiled for this definition.
+    contribute: Callable[[dict[str, Any], datetime], Any] = dataclasses.field(
+        default=lambda _ctx, _at: None, compare=False, repr=False
+    )
 
 
 def _spec(d: BadgeDefinition) -> Spec:
+    spec = _bare_spec(d)
+    object.__setattr__(spec, "contribute", _contributor(spec))
+    return spec
+
+
+def _bare_spec(d: BadgeDefinition) -> Spec:
     return Spec(
         id=d.id,
         code=d.code,
@@ -735,6 +760,7 @@ def _spec(d: BadgeDefinition) -> Spec:
         items_check=matcher(d.items_where) if d.items_where else None,
         items_key=json.dumps(d.items_where, sort_keys=True) if d.items_where else "",
         id_text=str(d.id),
+        key=d.id.int,
         target_text=_number_text(Decimal(d.target)),
         streak_unit=d.streak_unit,
         recurring=d.recurring,
@@ -811,7 +837,8 @@ def _event_value(spec: Spec, ctx: dict[str, Any]) -> Any:
 
 
 def _contribution(spec: Spec, ctx: dict[str, Any], at: datetime) -> Any:
-    """What one event adds to a definition (None: nothing)."""
+    """What one event adds to a definition (None: nothing). The reference arithmetic;
+    events are counted with ``spec.contribute``, the same compiled once per definition."""
     if spec.starts_at is not None and at < spec.starts_at:
         return None
     if spec.ends_at is not None and at >= spec.ends_at:
@@ -844,17 +871,83 @@ def _contribution(spec: Spec, ctx: dict[str, Any], at: datetime) -> Any:
     return bucket(spec.streak_unit, ctx["_local"])
 
 
+_ONE = Decimal(1)
+_ZERO = Decimal(0)
+
+
+def _contributor(spec: Spec) -> Callable[[dict[str, Any], datetime], Any]:
+    """``_contribution`` for one definition, its branches decided once: called for every
+    definition on every event, it is most of the counting."""
+    measure = spec.measure
+    name = spec.field or ""
+    value: Callable[[dict[str, Any]], Any]
+    if measure in ("count", "first"):
+
+        def value(_ctx: dict[str, Any]) -> Any:
+            return _ONE
+
+    elif measure == "sum" and name in ("items.amount", "items.quantity"):
+        line_key = name.split(".", 1)[1]
+
+        def value(ctx: dict[str, Any]) -> Any:
+            total = sum((_number(line.get(line_key)) or _ZERO for line in _lines(spec, ctx)), _ZERO)
+            return total if total > 0 else None
+
+    elif measure == "sum":
+
+        def value(ctx: dict[str, Any]) -> Any:
+            total = _number(_event_value(spec, ctx)) or _ZERO
+            return total if total > 0 else None
+
+    elif measure == "distinct" and name.startswith("item."):
+        line_key = name.split(".", 1)[1]
+
+        def value(ctx: dict[str, Any]) -> Any:
+            raw = [line.get(line_key) for line in _lines(spec, ctx)]
+            values = sorted({str(v).strip()[:200] for v in raw if v is not None and str(v).strip()})
+            return values or None
+
+    elif measure == "distinct":
+
+        def value(ctx: dict[str, Any]) -> Any:
+            v = _event_value(spec, ctx)
+            text = str(v).strip()[:200] if v is not None else ""
+            return [text] if text else None
+
+    else:
+        unit = spec.streak_unit
+        assert unit is not None
+
+        def value(ctx: dict[str, Any]) -> Any:
+            return bucket(unit, ctx["_local"])
+
+    starts, ends, check = spec.starts_at, spec.ends_at, spec.check
+    if starts is None and ends is None and check is None:
+        return lambda ctx, _at: value(ctx)
+
+    def contribute(ctx: dict[str, Any], at: datetime) -> Any:
+        if starts is not None and at < starts:
+            return None
+        if ends is not None and at >= ends:
+            return None
+        if check is not None and not check(ctx):
+            return None
+        return value(ctx)
+
+    return contribute
+
+
 @dataclass(slots=True)
 class Row:
     """A progress row as read (or about to be created), changed in memory."""
 
-    id: uuid.UUID
+    id: uuid.UUID | str  # a read row's id as the driver gave it (hex text on SQLite)
     program_id: uuid.UUID
     definition_id: uuid.UUID
     member_id: uuid.UUID
     period_key: str
     value: Decimal = Decimal(0)
-    state: dict[str, Any] = field(default_factory=dict)
+    state: dict[str, Any] | str = field(default_factory=dict)  # text: as read, not decoded
     events: int = 0
     last_event_at: datetime | None = None
     completed_at: datetime | None = None
@@ -878,7 +971,7 @@ class Row:
         }
 
     def as_update(self) -> dict[str, Any]:
-        out = {
+        out: dict[str, Any] = {
             "row_id": self.id,
             "value": self.value,
             "events": self.events,
@@ -897,6 +990,15 @@ def shown(spec_measure: str, value: Decimal, target: Decimal) -> int:
     return int(min(value, target))
 
 
+def _state(row: Row) -> dict[str, Any]:
+    """The row's state, decoded the first time an event needs it (most rows read for a run
+    are counters, or never touched by its events)."""
+    state = row.state
+    if state.__class__ is str:
+        state = row.state = json.loads(state) if state else {}
+    return cast(dict[str, Any], state)
+
+
 def _apply(spec: Spec, row: Row, contribution: Any, at: datetime) -> str | None:
     """Add one event's contribution; ``progressed``, ``completed`` or None (no change)."""
     if row.completed_at is not None:
@@ -906,16 +1008,16 @@ def _apply(spec: Spec, row: Row, contribution: Any, at: datetime) -> str | None:
     if measure in ("count", "first", "sum"):
         row.value = before + contribution
     elif measure == "distinct":
-        seen: list[str] = row.state.get("values", [])
+        seen: list[str] = _state(row).get("values", [])
         fresh = [v for v in contribution if v not in seen]
         if fresh:
             seen = [*seen, *fresh][: max(len(seen), int(spec.target))]
-            if len(seen) != len(row.state.get("values", ())):
+            if len(seen) != len(_state(row).get("values", ())):
                 row.state = {"values": seen}
                 row.state_changed = True
                 row.value = Decimal(len(seen))
     else:
-        buckets: list[int] = row.state.get("buckets", [])
+        buckets: list[int] = _state(row).get("buckets", [])
         if contribution not in buckets:
             merged = sorted([*buckets, contribution])
             oldest = merged[-1] - STREAK_MEMORY * int(spec.target)
@@ -925,18 +1027,19 @@ def _apply(spec: Spec, row: Row, contribution: Any, at: datetime) -> str | None:
                 row.state_changed = True
                 row.value = max(before, Decimal(min(longest_run(kept), int(spec.target))))
     row.events += 1
-    row.last_event_at = at if row.last_event_at is None else max(row.last_event_at, at)
+    last = row.last_event_at
+    if last is None or at > last:
+        row.last_event_at = at
     row.dirty = True
     value = row.value
-    if value >= spec.target:
+    target = spec.target
+    if value >= target:
         row.completed_at = at
         return "completed"
     if value == before:
         return None
     # Below the target a count, distinct or streak shows its (whole) value: any change shows.
-    if measure != "sum" or shown(measure, value, spec.target) != shown(
-        measure, before, spec.target
-    ):
+    if measure != "sum" or shown(measure, value, target) != shown(measure, before, target):
         return "progressed"
     return None
 
@@ -950,16 +1053,15 @@ def _load(
     member_ids: list[uuid.UUID],
     definition_ids: list[uuid.UUID],
     periods: set[str],
-    stateful: set[uuid.UUID] | None = None,
-) -> dict[tuple[uuid.UUID, uuid.UUID, str], Row]:
+) -> dict[tuple[int, int, str], Row]:
     """Existing rows (locked on PostgreSQL, in id order: the event path writes them back).
-    ``stateful``: the definitions whose ``state`` is needed (distinct values, streaks; all
-    when None); the others' state is not decoded.
+    A row's ``state`` stays text until an event needs it (``_state``), and its id stays as
+    the driver gave it (written back as is).
 
     On SQLite the query asks for the members' rows of the periods only (the unique index's
     first column; listing the definitions too would make SQLite probe every member x
     definition x period) and other definitions' rows are skipped here."""
-    out: dict[tuple[uuid.UUID, uuid.UUID, str], Row] = {}
+    out: dict[tuple[int, int, str], Row] = {}
     if not member_ids or not definition_ids:
         return out
     pg = session.get_bind().dialect.name == "postgresql"
@@ -972,28 +1074,30 @@ def _load(
     wanted: dict[Any, uuid.UUID] = {}
     for known in definition_ids:
         wanted[known] = wanted[known.hex] = known
-    decode = {d for d in definition_ids if stateful is None or d in stateful}
-    cols = [c.id, type_coerce(c.definition_id, String), type_coerce(c.member_id, String)]
+    cols: list[Any] = [
+        type_coerce(c.id, String) if not pg else c.id,
+        type_coerce(c.definition_id, String),
+        type_coerce(c.member_id, String),
+    ]
     # Values, instants too: a member's rows last moved by the same event share them, so each
     # distinct raw value is converted once, by the column type's own result processor.
     # (SQLite only: psycopg gives decimals and datetimes already.)
     if pg:
         cols += [c.period_key, c.value, c.events, c.last_event_at, c.completed_at]
+        cols += [cast_(c.state, Text)]
         to_value: Any = None
         to_time: Any = None
     else:
         cols += [c.period_key, type_coerce(c.value, String), c.events]
         cols += [type_coerce(c.last_event_at, String), type_coerce(c.completed_at, String)]
+        cols += [type_coerce(c.state, String)]
         dialect = session.get_bind().dialect
         to_value = c.value.type._cached_result_processor(dialect, None)
         to_time = c.last_event_at.type._cached_result_processor(dialect, None)
-    cols += [type_coerce(c.state, String)]
     values: dict[Any, Any] = {}
-    times: dict[Any, Any] = {}
+    times: dict[Any, Any] = {None: None}
 
     def convert(f: Any, memo: dict[Any, Any], raw: Any) -> Any:
-        if raw is None or f is None:
-            return raw
         done = memo.get(raw, _MISSING)
         if done is _MISSING:
             done = memo[raw] = f(raw)
@@ -1005,24 +1109,36 @@ def _load(
         if pg:
             stmt = stmt.where(c.definition_id.in_(definition_ids)).order_by(c.id)
             stmt = stmt.with_for_update()
-        for r in session.execute(stmt):
-            definition_id = wanted.get(r[1])
+        for (
+            row_id,
+            raw_def,
+            raw_member,
+            period,
+            value,
+            events,
+            last,
+            done,
+            state,
+        ) in session.execute(stmt).tuples():
+            definition_id = wanted.get(raw_def)
             if definition_id is None:
                 continue
-            member_id = ids[r[2]]
-            raw = r[8] if definition_id in decode else None
-            state = (raw if isinstance(raw, dict) else json.loads(raw)) if raw else {}
-            out[(member_id, definition_id, r[3])] = Row(
-                id=r[0],
-                program_id=program_id,
-                definition_id=definition_id,
-                member_id=member_id,
-                period_key=r[3],
-                value=convert(to_value, values, r[4]),
-                state=state,
-                events=r[5],
-                last_event_at=convert(to_time, times, r[6]),
-                completed_at=convert(to_time, times, r[7]),
+            member_id = ids[raw_member]
+            if to_value is not None:
+                value = convert(to_value, values, value)
+                last = convert(to_time, times, last)
+                done = convert(to_time, times, done)
+            out[(member_id.int, definition_id.int, period)] = Row(
+                row_id,
+                program_id,
+                definition_id,
+                member_id,
+                period,
+                value,
+                state or {},
+                events,
+                last,
+                done,
             )
     return out
 
@@ -1076,12 +1192,18 @@ class _Tally:
 
     tenant: Tenant
     program: Program
-    rows: dict[tuple[uuid.UUID, uuid.UUID, str], Row]
+    rows: dict[tuple[int, int, str], Row]
     outbox: dict[Any, tuple[str, Spec, Row, Decimal, datetime | None, uuid.UUID]] = field(
         default_factory=dict
     )
     completions: list[Completion] = field(default_factory=list)
     earned: dict[uuid.UUID, set[str]] = field(default_factory=lambda: defaultdict(set))
+    program_id: uuid.UUID = field(init=False)
+    tenant_id: uuid.UUID = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.program_id = self.program.id
+        self.tenant_id = self.tenant.id
 
     def count(
         self,
@@ -1094,16 +1216,17 @@ class _Tally:
         local = ctx["_local"]
         month = f"{local.year:04d}-{local.month:02d}"
         rows = self.rows
+        member_key = member_id.int  # ints as keys: a UUID hashes in Python, an int in C
         for spec in specs:
-            contribution = _contribution(spec, ctx, at)
+            contribution = spec.contribute(ctx, at)
             if contribution is None:
                 continue
-            key = (member_id, spec.id, month if spec.recurring else ALL_TIME)
+            key = (member_key, spec.key, month if spec.recurring else ALL_TIME)
             row = rows.get(key)
             if row is None:
                 row = rows[key] = Row(
                     id=new_id(),
-                    program_id=self.program.id,
+                    program_id=self.program_id,
                     definition_id=spec.id,
                     member_id=member_id,
                     period_key=key[2],
@@ -1114,7 +1237,7 @@ class _Tally:
                 continue
             if change == "completed":
                 topic = "badge.earned" if spec.kind == "badge" else "challenge.completed"
-                self.completions.append(Completion(spec, row, self.tenant.id))
+                self.completions.append(Completion(spec, row, self.tenant_id))
                 self.earned[member_id].add(spec.code)
             elif spec.kind == "challenge":
                 topic = "challenge.progressed"
@@ -1129,28 +1252,50 @@ class _Tally:
                 self.outbox[(key, len(self.outbox))] = message
 
     def write(self, session: Session) -> None:
-        new = [r.as_insert() for r in self.rows.values() if r.new and r.dirty]
-        old = [r.as_update() for r in self.rows.values() if not r.new and r.dirty]
-        _executemany(session, _INSERT_PROGRESS, new)
-        _executemany(session, _UPDATE_COUNTER, [r for r in old if "state" not in r])
-        _executemany(session, _UPDATE_STATE, [r for r in old if "state" in r])
+        fresh: list[Row] = []
+        counters: list[Row] = []
+        states: list[Row] = []
         for r in self.rows.values():
-            r.new = r.new and not r.dirty
-            r.dirty = False
-            r.state_changed = False
+            if not r.dirty:
+                continue
+            if r.new:
+                fresh.append(r)
+            elif r.state_changed:
+                states.append(r)
+            else:
+                counters.append(r)
+        _executemany(session, _INSERT_PROGRESS, [r.as_insert() for r in fresh])
+        _update_rows(session, counters, with_state=False)
+        _update_rows(session, states, with_state=True)
+        for rows in (fresh, counters, states):
+            for r in rows:
+                r.new = r.dirty = r.state_changed = False
         if self.outbox:
             now = utcnow()
             program_id = str(self.program.id)
-            messages = [
-                {
-                    "id": new_id(),
-                    "tenant_id": self.tenant.id,
-                    "topic": topic,
-                    "payload": _message(spec, row, program_id, value, done, event_id),
-                    "created_at": now,
-                }
-                for topic, spec, row, value, done, event_id in self.outbox.values()
-            ]
+            tenant_id = self.tenant.id
+            texts: dict[Any, str] = {}
+            messages = []
+            for topic, spec, row, value, done, event_id in self.outbox.values():
+                member = texts.get(row.member_id)
+                if member is None:
+                    member = texts[row.member_id] = str(row.member_id)
+                event = texts.get(event_id)
+                if event is None:
+                    event = texts[event_id] = str(event_id)
+                head = texts.get(spec.id)
+                if head is None:
+                    head = texts[spec.id] = _message_head(spec, program_id)
+                payload = _message_text(head, spec, row, value, done, member, event)
+                messages.append(
+                    {
+                        "id": new_id(),
+                        "tenant_id": tenant_id,
+                        "topic": topic,
+                        "payload": payload,
+                        "created_at": now,
+                    }
+                )
             _executemany(session, _INSERT_OUTBOX, messages)
             self.outbox = {}
         rewards = []
@@ -1158,9 +1303,79 @@ class _Tally:
             reward = _reward(session, self.tenant, self.program, c)
             if reward is not None:
                 rewards.append({"row_id": c.row.id, "reward": reward})
-        if rewards:
-            session.execute(_SET_REWARD, rewards)
+        if session.get_bind().dialect.name == "postgresql" and rewards:
+            ids = [r["row_id"] for r in rewards]
+            _update_pg(
+                session, ids, [("reward", "jsonb", [json.dumps(r["reward"]) for r in rewards])]
+            )
+        else:
+            _executemany(session, _SET_REWARD, rewards)
         self.completions = []
+
+
+def _update_rows(session: Session, rows: list[Row], *, with_state: bool) -> None:
+    """Write back the numbers (and the state) of rows read: ``executemany`` on SQLite (in
+    process), one ``UPDATE ... FROM unnest(arrays)`` on PostgreSQL (``executemany`` there
+    costs a statement per row)."""
+    if not rows:
+        return
+    if session.get_bind().dialect.name != "postgresql":
+        _executemany(
+            session,
+            _UPDATE_STATE if with_state else _UPDATE_COUNTER,
+            [r.as_update() for r in rows],
+        )
+        return
+    columns: list[tuple[str, str, list[Any]]] = [
+        ("value", "numeric", [r.value for r in rows]),
+        ("events", "bigint", [r.events for r in rows]),
+        ("last_event_at", "timestamptz", [r.last_event_at for r in rows]),
+        ("completed_at", "timestamptz", [r.completed_at for r in rows]),
+    ]
+    if with_state:
+        columns.append(("state", "jsonb", [json.dumps(r.state) for r in rows]))
+    _update_pg(session, [r.id for r in rows], columns)
+
+
+def _update_pg(session: Session, ids: list[Any], columns: list[tuple[str, str, list[Any]]]) -> None:
+    """One ``UPDATE badge_progress ... FROM unnest(...)`` setting ``columns`` (name, SQL
+    type, one value per id) of the rows ``ids``."""
+    sets = ", ".join(f"{name} = v.{name}" for name, _t, _v in columns)
+    arrays = ", ".join(f"%(c{i})s::{sql_type}[]" for i, (_n, sql_type, _v) in enumerate(columns))
+    names = ", ".join(name for name, _t, _v in columns)
+    params: dict[str, Any] = {"ids": ids}
+    for i, (_n, _t, values) in enumerate(columns):
+        params[f"c{i}"] = values
+    session.connection().exec_driver_sql(
+        f"UPDATE badge_progress AS p SET {sets} FROM unnest(%(ids)s::uuid[], {arrays}) "
+        f"AS v(id, {names}) WHERE p.id = v.id",
+        params,
+    )
+
+
+def _message_head(spec: Spec, program_id: str) -> str:
+    """``_message``'s keys up to the period as JSON text, for ``_message_text``."""
+    text = json.dumps({"program_id": program_id, "badge_id": spec.id_text, "code": spec.code})
+    return text[1:-1] + ", " + json.dumps({"kind": spec.kind})[1:-1]
+
+
+def _message_text(
+    head: str,
+    spec: Spec,
+    row: Row,
+    value: Decimal,
+    completed_at: datetime | None,
+    member: str,
+    event: str,
+) -> _JsonText:
+    """``json.dumps(_message(...))`` without encoding a dict per message (ids, period keys,
+    numbers and instants need no escaping; the definition's part is encoded once)."""
+    done = f'"{as_utc(completed_at).isoformat()}"' if completed_at else "null"
+    return _JsonText(
+        f'{{"member_id": "{member}", {head}, "period": "{row.period_key}", '
+        f'"value": "{_number_text(value)}", "target": "{spec.target_text}", "completed_at": {done}, '
+        f'"event_id": "{event}"}}'
+    )
 
 
 def _message(
@@ -1170,9 +1385,11 @@ def _message(
     value: Decimal,
     completed_at: datetime | None,
     event_id: uuid.UUID,
+    member_text: str | None = None,
+    event_text: str | None = None,
 ) -> dict[str, Any]:
     return {
-        "member_id": str(row.member_id),
+        "member_id": member_text or str(row.member_id),
         "program_id": program_id,
         "badge_id": spec.id_text,
         "code": spec.code,
@@ -1181,7 +1398,7 @@ def _message(
         "value": _number_text(value),
         "target": spec.target_text,
         "completed_at": as_utc(completed_at).isoformat() if completed_at else None,
-        "event_id": str(event_id),
+        "event_id": event_text or str(event_id),
     }
 
 
@@ -1272,7 +1489,7 @@ def on_event(
 
     ctx = earning.event_context(tenant, event, occurred_at, amount, {})
     at = as_utc(occurred_at)
-    wanted = [s for s in specs if _contribution(s, ctx, at) is not None]
+    wanted = [s for s in specs if s.contribute(ctx, at) is not None]
     if not wanted:
         return
     local = ctx["_local"]
@@ -1316,15 +1533,7 @@ class RunProgress:
                 defs[s.id] = None
                 periods.add(period_key(s, local))
         if members:
-            stateful = {
-                s.id
-                for group in self.specs.values()
-                for s in group
-                if s.measure in ("distinct", "streak")
-            }
-            self.tally.rows = _load(
-                session, program.id, list(members), list(defs), periods, stateful
-            )
+            self.tally.rows = _load(session, program.id, list(members), list(defs), periods)
 
     def count(
         self,
