@@ -317,3 +317,37 @@ def test_replay_of_a_new_rule_before_it_exists_saves_nothing(
     assert re.search(r'data-replay="points">\s*\+50<', r.text)
     assert re.search(r'data-replay="members">\s*1<', r.text)
     assert _count(db, Rule) == 0
+
+
+def test_try_a_version_on_an_event_before_saving(
+    console_as: Any, client: TestClient, tenant: TenantFixture, db: Database
+) -> None:
+    rule = _rule(
+        client, tenant, name="Flat", conditions=None, effect={"type": "fixed", "points": 10}
+    )
+    _rule(
+        client,
+        tenant,
+        name="VIP bonus",
+        conditions={"field": "member.tags", "op": "contains", "value": "vip"},
+    )
+    c = console_as("marketer", lang="ms")
+    r = c.post(
+        f"/console/rules/{rule['id']}/edit",
+        _form(
+            name="Flat",
+            conditions="",
+            effect='{"type": "fixed", "points": 70}',
+            action="simulate",
+            sim_amount="30000",
+            sim_tags="student",
+        ),
+    )
+    assert r.status_code == 200, r.text
+    assert re.search(r'data-sim="points">\s*100<', r.text)  # 30 base + 70 proposed
+    assert "VIP bonus" in r.text
+    assert "member.tags mengandungi vip — nilai sebenar: [&#34;student&#34;]" in r.text
+    with db.session() as s:
+        saved = s.get(Rule, uuid.UUID(rule["id"]))
+        assert saved is not None
+        assert saved.revision == 1

@@ -754,12 +754,14 @@ def _edit_page(
     errors: FieldErrors | None,
     *,
     replay: dict[str, Any] | None = None,
+    result: dict[str, Any] | None = None,
     status_code: int = 200,
 ) -> HTMLResponse:
     today = utcnow().astimezone(zone(web.tz)).date()
     vals = dict(values)
     vals.setdefault("replay_from", (today - timedelta(days=30)).isoformat())
     vals.setdefault("replay_to", today.isoformat())
+    vals.setdefault("sim_occurred_at", utcnow().astimezone(zone(web.tz)).strftime("%Y-%m-%dT%H:%M"))
     return render(
         request,
         "console/rules/edit.html",
@@ -774,6 +776,7 @@ def _edit_page(
             "modes": _modes(web),
             "days": _days(web),
             "replay": replay,
+            "result": result,
             "idem": str(uuid.uuid4()),
         },
         status_code=status_code,
@@ -790,6 +793,8 @@ def _save(
         return _edit_page(request, web, program, rule, values, errors, status_code=422)
     if str(form.get("action") or "") == "replay":
         return _replay(request, web, form, program, rule, body, values)
+    if str(form.get("action") or "") == "simulate":
+        return _try(request, web, form, program, rule, body, values)
     try:
         if rule is None:
             saved = service.create_rule(web.session, program, body, actor=web.actor)
@@ -854,6 +859,49 @@ def _replay(
     cpp = Decimal(raw["cost_per_point"]).normalize()
     raw["cpp_text"] = f"{format(cpp, 'f')} {program.currency}"
     return _edit_page(request, web, program, rule, values, None, replay=raw)
+
+
+def _try(
+    request: Request,
+    web: WebContext,
+    form: FormData,
+    program: Program,
+    rule: Rule | None,
+    body: RuleBody,
+    values: dict[str, Any],
+) -> Response:
+    """The simulator on one event with this version of the rule (nothing saved)."""
+    errors = FieldErrors(web)
+    event_type = body.triggers[0]
+    amount = errors.amount(form, "sim_amount", required=event_type == "purchase")
+    occurred = _parse_local(errors, form, "sim_occurred_at", web.tz)
+    if errors:
+        return _edit_page(request, web, program, rule, values, errors, status_code=422)
+    event: dict[str, Any] = {"type": event_type}
+    if occurred:
+        event["occurred_at"] = occurred
+    if amount is not None:
+        event.update(amount=format(amount, "f"), currency=program.currency, order_id="SIM-1")
+    tags = [t.strip() for t in str(form.get("sim_tags") or "").split(",") if t.strip()]
+    try:
+        raw = simulate.simulate(
+            web.session,
+            web.tenant,
+            program,
+            event,
+            member=None,
+            profile={"tags": tags},
+            bodies=proposed_set(web, program, rule, body),
+        )
+        result = explain(web, raw, program)
+        for item in (*result["awards"], *result["not_fired"]):
+            item["rule_id"] = None  # the proposed set's ids are placeholders
+    except SetiaError as exc:
+        web.session.rollback()
+        errors.add_text("sim_amount", exc.detail)
+        return _edit_page(request, web, program, rule, values, errors, status_code=422)
+    web.session.rollback()
+    return _edit_page(request, web, program, rule, values, None, result=result)
 
 
 def proposed_set(
