@@ -298,7 +298,7 @@ def test_edit_profile_and_consents(console_as, client, tenant, db) -> None:  # t
     assert out["phone"] == "+6281234567890"
     assert out["consents"]["whatsapp"] is True
     hist = client.get(f"/v1/members/{mid}/consents", headers=tenant.headers).json()
-    assert hist[-1]["source"] == "console"
+    assert hist[-1]["source"] == f"console:staff:{c.login.id}"
 
 
 def test_assign_a_tier(console_as, client, tenant) -> None:  # type: ignore[no-untyped-def]

@@ -45,7 +45,7 @@ PAGE_SIZE = 25
 LEDGER_PAGE = 20
 ERASE_WORD = "ERASE"
 CHANNELS = members.CHANNELS
-CONSENT_SOURCE = "console"
+CONSENT_SOURCE = "console"  # with the staff actor: "console:staff:<id>"
 
 # Field errors of the services, by error code.
 NO_ZERO = N_("Enter a number other than zero.")
@@ -593,7 +593,11 @@ def edit_save(
         for channel in CHANNELS:
             if wanted[channel] != current.get(channel, False):
                 members.set_consent(
-                    session, member, channel, wanted[channel], source=CONSENT_SOURCE
+                    session,
+                    member,
+                    channel,
+                    wanted[channel],
+                    source=f"{CONSENT_SOURCE}:{web.actor}",
                 )
         session.commit()
     except SetiaError as exc:
