@@ -395,3 +395,30 @@ def test_erase_flow(console_as, client, tenant, db) -> None:  # type: ignore[no-
         ).status_code
         == 303
     )
+
+
+def test_evidence_of_the_loyalty_label(console_as, client, tenant) -> None:  # type: ignore[no-untyped-def]
+    mid = new_member(client, tenant, name="Siti")
+    for n in range(3):
+        r = client.post(
+            "/v1/events",
+            json={
+                "id": f"ev-{n}",
+                "type": "purchase",
+                "member": {"id": mid},
+                "order_id": f"O-{n}",
+                "amount": "50000",
+                "currency": "IDR",
+                "occurred_at": f"2026-0{n + 1}-10T10:00:00+07:00",
+            },
+            headers=tenant.headers,
+        )
+        assert r.status_code == 201, r.text
+    c = console_as("analyst")
+    fragment = c.get(f"/console/members/{mid}/insights", headers={"HX-Request": "true"})
+    assert fragment.status_code == 200
+    assert "<html" not in fragment.text
+    assert "Loyalty label" in fragment.text
+    assert "purchase_days" in fragment.text
+    page = c.get(f"/console/members/{mid}/insights")
+    assert "<h1>Value and loyalty</h1>" in page.text

@@ -7,7 +7,10 @@ commits once, after the service raised or succeeded as a whole (nothing half-sav
 from __future__ import annotations
 
 import json
+import threading
+import time
 import uuid
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -267,6 +270,36 @@ def member_page(
     return render(request, "console/members/show.html", ctx)
 
 
+# The program's analysis (models fitted on every member) takes a second or more on a large
+# tenant; it is kept per process until the data changes (the newest order and ledger transfer
+# ids are part of the key) or for ``ANALYSIS_SECONDS``, so opening the evidence of member
+# after member costs one fit. One entry per program.
+ANALYSIS_SECONDS = 300.0
+_analyses: dict[uuid.UUID, tuple[float, tuple[str, str], Any]] = {}
+_analyses_lock = threading.Lock()
+
+
+def _analysis(web: WebContext, program: Program, compute: Callable[[], Any]) -> Any:
+    from setia.ledger.models import Transfer
+
+    session = web.session
+    version = (
+        str(session.execute(select(Order.id).order_by(Order.id.desc()).limit(1)).scalar()),
+        str(session.execute(select(Transfer.id).order_by(Transfer.id.desc()).limit(1)).scalar()),
+    )
+    now = time.monotonic()
+    with _analyses_lock:
+        hit = _analyses.get(program.id)
+    if hit is not None and hit[1] == version and now - hit[0] < ANALYSIS_SECONDS:
+        return hit[2]
+    value = compute()
+    with _analyses_lock:
+        if len(_analyses) > 64:
+            _analyses.clear()
+        _analyses[program.id] = (now, version, value)
+    return value
+
+
 @router.get("/console/members/{member_id}/insights")
 def member_insights(
     request: Request, member_id: str, web: WebContext = require("members.view")
@@ -284,7 +317,9 @@ def member_insights(
     label: Any = None
     error = None
     try:
-        a = tenant_settings.analyse(web.session, web.tenant, program)
+        a = _analysis(
+            web, program, lambda: tenant_settings.analyse(web.session, web.tenant, program)
+        )
         thresholds = tenant_settings.thresholds(web.session, web.tenant.id, {})
         label = labelling.classify(web.session, a, thresholds, member_id=found.id).get(found.id)
     except SetiaError as exc:
