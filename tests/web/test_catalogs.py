@@ -30,3 +30,21 @@ def test_money_and_numbers_follow_the_language() -> None:
     assert i18n.money("12.5", "MYR", "ms") == "RM12.50"
     assert i18n.number(1234567, "id") == "1.234.567"
     assert i18n.number(1234567, "en") == "1,234,567"
+
+
+def test_rupiah_and_ringgit_keep_their_symbols_in_english() -> None:
+    assert i18n.money("800", "IDR", "en") == "Rp\xa0800"
+    assert i18n.money("12.5", "MYR", "en") == "RM12.50"
+    assert i18n.money("-1500", "IDR", "id") == "-Rp\xa01.500"
+
+
+def test_every_template_that_uses_the_form_macros_imports_them_with_context() -> None:
+    # Without context, f.csrf() renders an empty token and every browser POST is refused.
+    from setia.web.templating import TEMPLATES
+
+    bad = [
+        str(p.relative_to(TEMPLATES))
+        for p in TEMPLATES.rglob("*.html")
+        if 'import "macros/forms.html" as f %}' in p.read_text()
+    ]
+    assert bad == []

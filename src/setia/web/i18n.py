@@ -22,7 +22,7 @@ from typing import Any
 from babel import Locale as BabelLocale
 from babel.dates import format_date, format_datetime
 from babel.messages.pofile import read_po
-from babel.numbers import format_currency, format_decimal
+from babel.numbers import format_decimal
 
 from setia.core.money import display
 from setia.core.time import zone
@@ -38,6 +38,9 @@ def N_(message: str) -> str:
 LANGUAGE_NAMES = {"id": "Bahasa Indonesia", "ms": "Bahasa Melayu", "en": "English"}
 BABEL_LOCALE = {"id": "id_ID", "ms": "ms_MY", "en": "en_US"}
 DIR = Path(__file__).resolve().parent / "locales"
+
+
+_LOCAL_SYMBOL = {"IDR": ("Rp\u00a0", 0), "MYR": ("RM", 2)}
 
 
 class Catalog(gettext.NullTranslations):
@@ -138,15 +141,15 @@ def choose_locale(*candidates: str | None, accept_language: str | None = None) -
 def money(amount: Decimal | str | int | None, currency: str, lang: str) -> str:
     if amount is None:
         return "—"
-    if currency == "IDR":
-        # Rupiah is written "Rp 25.000": no sen, a space after the symbol.
-        return format_currency(
-            Decimal(str(amount)),
-            "IDR",
-            format="¤\u00a0#,##0",
-            locale=BABEL_LOCALE.get(lang, "id_ID"),
-            currency_digits=False,
-        )
+    local = _LOCAL_SYMBOL.get(currency)
+    if local is not None:
+        # Rupiah and ringgit in their own symbols whatever the reader's language (English
+        # CLDR would write "IDR 800", "MYR 12.50"): "Rp 25.000" (no sen), "RM12.50".
+        symbol, digits = local
+        fmt = "#,##0" if digits == 0 else "#,##0." + "0" * digits
+        value = Decimal(str(amount))
+        text = format_decimal(abs(value), format=fmt, locale=BABEL_LOCALE.get(lang, "id_ID"))
+        return ("-" if value < 0 else "") + symbol + text
     return display(Decimal(str(amount)), currency, BABEL_LOCALE.get(lang, "id_ID"))
 
 
