@@ -38,7 +38,7 @@ def test_owner_finds_a_member_by_phone_and_adjusts_points(
         consents={"whatsapp": True},
         consent_source="pos-form",
     )
-    new_member(client, tenant, name="Budi Santoso", phone="+6281399998888")
+    budi = new_member(client, tenant, name="Budi Santoso", phone="+6281399998888")
     new_member(client, tenant, name="<script>alert(1)</script>", phone="+6281311112222")
     grant(client, tenant, siti, 1200)
     owner = staff_user("owner")
@@ -94,3 +94,29 @@ def test_owner_finds_a_member_by_phone_and_adjusts_points(
     browser.get(live_server.url + "/console/members?q=script")
     cell = _wait(browser).until(ec.presence_of_element_located((By.CSS_SELECTOR, "#results td a")))
     assert cell.text == "<script>alert(1)</script>"
+
+    # merge: pick the duplicate by search, confirm with both shown side by side
+    dup = new_member(client, tenant, name="Siti R.", email="siti.r@example.com")
+    grant(client, tenant, dup, 200)
+    browser.get(f"{live_server.url}/console/members/{siti}/merge?q=siti")
+    browser.find_element(By.CSS_SELECTOR, f'a[href$="other={dup}"]').click()
+    _wait(browser).until(ec.presence_of_element_located((By.CSS_SELECTOR, ".merge-away")))
+    shot(browser, "member-merge-confirm")
+    browser.find_element(By.ID, "f-reason").send_keys("Same person, two phones")
+    browser.find_element(By.CSS_SELECTOR, "form[action$='/merge'] button.danger").click()
+    _wait(browser).until(ec.text_to_be_present_in_element((By.ID, "balance-available"), "1,700"))
+
+    # erase: a wrong confirmation is answered next to the field; then the anonymised record
+    browser.get(f"{live_server.url}/console/members/{budi}/erase")
+    browser.find_element(By.ID, "f-confirm").send_keys("yes")
+    browser.find_element(By.ID, "f-reason").send_keys("The member asked")
+    browser.find_element(By.CSS_SELECTOR, "form button.danger").click()
+    _wait(browser).until(ec.presence_of_element_located((By.ID, "err-confirm")))
+    shot(browser, "member-erase-error")
+    confirm = browser.find_element(By.ID, "f-confirm")
+    confirm.clear()
+    confirm.send_keys("ERASE")
+    browser.find_element(By.CSS_SELECTOR, "form button.danger").click()
+    _wait(browser).until(ec.presence_of_element_located((By.CSS_SELECTOR, ".pill.danger")))
+    assert "Budi Santoso" not in browser.page_source
+    shot(browser, "member-erased")
