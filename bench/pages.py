@@ -37,6 +37,7 @@ What it does:
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import platform
 import re
@@ -136,14 +137,14 @@ def _sources() -> dict[str, list[Any]]:
     from setia.rewards.models import Reward, RewardRedemption
     from setia.rules.models import Campaign, Rule
     from setia.tenants.models import ApiKey
-    from setia.tiers.models import Tier, TierSet
+    from setia.tiers.models import TierSet
 
     return {
         "rules": [Rule],
         "campaigns": [Campaign, CouponCampaign],
         "coupons": [CouponCampaign],
         "coupon-campaigns": [CouponCampaign],
-        "tiers": [Tier, TierSet],
+        "tiers": [TierSet],
         "tier-sets": [TierSet],
         "plans": [MembershipPlan],
         "memberships": [MembershipPlan, Subscription],
@@ -198,6 +199,21 @@ def demo_ids(db: Database, tenant_id: uuid.UUID) -> Demo:
         staff = s.scalars(select(StaffUser.id).where(StaffUser.tenant_id == tenant_id)).all()
         demo.values["staff"] = demo.values["users"] = [str(i) for i in staff]
         demo.values["members"] = [str(member.id)]
+        from setia.rewards.models import RewardRedemption
+
+        mine = s.scalars(
+            select(RewardRedemption.id)
+            .where(RewardRedemption.member_id == member.id)
+            .order_by(RewardRedemption.id.desc())
+            .limit(1)
+        ).first()
+        demo.values["my-rewards"] = [str(mine)] if mine else []
+        from setia.tiers import service as tier_service
+
+        structure = tier_service.structure(s, program.id)
+        if structure is not None and structure.tiers:
+            top = structure.tiers[-1]
+            demo.values["tier"] = demo.values["tiers"] = [top.code, str(top.id)]
     return demo
 
 
@@ -326,6 +342,9 @@ def measure(
             if "{" not in path:
                 pages.append((path, path, client))
                 continue
+            if "{token}" in path:
+                skipped.append((path, "a one-time link (invite or reset token)"))
+                continue
             urls = candidates(path, demo)
             if not urls:
                 skipped.append((path, "no id of this kind in the demo data"))
@@ -416,7 +435,12 @@ def main() -> None:
         "--db",
         help="database URL with (or for) the demo tenant; default: a temporary SQLite file",
     )
+    parser.add_argument(
+        "--verbose", action="store_true", help="show the app's error log (tracebacks of 5xx)"
+    )
     args = parser.parse_args()
+    if not args.verbose:  # a 5xx page is reported in the table; its traceback with --verbose
+        logging.getLogger("setia").setLevel(logging.CRITICAL)
     print(
         f"python {platform.python_version()}, sqlite {sqlite3.sqlite_version}, "
         f"{os.cpu_count()} cpus, {platform.machine()}"
