@@ -212,7 +212,7 @@ def kpis(
 
     # Points from the ledger, classified as the finance report does.
     flows = Flows()
-    for bucket, shape, amount in _grouped(session, program.id, [lo, hi]):
+    for bucket, shape, amount in _grouped(session, program.id, [lo, hi], window_only=True):
         if bucket == 0:
             flows.add(shape, amount)
     points = flows.points_out()

@@ -45,7 +45,11 @@ class Order(Base):
     """A purchase, kept so that refunds can find what it earned and what was returned."""
 
     __tablename__ = "orders"
-    __table_args__ = (UniqueConstraint("tenant_id", "order_id"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "order_id"),
+        # KPIs and cohorts over a window of time.
+        Index("ix_orders_program_occurred", "program_id", "occurred_at"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"))

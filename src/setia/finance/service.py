@@ -205,12 +205,18 @@ def wallet_figure(s: Shape) -> str | None:
 
 
 def _grouped(
-    session: Session, program_id: uuid.UUID, bounds: list[datetime]
+    session: Session,
+    program_id: uuid.UUID,
+    bounds: list[datetime],
+    *,
+    window_only: bool = False,
 ) -> list[tuple[int, Shape, int]]:
     """(bucket, shape, total amount) over all the program's posted transfers, in one scan.
 
     Bucket ``i`` is the local day ``bounds[i] <= effective_at < bounds[i+1]``; ``-1`` is
     everything before the first day, ``len(bounds) - 1`` everything after the last.
+    ``window_only`` reads only the transfers between the first and the last bound (through
+    the ``(program_id, effective_at)`` index), for callers that ignore the other buckets.
     """
     debit = aliased(Account)
     credit = aliased(Account)
@@ -230,6 +236,8 @@ def _grouped(
     )
     base = base.where(Transfer.kind.in_(("POSTED", "POST_PENDING")))
     at = Transfer.effective_at
+    if window_only:
+        base = base.where(at >= bounds[0], at < bounds[-1])
     bucket = case(
         (at < bounds[0], literal(-1)),
         (at >= bounds[-1], literal(len(bounds) - 1)),

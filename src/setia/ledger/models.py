@@ -117,6 +117,8 @@ class Transfer(Base):
             postgresql_where=text("pending_id IS NOT NULL"),
         ),
         Index("ix_ledger_transfers_source", "program_id", "source_type", "source_id"),
+        # Reports over a window of time (KPIs, the dashboard's point flows).
+        Index("ix_ledger_transfers_program_effective", "program_id", "effective_at"),
         Index(
             "ix_ledger_transfers_open_holds",
             "expires_at",

@@ -349,7 +349,9 @@ def points_series(web: WebContext, program: Program, period: Period) -> dict[str
 
     def compute() -> list[finance.Flows]:
         out = [finance.Flows() for _ in starts]
-        for bucket, shape, amount in finance._grouped(web.session, program.id, bounds):
+        for bucket, shape, amount in finance._grouped(
+            web.session, program.id, bounds, window_only=True
+        ):
             if 0 <= bucket < len(starts):
                 out[bucket].add(shape, amount)
         return out
