@@ -20,7 +20,10 @@ def balance(
     *,
     now: datetime,
     soon_days: int = 30,
+    lifetime: bool = True,
 ) -> dict[str, Any]:
+    """Available, held, pending (with dates), expiring soon (with dates), debt and, unless
+    ``lifetime`` is False (it costs as much as the rest together), lifetime totals."""
     accounts = member_accounts(session, program_id, member_id)
     rows = {
         r.id: r
@@ -48,7 +51,7 @@ def balance(
         .group_by(Lot.expires_at)
         .order_by(Lot.expires_at)
     ).all()
-    lifetime = _lifetime(session, accounts)
+    totals = _lifetime(session, accounts) if lifetime else None
     return {
         "available": pts.credits_posted - pts.debits_posted - pts.debits_pending,
         "held": pts.debits_pending,
@@ -59,7 +62,7 @@ def balance(
         "expiring_soon": [{"points": int(total), "expires_at": at} for at, total in expiring_rows],
         "expiring_within_days": soon_days,
         "debt": debt.debits_posted - debt.credits_posted,
-        "lifetime": lifetime,
+        "lifetime": totals,
     }
 
 

@@ -4,18 +4,15 @@ member's program, safe ``next`` targets and the cookies the portal sets."""
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 
 from fastapi import Request
 from markupsafe import Markup
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from setia.core.time import utcnow
-from setia.ledger.models import Account, Lot
-from setia.ledger.service import member_accounts
+from setia.ledger import queries as ledger_queries
 from setia.programs import service as programs
 from setia.programs.models import Program
 from setia.tenants.models import Tenant
@@ -87,41 +84,10 @@ def client_address(request: Request) -> str:
 
 def portal_balance(session: Session, program_id: uuid.UUID, member: uuid.UUID) -> dict[str, Any]:
     """What the home page shows of ``ledger.queries.balance``: available, held, pending with
-    dates and expiring soon with dates (without the lifetime totals it does not show, which
-    cost as much as the rest together)."""
-    accounts = member_accounts(session, program_id, member)
-    rows = {
-        a.id: a
-        for a in session.scalars(
-            select(Account).where(Account.id.in_([accounts.points, accounts.pending]))
-        )
-    }
-    pts, pend = rows[accounts.points], rows[accounts.pending]
-    now = utcnow()
-    pending_lots = session.execute(
-        select(Lot.pending_until, func.sum(Lot.remaining))
-        .where(Lot.account_id == accounts.pending, Lot.remaining > 0)
-        .group_by(Lot.pending_until)
-        .order_by(Lot.pending_until)
-    ).all()
-    expiring = session.execute(
-        select(Lot.expires_at, func.sum(Lot.remaining))
-        .where(
-            Lot.account_id == accounts.points,
-            Lot.remaining > 0,
-            Lot.expires_at.is_not(None),
-            Lot.expires_at <= now + timedelta(days=EXPIRING_DAYS),
-        )
-        .group_by(Lot.expires_at)
-        .order_by(Lot.expires_at)
-    ).all()
-    return {
-        "available": pts.credits_posted - pts.debits_posted - pts.debits_pending,
-        "held": pts.debits_pending,
-        "pending": pend.credits_posted - pend.debits_posted,
-        "pending_lots": [{"points": int(n), "available_at": at} for at, n in pending_lots],
-        "expiring_soon": [{"points": int(n), "expires_at": at} for at, n in expiring],
-    }
+    dates and expiring soon with dates (without the lifetime totals it does not show)."""
+    return ledger_queries.balance(
+        session, program_id, member, now=utcnow(), soon_days=EXPIRING_DAYS, lifetime=False
+    )
 
 
 @lru_cache(maxsize=4096)
