@@ -135,7 +135,7 @@ def test_program_settings_are_saved_as_a_new_revision(
         assert p.points_payment_rate is None
         assert p.revision == 2
     assert "program.updated" in _actions(db)
-    assert "2 Poin per IDR\xa010,000" in c.get("/console/settings/programs").text
+    assert "2 Poin per Rp\xa010,000" in c.get("/console/settings/programs").text
 
 
 def test_wrong_program_input_points_at_the_field(
