@@ -51,7 +51,7 @@ def adjustments(db: Database) -> int:
 # --------------------------------------------------------------------------- search
 
 
-def test_search_by_phone_in_local_format_finds_the_member(console_as, client, tenant) -> None:  # type: ignore[no-untyped-def]
+def test_search_by_phone_in_local_format_finds_the_member(console_as, client, tenant) -> None:
     siti = new_member(client, tenant, name="Siti Rahayu", phone="+6281234567890")
     new_member(client, tenant, name="Budi Santoso", phone="+6281399998888")
     c = console_as("cashier")
@@ -69,7 +69,7 @@ def test_search_by_phone_in_local_format_finds_the_member(console_as, client, te
     assert "No member matches" in empty.text
 
 
-def test_htmx_search_returns_only_the_results(console_as, client, tenant) -> None:  # type: ignore[no-untyped-def]
+def test_htmx_search_returns_only_the_results(console_as, client, tenant) -> None:
     new_member(client, tenant, name="Siti Rahayu")
     c = console_as("owner")
     r = c.get(
@@ -82,7 +82,7 @@ def test_htmx_search_returns_only_the_results(console_as, client, tenant) -> Non
     assert "<html" not in r.text
 
 
-def test_search_pages(console_as, client, tenant) -> None:  # type: ignore[no-untyped-def]
+def test_search_pages(console_as, client, tenant) -> None:
     for i in range(30):
         new_member(client, tenant, name=f"Pelanggan {i:02d}")
     c = console_as("owner")
@@ -93,7 +93,7 @@ def test_search_pages(console_as, client, tenant) -> None:  # type: ignore[no-un
     assert second.text.count("Pelanggan ") == 5
 
 
-def test_a_script_name_is_shown_as_text(console_as, client, tenant) -> None:  # type: ignore[no-untyped-def]
+def test_a_script_name_is_shown_as_text(console_as, client, tenant) -> None:
     evil = "<script>alert(1)</script>"
     mid = new_member(client, tenant, name=evil)
     c = console_as("owner")
@@ -109,7 +109,7 @@ def test_a_script_name_is_shown_as_text(console_as, client, tenant) -> None:  # 
 
 def test_member_page_shows_profile_balance_statement_and_consents(
     console_as, client, tenant
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     mid = new_member(
         client,
         tenant,
@@ -132,7 +132,7 @@ def test_member_page_shows_profile_balance_statement_and_consents(
     assert "/erase" not in r.text
 
 
-def test_another_tenants_member_is_a_404(console_as, client, db) -> None:  # type: ignore[no-untyped-def]
+def test_another_tenants_member_is_a_404(console_as, client, db) -> None:
     other = make_tenant(db, name="Other Shop")
     mid = new_member(client, other, name="Not Yours")
     c = console_as("owner")
@@ -152,7 +152,7 @@ def test_another_tenants_member_is_a_404(console_as, client, db) -> None:  # typ
 # --------------------------------------------------------------------------- adjust
 
 
-def test_adjust_points_changes_the_balance_once_per_form(console_as, client, tenant, db) -> None:  # type: ignore[no-untyped-def]
+def test_adjust_points_changes_the_balance_once_per_form(console_as, client, tenant, db) -> None:
     mid = new_member(client, tenant, name="Siti")
     c = console_as("owner")
     idem = str(uuid.uuid4())
@@ -186,7 +186,7 @@ def test_adjust_points_changes_the_balance_once_per_form(console_as, client, ten
         ("en", "0", "ok reason", "points", "Enter a number other than zero."),
     ],
 )
-def test_adjust_field_errors_in_the_staff_language(  # type: ignore[no-untyped-def]
+def test_adjust_field_errors_in_the_staff_language(
     console_as, client, tenant, db, lang, points, reason, field, message
 ) -> None:
     mid = new_member(client, tenant, name="Siti")
@@ -201,7 +201,7 @@ def test_adjust_field_errors_in_the_staff_language(  # type: ignore[no-untyped-d
     assert adjustments(db) == 0
 
 
-def test_adjust_below_zero_says_so_next_to_points(console_as, client, tenant, db) -> None:  # type: ignore[no-untyped-def]
+def test_adjust_below_zero_says_so_next_to_points(console_as, client, tenant, db) -> None:
     mid = new_member(client, tenant, name="Siti")
     grant(client, tenant, mid, 100)
     c = console_as("owner", lang="id")
@@ -218,7 +218,7 @@ def test_adjust_below_zero_says_so_next_to_points(console_as, client, tenant, db
 @pytest.mark.parametrize("role", ["marketer", "cashier", "analyst"])
 def test_adjust_is_refused_to_roles_without_the_permission(
     console_as, client, tenant, db, role
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     mid = new_member(client, tenant, name="Siti")
     c = console_as(role)
     r = c.post(f"/console/members/{mid}/adjust", {"points": "100", "reason": "please"})
@@ -227,7 +227,7 @@ def test_adjust_is_refused_to_roles_without_the_permission(
     assert available(client, tenant, mid) == 0
 
 
-def test_adjust_without_csrf_is_refused_and_writes_nothing(console_as, client, tenant, db) -> None:  # type: ignore[no-untyped-def]
+def test_adjust_without_csrf_is_refused_and_writes_nothing(console_as, client, tenant, db) -> None:
     mid = new_member(client, tenant, name="Siti")
     c = console_as("owner")
     r = c.post(f"/console/members/{mid}/adjust", {"points": "100", "reason": "please"}, csrf=False)
@@ -255,7 +255,7 @@ def test_adjust_without_csrf_is_refused_and_writes_nothing(console_as, client, t
 )
 def test_other_actions_are_refused_to_roles_without_them(
     console_as, client, tenant, role, url
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     mid = new_member(client, tenant, name="Siti")
     c = console_as(role)
     assert c.get(f"/console/members/{mid}/{url}").status_code == 403
@@ -266,7 +266,7 @@ def test_other_actions_are_refused_to_roles_without_them(
 # --------------------------------------------------------------------------- tier, profile
 
 
-def test_edit_profile_and_consents(console_as, client, tenant, db) -> None:  # type: ignore[no-untyped-def]
+def test_edit_profile_and_consents(console_as, client, tenant, db) -> None:
     mid = new_member(client, tenant, name="Siti", phone="081234567890")
     new_member(client, tenant, name="Budi", email="budi@example.com")
     c = console_as("admin", lang="id")
@@ -301,7 +301,7 @@ def test_edit_profile_and_consents(console_as, client, tenant, db) -> None:  # t
     assert hist[-1]["source"] == f"console:staff:{c.login.id}"
 
 
-def test_assign_a_tier(console_as, client, tenant) -> None:  # type: ignore[no-untyped-def]
+def test_assign_a_tier(console_as, client, tenant) -> None:
     r = client.put(
         f"/v1/programs/{tenant.program_id}/tier-set", json=tier_set(), headers=tenant.headers
     )
@@ -323,7 +323,7 @@ def test_assign_a_tier(console_as, client, tenant) -> None:  # type: ignore[no-u
 # --------------------------------------------------------------------------- merge, export, erase
 
 
-def test_merge_flow(console_as, client, tenant, db) -> None:  # type: ignore[no-untyped-def]
+def test_merge_flow(console_as, client, tenant, db) -> None:
     keep = new_member(client, tenant, name="Siti Rahayu", phone="081234567890")
     dup = new_member(client, tenant, name="Siti R.", email="siti@example.com")
     grant(client, tenant, keep, 100)
@@ -350,7 +350,7 @@ def test_merge_flow(console_as, client, tenant, db) -> None:  # type: ignore[no-
     assert f"/console/members/{dup}" not in c.get("/console/members?q=siti").text
 
 
-def test_export_is_a_json_download(console_as, client, tenant) -> None:  # type: ignore[no-untyped-def]
+def test_export_is_a_json_download(console_as, client, tenant) -> None:
     mid = new_member(client, tenant, name="Siti", email="siti@example.com")
     c = console_as("admin")
     r = c.get(f"/console/members/{mid}/export")
@@ -361,7 +361,7 @@ def test_export_is_a_json_download(console_as, client, tenant) -> None:  # type:
     assert data["profile"]["email"] == "siti@example.com"
 
 
-def test_erase_flow(console_as, client, tenant, db) -> None:  # type: ignore[no-untyped-def]
+def test_erase_flow(console_as, client, tenant, db) -> None:
     mid = new_member(client, tenant, name="Siti Rahayu", phone="081234567890")
     grant(client, tenant, mid, 100)
     c = console_as("owner", lang="ms")
@@ -397,7 +397,7 @@ def test_erase_flow(console_as, client, tenant, db) -> None:  # type: ignore[no-
     )
 
 
-def test_evidence_of_the_loyalty_label(console_as, client, tenant) -> None:  # type: ignore[no-untyped-def]
+def test_evidence_of_the_loyalty_label(console_as, client, tenant) -> None:
     mid = new_member(client, tenant, name="Siti")
     for n in range(3):
         r = client.post(

@@ -70,7 +70,7 @@ def test_scan_text_formats() -> None:
     assert parse_scan("C-1001") == ("external_id", "C-1001")
 
 
-def test_find_by_phone_or_qr(console_as, client, tenant) -> None:  # type: ignore[no-untyped-def]
+def test_find_by_phone_or_qr(console_as, client, tenant) -> None:
     mid = new_member(client, tenant, name="Siti Rahayu", phone="+6281234567890")
     c = console_as("cashier")
     r = c.get("/console/pos", params={"find": "0812 3456 7890"}, follow_redirects=False)
@@ -87,7 +87,7 @@ def test_find_by_phone_or_qr(console_as, client, tenant) -> None:  # type: ignor
     assert 'id="err-find"' in missing.text
 
 
-def test_another_tenants_member_is_a_404_at_the_till(console_as, client, db) -> None:  # type: ignore[no-untyped-def]
+def test_another_tenants_member_is_a_404_at_the_till(console_as, client, db) -> None:
     other = make_tenant(db, name="Other Shop")
     mid = new_member(client, other, name="Not Yours", phone="+6281234567890")
     c = console_as("cashier")
@@ -100,7 +100,7 @@ def test_another_tenants_member_is_a_404_at_the_till(console_as, client, db) -> 
 # --------------------------------------------------------------------------- the sale
 
 
-def test_a_purchase_is_recorded_once_on_retry(console_as, client, tenant, db) -> None:  # type: ignore[no-untyped-def]
+def test_a_purchase_is_recorded_once_on_retry(console_as, client, tenant, db) -> None:
     mid = new_member(client, tenant, name="Siti")
     c = console_as("cashier")
     body = sale("85000", store="bandung-dago", items="KOPI, 2, 25000\nCROISSANT, 1, 35000")
@@ -116,7 +116,7 @@ def test_a_purchase_is_recorded_once_on_retry(console_as, client, tenant, db) ->
     assert body["order_id"] in receipt.text
 
 
-def test_sale_field_errors_in_the_cashier_language(console_as, client, tenant, db) -> None:  # type: ignore[no-untyped-def]
+def test_sale_field_errors_in_the_cashier_language(console_as, client, tenant, db) -> None:
     mid = new_member(client, tenant, name="Siti")
     c = console_as("cashier", lang="ms")
     r = c.post(f"/console/pos/m/{mid}/sale", sale(""))
@@ -131,7 +131,7 @@ def test_sale_field_errors_in_the_cashier_language(console_as, client, tenant, d
     assert count(db, Event) == 0
 
 
-def test_coupon_applied_to_the_sale(console_as, client, tenant, db) -> None:  # type: ignore[no-untyped-def]
+def test_coupon_applied_to_the_sale(console_as, client, tenant, db) -> None:
     mid = new_member(client, tenant, name="Siti")
     code = coupon_code(client, tenant)
     c = console_as("cashier")
@@ -160,7 +160,7 @@ def test_coupon_applied_to_the_sale(console_as, client, tenant, db) -> None:  # 
 
 def test_unknown_and_expired_coupons_in_the_cashier_language(
     console_as, client, tenant, db
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     mid = new_member(client, tenant, name="Siti")
     c = console_as("cashier", lang="id")
     r = c.post(f"/console/pos/m/{mid}/sale", sale(coupon="NOPE-NOPE"))
@@ -177,7 +177,7 @@ def test_unknown_and_expired_coupons_in_the_cashier_language(
     assert count(db, Event) == 0
 
 
-def test_pay_with_points(console_as, client, tenant, db) -> None:  # type: ignore[no-untyped-def]
+def test_pay_with_points(console_as, client, tenant, db) -> None:
     configure(db, tenant, points_payment_rate=Decimal("10"), points_payment_max_percent=50)
     mid = new_member(client, tenant, name="Siti")
     grant(client, tenant, mid, 3000)
@@ -198,7 +198,7 @@ def test_pay_with_points(console_as, client, tenant, db) -> None:  # type: ignor
     assert "Poin tidak cukup" in short.text
 
 
-def test_points_field_says_when_paying_with_points_is_off(console_as, client, tenant) -> None:  # type: ignore[no-untyped-def]
+def test_points_field_says_when_paying_with_points_is_off(console_as, client, tenant) -> None:
     mid = new_member(client, tenant, name="Siti")
     grant(client, tenant, mid, 1000)
     c = console_as("cashier")
@@ -210,7 +210,7 @@ def test_points_field_says_when_paying_with_points_is_off(console_as, client, te
     assert available(client, tenant, mid) == 1000
 
 
-def test_redeem_a_reward_at_the_till(console_as, client, tenant, db) -> None:  # type: ignore[no-untyped-def]
+def test_redeem_a_reward_at_the_till(console_as, client, tenant, db) -> None:
     put = client.put(
         f"/v1/programs/{tenant.program_id}/rewards/kopi",
         json={
@@ -243,7 +243,7 @@ def test_redeem_a_reward_at_the_till(console_as, client, tenant, db) -> None:  #
 
 
 @pytest.mark.parametrize("role", ["marketer", "analyst"])
-def test_the_till_is_refused_to_roles_without_pos(console_as, client, tenant, db, role) -> None:  # type: ignore[no-untyped-def]
+def test_the_till_is_refused_to_roles_without_pos(console_as, client, tenant, db, role) -> None:
     mid = new_member(client, tenant, name="Siti")
     c = console_as(role)
     assert c.get("/console/pos").status_code == 403
@@ -254,7 +254,7 @@ def test_the_till_is_refused_to_roles_without_pos(console_as, client, tenant, db
 
 def test_a_cashier_looks_members_up_but_cannot_adjust_merge_or_erase(
     console_as, client, tenant
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     mid = new_member(client, tenant, name="Siti", phone="+6281234567890")
     other = new_member(client, tenant, name="Siti dup")
     c = console_as("cashier")
@@ -278,7 +278,7 @@ def test_a_cashier_looks_members_up_but_cannot_adjust_merge_or_erase(
     assert client.get(f"/v1/members/{other}", headers=tenant.headers).json()["status"] == "active"
 
 
-def test_a_sale_without_csrf_is_refused(console_as, client, tenant, db) -> None:  # type: ignore[no-untyped-def]
+def test_a_sale_without_csrf_is_refused(console_as, client, tenant, db) -> None:
     mid = new_member(client, tenant, name="Siti")
     c = console_as("cashier")
     assert c.post(f"/console/pos/m/{mid}/sale", sale(), csrf=False).status_code == 403

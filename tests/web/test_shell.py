@@ -33,7 +33,7 @@ def test_api_errors_stay_json(client: TestClient) -> None:
     assert r.headers["content-type"].startswith("application/problem+json")
 
 
-def test_a_signed_in_page_renders_in_the_staff_language(console_as) -> None:  # type: ignore[no-untyped-def]
+def test_a_signed_in_page_renders_in_the_staff_language(console_as) -> None:
     c = console_as("owner", lang="ms")
     r = c.get("/console/members")
     assert r.status_code == 200
@@ -41,7 +41,7 @@ def test_a_signed_in_page_renders_in_the_staff_language(console_as) -> None:  # 
     assert 'name="csrf-token" content="' + c.csrf + '"' in r.text
 
 
-def test_a_revoked_session_is_sent_to_sign_in(console_as, db) -> None:  # type: ignore[no-untyped-def]
+def test_a_revoked_session_is_sent_to_sign_in(console_as, db) -> None:
     from setia.web import security
 
     c = console_as("admin")
@@ -53,7 +53,7 @@ def test_a_revoked_session_is_sent_to_sign_in(console_as, db) -> None:  # type: 
 
 def test_an_unexpected_error_on_a_signed_in_page_is_an_html_500_in_the_user_language(
     db, staff_user
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     from setia.app import create_app
     from setia.web import security
     from setia.web.deps import STAFF_COOKIE
@@ -86,7 +86,7 @@ def test_plural_messages_fall_back_to_a_plain_catalog_entry() -> None:
     assert catalog("en").ngettext("%(n)s point", "%(n)s points", 2) == "%(n)s points"
 
 
-def _tenant(db, staff_id):  # type: ignore[no-untyped-def]
+def _tenant(db, staff_id):
     from setia.web.models import StaffUser
 
     with db.session() as s:
