@@ -52,6 +52,7 @@ from setia.badges.models import BadgeProgress  # noqa: E402
 from setia.badges.schemas import DefinitionIn  # noqa: E402
 from setia.core.db import Database  # noqa: E402
 from setia.core.migrate import upgrade  # noqa: E402
+from setia.core.runtime import tune_gc  # noqa: E402
 from setia.events.api import record_batch  # noqa: E402
 from setia.ledger.verify import verify  # noqa: E402
 from setia.members import service as members_service  # noqa: E402
@@ -462,6 +463,7 @@ def profile(args: argparse.Namespace, now: datetime) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    tune_gc()  # as the server and the CLI do (setia.core.runtime)
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

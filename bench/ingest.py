@@ -67,6 +67,7 @@ from sqlalchemy import create_engine, event, inspect, select, text  # noqa: E402
 
 from setia.core.db import Database, new_id  # noqa: E402
 from setia.core.migrate import upgrade  # noqa: E402
+from setia.core.runtime import tune_gc  # noqa: E402
 from setia.ledger.models import Account  # noqa: E402
 from setia.members import service as members_service  # noqa: E402
 from setia.members.models import Member  # noqa: E402
@@ -1015,6 +1016,7 @@ def versions() -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    tune_gc()  # as the server and the CLI do (setia.core.runtime)
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

@@ -28,6 +28,7 @@ from setia.core.config import get_settings
 from setia.core.db import Database, get_database
 from setia.core.errors import SetiaError
 from setia.core.migrate import check_schema
+from setia.core.runtime import tune_gc
 from setia.coupons.api import router as coupons_router
 from setia.events.api import router as events_router
 from setia.finance.api import router as finance_router
@@ -126,6 +127,7 @@ def create_app(db: Database | None = None) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         # Refuse to start on a database without the current schema, with the fix in the message.
         check_schema(database.engine)
+        tune_gc()
         yield
 
     app = FastAPI(

@@ -18,6 +18,7 @@ from setia.checkout import cli as checkout_cli
 from setia.core.db import Database, get_database
 from setia.core.errors import SetiaError
 from setia.core.migrate import check_schema, upgrade
+from setia.core.runtime import tune_gc
 from setia.coupons import cli as coupons_cli
 from setia.finance import cli as finance_cli
 from setia.memberships import cli as memberships_cli
@@ -408,6 +409,7 @@ def demo(
 
 
 def main() -> None:
+    tune_gc()
     try:
         app()
     except KeyboardInterrupt:
