@@ -208,6 +208,8 @@ class _Batch:
         self.touched: set[tuple[str, Any]] = set()  # identities a slow event may have changed
         self.run_members: set[uuid.UUID] = set()  # members of the run being gathered
         self.may_create: bool | None = None
+        # Members planned runs will create, not yet written, with the identities they own.
+        self.pending: dict[uuid.UUID, list[tuple[str, Any]]] = {}
 
     # ------------------------------------------------------------------ look-ups, in bulk
 
@@ -390,11 +392,13 @@ class _Batch:
             return None
         created = member is None
         if member is None:
-            member = self._create(event)
+            member = self._prepare(event)
             if member is None:
                 return None
+            # Later events naming it find it; it is written when its run is (``_flush``).
             for ident in identities:
                 by_identity[ident] = [member]
+            self.pending[member.id] = identities
         payload = event.model_dump(mode="json", exclude_none=True)
         return _Plain(
             created=created,
@@ -423,22 +427,37 @@ class _Batch:
             )
         return self.may_create
 
-    def _create(self, event: EventIn) -> Member | None:
-        """What record_event does for an unknown member (None if it fails: the full path
-        then answers the error)."""
+    def _prepare(self, event: EventIn) -> Member | None:
+        """The member record_event would create for an unknown identity, not yet written
+        (None if its data is invalid: the full path then answers the error). Its identities
+        are free: the batch looked them all up."""
+        data = event.member.model_dump(exclude={"id"}, exclude_none=True)
+        try:
+            return members.prepare_member(self.tenant, data)
+        except SetiaError:
+            return None
+
+    def _create(self, run: list[_Plain]) -> bool:
+        """Write the members the run's events create, set-based, in event order (what
+        record_event does for an unknown member; member_signed_up is not called: with no
+        signup rule (``_may_create``) it finds no award and writes nothing). False if that
+        failed: then nothing of it is kept, the identities go the full way from now on."""
+        new = [p.member for p in run if p.created]
+        if not new:
+            return True
         savepoint = self.session.begin_nested()
         try:
-            data = event.member.model_dump(exclude={"id"}, exclude_none=True)
-            member = members.create_member(
-                self.session, self.tenant, data, source=f"event:{event.type}"
-            )
-            # member_signed_up is not called: with no signup rule (``_may_create``) it finds
-            # no award and writes nothing (the base rule is for purchases only).
+            members.insert_members(self.session, self.tenant, new)
         except (SQLAlchemyError, SetiaError):
             savepoint.rollback()
-            return None
+            for m in new:
+                for ident in self.pending.pop(m.id, ()):
+                    self.touched.add(ident)
+            return False
         savepoint.commit()
-        return member
+        for m in new:
+            self.pending.pop(m.id, None)
+        return True
 
     def _fits(self, run: list[_Plain], plain: _Plain) -> bool:
         """One program per run; with tiers, one event per member (a tier change after an
@@ -453,6 +472,10 @@ class _Batch:
 
     def _flush(self, run: list[_Plain]) -> None:
         self.run_members.clear()
+        if not self._create(run):
+            for p in run:
+                self._slow(p)
+            return
         while run:
             savepoint = self.session.begin_nested()
             try:

@@ -208,11 +208,19 @@ def open_program_accounts(session: Session, program_id: uuid.UUID) -> None:
 def open_member_accounts(
     session: Session, program_id: uuid.UUID, member_id: uuid.UUID
 ) -> MemberAccounts:
+    return open_member_accounts_many(session, [(program_id, member_id)])[0]
+
+
+def open_member_accounts_many(
+    session: Session, pairs: list[tuple[uuid.UUID, uuid.UUID]]
+) -> list[MemberAccounts]:
+    """Open the accounts of each (program, member) pair with one statement, in pair order."""
     now = utcnow()
-    ids = {code: new_id() for code in MEMBER_CODES}
-    session.execute(
-        insert(Account),
-        [
+    rows: list[dict[str, Any]] = []
+    opened: list[MemberAccounts] = []
+    for program_id, member_id in pairs:
+        ids = {code: new_id() for code in MEMBER_CODES}
+        rows.extend(
             {
                 "id": ids[code],
                 "program_id": program_id,
@@ -223,11 +231,14 @@ def open_member_accounts(
                 "created_at": now,
             }
             for code in MEMBER_CODES
-        ],
-    )
-    accounts = MemberAccounts(points=ids[POINTS], pending=ids[PENDING], debt=ids[DEBT])
-    _cache(session)[(program_id, member_id)] = accounts
-    return accounts
+        )
+        opened.append(MemberAccounts(points=ids[POINTS], pending=ids[PENDING], debt=ids[DEBT]))
+    if rows:
+        session.execute(insert(Account), rows)
+    cache = _cache(session)
+    for pair, accounts in zip(pairs, opened, strict=True):
+        cache[pair] = accounts
+    return opened
 
 
 def _cache(session: Session) -> dict[Any, Any]:

@@ -19,7 +19,7 @@ from setia.core.time import utcnow, zone
 from setia.ledger import queries as ledger_queries
 from setia.ledger import service as ledger
 from setia.members.models import ConsentChange, Member
-from setia.outbox.service import publish
+from setia.outbox.service import publish, publish_many
 from setia.programs.models import Program
 from setia.tenants.models import Tenant
 
@@ -141,18 +141,7 @@ def create_member(
 ) -> Member:
     data = _clean(tenant, data)
     _check_unique(session, tenant.id, data, None)
-    now = utcnow()
-    member = Member(
-        id=new_id(),
-        tenant_id=tenant.id,
-        locale=data.pop("locale", None) or tenant.locale,
-        tags=sorted(set(data.pop("tags", None) or [])),
-        attributes=data.pop("attributes", None) or {},
-        status="active",
-        created_at=now,
-        updated_at=now,
-        **data,
-    )
+    member = _new_member(tenant, data)
     session.add(member)
     session.flush()
     for program_id in session.execute(
@@ -163,6 +152,44 @@ def create_member(
         set_consent(session, member, channel, granted, source=source)
     publish(session, tenant.id, "member.created", {"member_id": str(member.id)})
     return member
+
+
+def _new_member(tenant: Tenant, data: dict[str, Any]) -> Member:
+    now = utcnow()
+    data = dict(data)
+    return Member(
+        id=new_id(),
+        tenant_id=tenant.id,
+        locale=data.pop("locale", None) or tenant.locale,
+        tags=sorted(set(data.pop("tags", None) or [])),
+        attributes=data.pop("attributes", None) or {},
+        status="active",
+        created_at=now,
+        updated_at=now,
+        **data,
+    )
+
+
+def prepare_member(tenant: Tenant, data: dict[str, Any]) -> Member:
+    """A new member as :func:`create_member` would make it, validated but not yet written
+    (raises like it on bad input). The caller must know its identities are free, and writes
+    it with :func:`insert_members`."""
+    return _new_member(tenant, _clean(tenant, data))
+
+
+def insert_members(session: Session, tenant: Tenant, new: list[Member]) -> None:
+    """Write members made by :func:`prepare_member`, set-based: the rows (in list order),
+    their accounts in every program of the tenant and their ``member.created`` messages, as
+    :func:`create_member` writes them one by one (without consents)."""
+    if not new:
+        return
+    session.add_all(new)
+    session.flush()
+    program_ids = list(
+        session.execute(select(Program.id).where(Program.tenant_id == tenant.id)).scalars()
+    )
+    ledger.open_member_accounts_many(session, [(p, m.id) for m in new for p in program_ids])
+    publish_many(session, tenant.id, "member.created", [{"member_id": str(m.id)} for m in new])
 
 
 def update_member(

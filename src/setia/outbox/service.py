@@ -27,3 +27,24 @@ def publish(session: Session, tenant_id: uuid.UUID, topic: str, payload: dict[st
             "created_at": utcnow(),
         },
     )
+
+
+def publish_many(
+    session: Session, tenant_id: uuid.UUID, topic: str, payloads: list[dict[str, Any]]
+) -> None:
+    """Queue several domain events of one topic with one statement, in list order."""
+    if not payloads:
+        return
+    session.execute(
+        _INSERT,
+        [
+            {
+                "id": new_id(),
+                "tenant_id": tenant_id,
+                "topic": topic,
+                "payload": payload,
+                "created_at": utcnow(),
+            }
+            for payload in payloads
+        ],
+    )
