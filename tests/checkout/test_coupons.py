@@ -94,6 +94,7 @@ def test_coupon_only_order_refunded_by_event(till: Till) -> None:
         "points_returned": 0,
         "return_transfer_id": None,
         "coupons_restored": [redemption["id"]],
+        "points_released": 0,
     }
     assert code_state(till, code)[1] == 0
     till.sound()

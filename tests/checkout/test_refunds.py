@@ -233,3 +233,52 @@ def test_refund_in_a_batch_takes_the_same_path(till: Till) -> None:
     till.ok(till.post("/v1/events/batch", {"events": events}))
     assert till.available(m) == 5_000
     till.sound()
+
+
+def test_a_full_refund_before_capture_releases_the_held_payment(till: Till) -> None:
+    """The till holds 6,000 points, records the purchase, then the order is returned in
+    full before the payment was captured: the held points come back with the refund, the
+    payment is released (a late capture is refused) and a resent refund changes nothing."""
+    m = till.member()
+    till.grant(m, 10_000)
+    payment = till.held(m, "INV-H", 6_000, total="60000")
+    till.purchase(m, "INV-H", "60000")  # earns 60
+    assert till.available(m) == 4_000 + 60
+    out = till.refund_event(m, "INV-H", "60000", "ref-h")["refund"]
+    assert out["points_reversed"] == 60
+    assert out["checkout"] == {
+        "points_payment_id": payment["id"],
+        "points_returned": 0,
+        "return_transfer_id": None,
+        "coupons_restored": [],
+        "points_released": 6_000,
+    }
+    assert till.available(m) == 10_000
+    state = till.ok(till.get(f"/v1/checkout/points-payments/{payment['id']}"))
+    assert state["status"] == "released"
+    late = till.capture(payment["id"])
+    assert (late.status_code, late.json()["code"]) == (409, "hold_not_open")
+    before = till.counts()
+    again = till.refund_event(m, "INV-H", "60000", "ref-h")["refund"]
+    assert again == out
+    assert till.counts() == before
+    assert till.available(m) == 10_000
+    till.sound()
+
+
+def test_a_partial_refund_before_capture_leaves_the_hold_to_the_till(till: Till) -> None:
+    m = till.member()
+    till.grant(m, 10_000)
+    payment = till.held(m, "INV-P", 6_000, total="60000")
+    till.purchase(m, "INV-P", "60000")
+    out = till.refund_event(m, "INV-P", "20000", "ref-p")["refund"]
+    assert (out["checkout"]["points_released"], out["checkout"]["points_returned"]) == (0, 0)
+    state = till.ok(till.get(f"/v1/checkout/points-payments/{payment['id']}"))
+    assert state["status"] == "held"
+    assert till.available(m) == 4_000 + 60 - 20
+    # The till then captures; the next (final) refund gives the whole capture back.
+    till.ok(till.capture(payment["id"]))
+    last = till.refund_event(m, "INV-P", "40000", "ref-p2")["refund"]
+    assert last["checkout"]["points_returned"] == 6_000
+    assert till.available(m) == 10_000
+    till.sound()

@@ -19,6 +19,9 @@ Every function runs inside the caller's transaction and never commits.
   of them once the order is fully refunded; each refund gives back that target minus what
   earlier refunds gave. The ledger's ``return_spent`` refuses to give back more than the
   capture, and each refund is keyed by its event (or Idempotency-Key), so it gives back once.
+  A refund event that fully refunds an order whose payment is still *held* releases it (the
+  points go back at once and the payment can no longer be captured); a partial one leaves
+  the hold to the till.
 """
 
 from __future__ import annotations
@@ -659,6 +662,7 @@ def _result(row: OrderRefundReturn) -> dict[str, Any]:
         "points_returned": row.points_returned,
         "return_transfer_id": str(row.return_transfer_id) if row.return_transfer_id else None,
         "coupons_restored": list(row.coupons_restored),
+        "points_released": int((row.details or {}).get("points_released", 0)),
     }
 
 
@@ -685,6 +689,15 @@ def on_order_refund(
     if done is not None:
         return _result(done)
     payment = _live_payment(session, tenant.id, order.order_id)
+    released = 0
+    if payment is not None and payment.status == HELD and fully_refunded:
+        # The order is wholly refunded before its points payment was captured: it will never
+        # be captured now, so the held points go back at once (the hold is voided, as a
+        # release does) instead of waiting for the hold to expire, and a late capture is
+        # refused. A partial refund leaves the hold for the till to capture or release.
+        held = payment.points
+        payment, _changed = release(session, tenant, payment.id)
+        released = held if payment.status == RELEASED else 0  # not if it had expired
     returned = _return_points(
         session,
         payment,
@@ -719,6 +732,7 @@ def on_order_refund(
         return_transfer_id=returned.transfer_id,
         coupons_restored=restored,
         actor="event",
+        details={"points_released": released} if released else {},
         created_at=utcnow(),
     )
     session.add(row)
