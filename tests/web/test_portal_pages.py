@@ -9,6 +9,7 @@ import re
 import uuid
 from datetime import date, datetime, timedelta
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 from fastapi.testclient import TestClient
@@ -457,6 +458,23 @@ def test_the_referral_page_has_the_code_the_text_and_a_whatsapp_link(
     assert code
     api = client.get(f"/v1/members/{member_id}/referral", headers=tenant.headers).json()
     assert api["code"] == code.group(1)
+    assert api["counts"]["shares"] == 0
+
+    # Sharing counts for the funnel: the WhatsApp button goes through Setia to WhatsApp, the
+    # copy button tells Setia by htmx. Without the form's token nothing is counted.
+    assert 'action="/portal/refer/share"' in r.text
+    refused = p.post("/portal/refer/share", {"channel": "whatsapp"}, csrf=False)
+    assert refused.status_code == 403
+    shared = p.post("/portal/refer/share", {"channel": "whatsapp"})
+    assert shared.status_code == 303
+    assert shared.headers["location"].startswith("https://wa.me/?text=")
+    assert code.group(1) in unquote(shared.headers["location"])
+    copied = p.post("/portal/refer/share", {"channel": "copy"}, headers={"HX-Request": "true"})
+    assert copied.status_code == 204
+    odd = p.post("/portal/refer/share", {"channel": "pigeon"})
+    assert odd.status_code == 422
+    api = client.get(f"/v1/members/{member_id}/referral", headers=tenant.headers).json()
+    assert api["counts"]["shares"] == 2
 
 
 def test_badges_page_and_the_leaderboard_choice(

@@ -20,6 +20,7 @@ from setia.core.i18n import pick
 from setia.core.time import utcnow, zone
 from setia.members import service as members
 from setia.referrals import api as referrals_api
+from setia.referrals import service as referrals_service
 from setia.web import security
 from setia.web.deps import MEMBER_COOKIE, MemberWeb, PortalForm, WebContext, flash, set_cookie
 from setia.web.errors import page, redirect
@@ -71,6 +72,38 @@ def refer(request: Request, web: MemberWeb) -> Response:
         web.session.rollback()
         view = None
     return render(request, "portal/refer.html", {"active": "refer", "view": view})
+
+
+PORTAL_SHARE_CHANNELS = ("whatsapp", "copy")
+
+
+@router.post("/portal/refer/share", response_model=None)
+def refer_share(request: Request, form: PortalForm, web: MemberWeb) -> Response:
+    """Count a share of the member's link for the referral funnel, then go where the member
+    was going: WhatsApp (a redirect to its share link) or nowhere (the copy button, by htmx:
+    204). A count, not a write a retry must not repeat: each press is a share."""
+    assert web.member is not None
+    member = web.member
+    channel = str(form.get("channel") or "")
+    if channel not in PORTAL_SHARE_CHANNELS:
+        return page(request, 422, web.t("Choose one of the options."))
+    program = program_of(web)
+    try:
+        view = write(
+            web.session,
+            lambda: (
+                referrals_service.record_share(
+                    web.session, web.tenant.id, member, channel=channel, device_id=None
+                ),
+                referrals_api.member_view(web.session, web.tenant, member, program, web.lang),
+            )[1],
+        )
+    except SetiaError:
+        web.session.rollback()
+        return redirect(request, "/portal/refer")
+    if channel == "whatsapp":
+        return redirect(request, view.whatsapp_url)
+    return Response(status_code=204)
 
 
 # --- badges -------------------------------------------------------------------------------
