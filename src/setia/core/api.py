@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import random
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -77,9 +79,21 @@ def get_session(db: Annotated[Database, Depends(get_db)]) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
+# PostgreSQL broke a deadlock (40P01) or refused a serialization (40001): the whole
+# transaction was rolled back and nothing was written, so running it again is safe.
+_RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+def _retryable(exc: OperationalError) -> bool:
+    return getattr(exc.orig, "sqlstate", None) in _RETRYABLE_SQLSTATES
+
+
 def write(session: Session, fn: Callable[[], T], *, attempts: int = 3) -> T:
     """Run ``fn`` and commit. A unique-key race (a concurrent retry of the same request won)
-    rolls back and runs ``fn`` again, which then finds the winner's result."""
+    rolls back and runs ``fn`` again, which then finds the winner's result. A PostgreSQL
+    deadlock or serialization failure (the transaction was rolled back whole) runs ``fn``
+    again after a short random pause, up to ``attempts`` times; then, like an SQLite write
+    that waited too long for the lock, it is ``503 database_busy``."""
     for attempt in range(attempts):
         try:
             result = fn()
@@ -92,7 +106,11 @@ def write(session: Session, fn: Callable[[], T], *, attempts: int = 3) -> T:
                 raise
         except OperationalError as exc:
             session.rollback()
-            if "locked" in str(exc).lower() or "deadlock" in str(exc).lower():
+            if _retryable(exc) and attempt < attempts - 1:
+                session.info.clear()
+                time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
+                continue
+            if _retryable(exc) or "locked" in str(exc).lower() or "deadlock" in str(exc).lower():
                 raise ServiceBusy("the database is busy; retry the request") from None
             raise
         except BaseException:
