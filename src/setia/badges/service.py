@@ -102,6 +102,7 @@ class _Compiled:
 
 _COMPILED: dict[tuple[int, str, tuple[str, ...]], _Compiled] = {}
 _MISSING = object()
+_EMPTY = object()  # the key of the empty document among converted values
 
 
 class _JsonText:
@@ -114,16 +115,20 @@ class _JsonText:
         self.text = text
 
 
-def _executemany(session: Session, stmt: Any, rows: list[dict[str, Any]]) -> None:
-    """``session.execute(stmt, rows)`` at the driver level: the statement compiled once per
-    dialect and set of keys, each value converted by SQLAlchemy's own bind processor for
-    its column, sent with the driver's ``executemany``. Skips SQLAlchemy's per-row parameter
-    handling, which costs more than the database on the batch path's thousands of rows."""
-    if not rows:
+def _executemany(session: Session, stmt: Any, columns: dict[str, list[Any]]) -> None:
+    """``session.execute(stmt, rows)`` at the driver level, for ``columns`` (name: one value
+    per row, all the same length): the statement compiled once per dialect and set of keys,
+    each column's values converted by SQLAlchemy's own bind processor for it, sent with the
+    driver's ``executemany``. Skips SQLAlchemy's per-row parameter handling, which costs more
+    than the database on the batch path's thousands of rows."""
+    if not columns:
+        return
+    first = next(iter(columns.values()))
+    if not first:
         return
     conn = session.connection()
     dialect = conn.dialect
-    keys = tuple(rows[0])
+    keys = tuple(columns)
     copy = dialect.name == "postgresql" and bool(stmt.is_insert)
     memo = (id(stmt), dialect.name, keys)
     c = _COMPILED.get(memo)
@@ -138,37 +143,41 @@ def _executemany(session: Session, stmt: Any, rows: list[dict[str, Any]]) -> Non
         c = _COMPILED[memo] = _Compiled(
             compiled.string, names, tuple(procs.get(n) for n in names), compiled.positional
         )
-    # The same member, definition, instant or topic recurs on many rows: each distinct value
-    # is converted once (row ids directly; of documents only the empty one is shared).
-    plan: list[tuple[str, Any, dict[Any, Any] | None]] = [
-        (n, f, None if f is None or n in ("id", "row_id") else {})
-        for n, f in zip(c.names, c.converters, strict=True)
-    ]
-    values: list[Any] = []
-    for r in rows:
-        out: list[Any] = []
-        for n, f, known in plan:
-            v = r[n]
-            if f is None or v is None:
-                out.append(v)
-            elif v.__class__ is _JsonText:
-                out.append(v.text)
-            elif known is None:  # ids: a row read keeps the driver's own value
-                out.append(v if v.__class__ is str else f(v))
-            elif v.__class__ is dict:  # documents: only the empty one recurs
-                if v:
-                    out.append(f(v))
+    # Converted a column at a time. The same member, definition, instant or topic recurs on
+    # many rows: each distinct value is converted once (row ids directly: a row read keeps
+    # the driver's own value; of documents only the empty one recurs).
+    converted: list[list[Any]] = []
+    for n, f in zip(c.names, c.converters, strict=True):
+        col = columns[n]
+        if f is None:
+            converted.append(col)
+        elif n in ("id", "row_id"):
+            converted.append([v if v.__class__ is str else f(v) for v in col])
+        else:
+            known: dict[Any, Any] = {None: None}
+            out: list[Any] = []
+            append = out.append
+            for v in col:
+                cls = v.__class__
+                if cls is _JsonText:
+                    append(v.text)
+                elif cls is dict:
+                    if v:
+                        append(f(v))
+                    else:
+                        done = known.get(_EMPTY, _MISSING)
+                        if done is _MISSING:
+                            done = known[_EMPTY] = f(v)
+                        append(done)
                 else:
-                    done = known.get("{}", _MISSING)
+                    done = known.get(v, _MISSING)
                     if done is _MISSING:
-                        done = known["{}"] = f(v)
-                    out.append(done)
-            else:
-                done = known.get(v, _MISSING)
-                if done is _MISSING:
-                    done = known[v] = f(v)
-                out.append(done)
-        values.append(tuple(out) if c.positional or copy else dict(zip(c.names, out, strict=True)))
+                        done = known[v] = f(v)
+                    append(done)
+            converted.append(out)
+    values: list[Any] = list(zip(*converted, strict=True))
+    if not (c.positional or copy):
+        values = [dict(zip(c.names, v, strict=True)) for v in values]
     if not copy:
         conn.exec_driver_sql(c.sql, values)
         return
@@ -739,11 +748,16 @@ class Spec:
     contribute: Callable[[dict[str, Any], datetime], Any] = dataclasses.field(
         default=lambda _ctx, _at: None, compare=False, repr=False
     )
+    # Adds a contribution to a row (``_apply``, its branches decided for this definition).
+    step: Callable[[Row, Any, datetime], str | None] = dataclasses.field(
+        default=lambda _row, _c, _at: None, compare=False, repr=False
+    )
 
 
 def _spec(d: BadgeDefinition) -> Spec:
     spec = _bare_spec(d)
     object.__setattr__(spec, "contribute", _contributor(spec))
+    object.__setattr__(spec, "step", _stepper(spec))
     return spec
 
 
@@ -955,33 +969,6 @@ class Row:
     dirty: bool = False
     state_changed: bool = False
 
-    def as_insert(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "program_id": self.program_id,
-            "definition_id": self.definition_id,
-            "member_id": self.member_id,
-            "period_key": self.period_key,
-            "value": self.value,
-            "state": self.state,
-            "events": self.events,
-            "last_event_at": self.last_event_at,
-            "completed_at": self.completed_at,
-            "reward": None,
-        }
-
-    def as_update(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "row_id": self.id,
-            "value": self.value,
-            "events": self.events,
-            "last_event_at": self.last_event_at,
-            "completed_at": self.completed_at,
-        }
-        if self.state_changed:
-            out["state"] = self.state
-        return out
-
 
 def shown(spec_measure: str, value: Decimal, target: Decimal) -> int:
     """The progress a member sees: the count, or a sum's whole percent."""
@@ -1042,6 +1029,58 @@ def _apply(spec: Spec, row: Row, contribution: Any, at: datetime) -> str | None:
     if measure != "sum" or shown(measure, value, target) != shown(measure, before, target):
         return "progressed"
     return None
+
+
+_PROGRESSED = "progressed"
+_COMPLETED = "completed"
+
+
+def _stepper(spec: Spec) -> Callable[[Row, Any, datetime], str | None]:
+    """``_apply`` for one definition: a count or a sum (most definitions, on most events)
+    without the measure's branches; distinct values and streaks through ``_apply``."""
+    measure, target = spec.measure, spec.target
+    if measure in ("count", "first"):
+
+        def count(row: Row, _contribution: Any, at: datetime) -> str | None:
+            if row.completed_at is not None:
+                return None
+            value = row.value = row.value + _ONE
+            row.events += 1
+            last = row.last_event_at
+            if last is None or at > last:
+                row.last_event_at = at
+            row.dirty = True
+            if value >= target:
+                row.completed_at = at
+                return _COMPLETED
+            return _PROGRESSED
+
+        return count
+    if measure == "sum":
+        hundred = Decimal(100)
+
+        def add(row: Row, contribution: Any, at: datetime) -> str | None:
+            if row.completed_at is not None:
+                return None
+            before = row.value
+            value = row.value = before + contribution
+            row.events += 1
+            last = row.last_event_at
+            if last is None or at > last:
+                row.last_event_at = at
+            row.dirty = True
+            if value >= target:
+                row.completed_at = at
+                return _COMPLETED
+            if value == before:
+                return None
+            # ``shown``: a sum shows its whole percent
+            if int(min(hundred, value * 100 / target)) != int(min(hundred, before * 100 / target)):
+                return _PROGRESSED
+            return None
+
+        return add
+    return lambda row, contribution, at: _apply(spec, row, contribution, at)
 
 
 # --------------------------------------------------------------------------- reading and writing rows
@@ -1119,7 +1158,7 @@ def _load(
             last,
             done,
             state,
-        ) in session.execute(stmt).tuples():
+        ) in session.execute(stmt).all():
             definition_id = wanted.get(raw_def)
             if definition_id is None:
                 continue
@@ -1216,6 +1255,7 @@ class _Tally:
         local = ctx["_local"]
         month = f"{local.year:04d}-{local.month:02d}"
         rows = self.rows
+        outbox = self.outbox
         member_key = member_id.int  # ints as keys: a UUID hashes in Python, an int in C
         for spec in specs:
             contribution = spec.contribute(ctx, at)
@@ -1225,17 +1265,12 @@ class _Tally:
             row = rows.get(key)
             if row is None:
                 row = rows[key] = Row(
-                    id=new_id(),
-                    program_id=self.program_id,
-                    definition_id=spec.id,
-                    member_id=member_id,
-                    period_key=key[2],
-                    new=True,
+                    new_id(), self.program_id, spec.id, member_id, key[2], new=True
                 )
-            change = _apply(spec, row, contribution, at)
+            change = spec.step(row, contribution, at)
             if change is None:
                 continue
-            if change == "completed":
+            if change == _COMPLETED:
                 topic = "badge.earned" if spec.kind == "badge" else "challenge.completed"
                 self.completions.append(Completion(spec, row, self.tenant_id))
                 self.earned[member_id].add(spec.code)
@@ -1244,12 +1279,12 @@ class _Tally:
             else:
                 continue
             message = (topic, spec, row, row.value, row.completed_at, event_id)
-            if topic == "challenge.progressed" or key in self.outbox:
+            if topic == "challenge.progressed" or key in outbox:
                 # the latest progress of this row replaces an earlier progress message
-                self.outbox.pop(key, None)
-                self.outbox[key] = message
+                outbox.pop(key, None)
+                outbox[key] = message
             else:
-                self.outbox[(key, len(self.outbox))] = message
+                outbox[(key, len(outbox))] = message
 
     def write(self, session: Session) -> None:
         fresh: list[Row] = []
@@ -1264,7 +1299,24 @@ class _Tally:
                 states.append(r)
             else:
                 counters.append(r)
-        _executemany(session, _INSERT_PROGRESS, [r.as_insert() for r in fresh])
+        if fresh:
+            _executemany(
+                session,
+                _INSERT_PROGRESS,
+                {
+                    "id": [r.id for r in fresh],
+                    "program_id": [r.program_id for r in fresh],
+                    "definition_id": [r.definition_id for r in fresh],
+                    "member_id": [r.member_id for r in fresh],
+                    "period_key": [r.period_key for r in fresh],
+                    "value": [r.value for r in fresh],
+                    "state": [r.state for r in fresh],
+                    "events": [r.events for r in fresh],
+                    "last_event_at": [r.last_event_at for r in fresh],
+                    "completed_at": [r.completed_at for r in fresh],
+                    "reward": [None] * len(fresh),
+                },
+            )
         _update_rows(session, counters, with_state=False)
         _update_rows(session, states, with_state=True)
         for rows in (fresh, counters, states):
@@ -1273,9 +1325,9 @@ class _Tally:
         if self.outbox:
             now = utcnow()
             program_id = str(self.program.id)
-            tenant_id = self.tenant.id
             texts: dict[Any, str] = {}
-            messages = []
+            topics: list[str] = []
+            payloads: list[Any] = []
             for topic, spec, row, value, done, event_id in self.outbox.values():
                 member = texts.get(row.member_id)
                 if member is None:
@@ -1286,30 +1338,32 @@ class _Tally:
                 head = texts.get(spec.id)
                 if head is None:
                     head = texts[spec.id] = _message_head(spec, program_id)
-                payload = _message_text(head, spec, row, value, done, member, event)
-                messages.append(
-                    {
-                        "id": new_id(),
-                        "tenant_id": tenant_id,
-                        "topic": topic,
-                        "payload": payload,
-                        "created_at": now,
-                    }
-                )
-            _executemany(session, _INSERT_OUTBOX, messages)
+                topics.append(topic)
+                payloads.append(_message_text(head, spec, row, value, done, member, event))
+            n = len(topics)
+            _executemany(
+                session,
+                _INSERT_OUTBOX,
+                {
+                    "id": [new_id() for _ in range(n)],
+                    "tenant_id": [self.tenant_id] * n,
+                    "topic": topics,
+                    "payload": payloads,
+                    "created_at": [now] * n,
+                },
+            )
             self.outbox = {}
-        rewards = []
+        reward_ids: list[Any] = []
+        rewards: list[dict[str, Any]] = []
         for c in self.completions:
             reward = _reward(session, self.tenant, self.program, c)
             if reward is not None:
-                rewards.append({"row_id": c.row.id, "reward": reward})
+                reward_ids.append(c.row.id)
+                rewards.append(reward)
         if session.get_bind().dialect.name == "postgresql" and rewards:
-            ids = [r["row_id"] for r in rewards]
-            _update_pg(
-                session, ids, [("reward", "jsonb", [json.dumps(r["reward"]) for r in rewards])]
-            )
-        else:
-            _executemany(session, _SET_REWARD, rewards)
+            _update_pg(session, reward_ids, [("reward", "jsonb", [json.dumps(r) for r in rewards])])
+        elif rewards:
+            _executemany(session, _SET_REWARD, {"row_id": reward_ids, "reward": rewards})
         self.completions = []
 
 
@@ -1319,19 +1373,19 @@ def _update_rows(session: Session, rows: list[Row], *, with_state: bool) -> None
     costs a statement per row)."""
     if not rows:
         return
-    if session.get_bind().dialect.name != "postgresql":
-        _executemany(
-            session,
-            _UPDATE_STATE if with_state else _UPDATE_COUNTER,
-            [r.as_update() for r in rows],
-        )
-        return
     columns: list[tuple[str, str, list[Any]]] = [
         ("value", "numeric", [r.value for r in rows]),
         ("events", "bigint", [r.events for r in rows]),
         ("last_event_at", "timestamptz", [r.last_event_at for r in rows]),
         ("completed_at", "timestamptz", [r.completed_at for r in rows]),
     ]
+    if session.get_bind().dialect.name != "postgresql":
+        values = {name: col for name, _t, col in columns}
+        values["row_id"] = [r.id for r in rows]
+        if with_state:
+            values["state"] = [r.state for r in rows]
+        _executemany(session, _UPDATE_STATE if with_state else _UPDATE_COUNTER, values)
+        return
     if with_state:
         columns.append(("state", "jsonb", [json.dumps(r.state) for r in rows]))
     _update_pg(session, [r.id for r in rows], columns)
@@ -1523,15 +1577,21 @@ class RunProgress:
         defs: dict[uuid.UUID, None] = {}
         periods: set[str] = set()
         tz = zone(tenant.timezone)
+        types: set[str] = set()
+        monthly = {t for t, specs in self.specs.items() if any(s.recurring for s in specs)}
         for member_id, event_type, at in events:
-            specs = self.specs.get(event_type)
-            if not specs:
+            if event_type not in self.specs:
                 continue
             members[member_id] = None
-            local = as_utc(at).astimezone(tz)
-            for s in specs:
+            types.add(event_type)
+            if event_type in monthly:
+                local = as_utc(at).astimezone(tz)
+                periods.add(f"{local.year:04d}-{local.month:02d}")  # period_key of a recurring
+        for event_type in types:
+            for s in self.specs[event_type]:
                 defs[s.id] = None
-                periods.add(period_key(s, local))
+                if not s.recurring:
+                    periods.add(ALL_TIME)
         if members:
             self.tally.rows = _load(session, program.id, list(members), list(defs), periods)
 
