@@ -137,6 +137,7 @@ def staff_context(
         tz=tenant.timezone,
         csrf_token=row.csrf_token,
         staff=user,
+        extra={"program": request.cookies.get(PROGRAM_COOKIE)},
     )
     request.state.web = web
     session.commit()  # the session's last-seen time
@@ -190,6 +191,7 @@ def require(permission: str) -> Any:
 
 
 FLASH_COOKIE = "setia_flash"
+PROGRAM_COOKIE = "setia_program"  # the console's chosen program (web/console/current.py)
 
 
 def flash(request: Request, text: str, kind: str = "ok") -> None:

@@ -73,6 +73,13 @@ def page(request: Request, status: int, detail: str = "") -> HTMLResponse:
     except Exception:  # the error page itself must never fail
         log.exception("error page failed")
         return HTMLResponse("<h1>Error</h1>", status_code=status)
+    finally:
+        if web is not None:
+            # An exception handler runs after the request's session was closed; anything the
+            # page read (the top bar's program list) began a new transaction on it, which on
+            # SQLite holds the write lock until the session is garbage-collected. Nothing
+            # follows the error page: close it now.
+            web.session.close()
 
 
 def forbidden(request: Request, exc: WebForbidden) -> HTMLResponse:

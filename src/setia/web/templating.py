@@ -99,6 +99,7 @@ def render(
         "day": lambda value, fmt="medium": i18n.day(value, lang, tz, fmt),
         "path": request.url.path,
         "flash": getattr(request.state, "flash", None) or _read_flash(request),
+        "console_programs": lambda: _console_programs(web),
     }
     if context:
         ctx.update(context)
@@ -113,6 +114,19 @@ def render(
     ):
         response.delete_cookie("setia_flash", path="/")
     return response
+
+
+def _console_programs(web: Any) -> tuple[list[Any], Any]:
+    """The top bar's program picker: the tenant's programs and the current one (no list
+    when there is only one, or outside the console)."""
+    if web is None or web.staff is None:
+        return [], None
+    from setia.web.console.current import current_program, tenant_programs
+
+    listed = tenant_programs(web)
+    if len(listed) < 2:
+        return [], None
+    return listed, current_program(web)
 
 
 def _read_flash(request: Request) -> dict[str, str] | None:

@@ -29,17 +29,20 @@ from setia.core.errors import SetiaError
 from setia.core.time import utcnow
 from setia.outbox import service as outbox
 from setia.web import i18n, roles, security, staff
+from setia.web.console.current import tenant_programs
 from setia.web.deps import (
     LANG_COOKIE,
+    PROGRAM_COOKIE,
     STAFF_COOKIE,
     AnonForm,
     ConsoleForm,
     StaffWeb,
     anon_csrf,
     flash,
+    parse_uuid,
     set_cookie,
 )
-from setia.web.errors import redirect
+from setia.web.errors import page, redirect
 from setia.web.forms import FieldErrors
 from setia.web.i18n import N_
 from setia.web.models import SignInAttempt, StaffUser
@@ -242,6 +245,19 @@ def switch_language(request: Request, form: ConsoleForm, web: StaffWeb) -> Respo
             web.staff.locale = lang
         web.session.commit()
         set_cookie(request, LANG_COOKIE, lang, path="/", max_age=365 * 86400)
+    return redirect(request, safe_next(str(form.get("next") or "")) or "/console")
+
+
+@router.post("/console/program")
+def switch_program(request: Request, form: ConsoleForm, web: StaffWeb) -> Response:
+    """The top bar's program picker: remember the chosen program (one of the tenant's) for
+    this browser; every program page then shows it."""
+    pid = parse_uuid(str(form.get("program") or ""))
+    chosen = next((p for p in tenant_programs(web) if p.id == pid), None)
+    if chosen is None:
+        return page(request, 422, web.t("Choose one of the options."))
+    set_cookie(request, PROGRAM_COOKIE, str(chosen.id), path="/console", max_age=365 * 86400)
+    flash(request, web.t("Showing %(program)s.", program=chosen.name), "info")
     return redirect(request, safe_next(str(form.get("next") or "")) or "/console")
 
 

@@ -35,12 +35,12 @@ from setia.finance import service as finance
 from setia.ledger import queries as ledger_queries
 from setia.ledger.models import Transfer
 from setia.members.models import Member
-from setia.programs import service as programs
 from setia.programs.models import Program
 from setia.rewards.models import Reward, RewardRedemption
 from setia.tiers import service as tier_service
 from setia.tiers import view as tier_view
 from setia.web import i18n, roles
+from setia.web.console.current import current_program
 from setia.web.deps import StaffWeb, WebContext, require
 from setia.web.errors import redirect
 from setia.web.forms import FieldErrors
@@ -232,7 +232,7 @@ def period_kpis(web: WebContext, program: Program, period: Period) -> dict[str, 
 
 
 def default_program(web: WebContext) -> Program:
-    return programs.get_program(web.session, web.tenant.id, None)
+    return current_program(web)
 
 
 def member_total(web: WebContext) -> int:

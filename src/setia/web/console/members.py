@@ -37,6 +37,7 @@ from setia.tenants.models import Tenant
 from setia.tiers import service as tiers
 from setia.tiers import view as tier_view
 from setia.web import errors as web_errors
+from setia.web.console.current import current_program
 from setia.web.deps import ConsoleForm, WebContext, flash, parse_uuid, require
 from setia.web.forms import FieldErrors
 from setia.web.i18n import N_
@@ -70,7 +71,7 @@ CONFIRM_WRONG = N_("Type the member's name or ERASE to confirm.")
 
 
 def _program(web: WebContext) -> Program:
-    return programs.get_program(web.session, web.tenant.id, None)
+    return current_program(web)
 
 
 def _member_or_404(request: Request, web: WebContext, member_id: str) -> Member | Response:

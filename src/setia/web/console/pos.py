@@ -43,13 +43,13 @@ from setia.ledger import queries as ledger_queries
 from setia.ledger.service import request_hash
 from setia.members import service as members
 from setia.members.models import Member
-from setia.programs import service as programs
 from setia.programs.models import Program
 from setia.rewards import service as rewards
 from setia.rewards.models import Reward, RewardRedemption
 from setia.rewards.schemas import RedemptionIn
 from setia.tiers import view as tier_view
 from setia.web import errors as web_errors
+from setia.web.console.current import current_program
 from setia.web.deps import ConsoleForm, WebContext, flash, parse_uuid, require
 from setia.web.forms import REQUIRED, FieldErrors
 from setia.web.i18n import N_
@@ -80,7 +80,7 @@ REWARD_UNAVAILABLE = N_("This reward is not available now.")
 
 
 def _program(web: WebContext) -> Program:
-    return programs.get_program(web.session, web.tenant.id, None)
+    return current_program(web)
 
 
 def _n(value: int, lang: str) -> str:

@@ -37,11 +37,11 @@ from setia.coupons import service as coupons
 from setia.coupons.discount import effective_expiry
 from setia.coupons.models import Coupon, CouponCampaign
 from setia.coupons.schemas import CampaignIn, CampaignPatch, Conditions, Discount
-from setia.programs import service as programs
 from setia.programs.models import Program
 from setia.rewards import service
 from setia.rewards.models import Reward, RewardRedemption
 from setia.rewards.schemas import RewardIn, RewardPatch
+from setia.web.console.current import current_program
 from setia.web.deps import ConsoleForm, WebContext, flash, parse_uuid, require
 from setia.web.errors import page, redirect
 from setia.web.forms import FieldErrors
@@ -59,7 +59,7 @@ CHECK_FIELD = N_("Check this value: %(detail)s")
 
 
 def program_of(web: WebContext) -> Program:
-    return programs.get_program(web.session, web.tenant.id, None)
+    return current_program(web)
 
 
 def new_idem() -> str:

@@ -28,6 +28,7 @@ from setia.rules.conditions import DAYS
 from setia.rules.models import Campaign, Rule, RuleAward
 from setia.rules.schemas import CampaignBody, RuleBody
 from setia.web import i18n
+from setia.web.console.current import current_program
 from setia.web.deps import ConsoleForm, WebContext, flash, parse_uuid, require
 from setia.web.errors import page, redirect
 from setia.web.forms import FieldErrors
@@ -202,6 +203,8 @@ EXAMPLE_CONDITIONS = (
 
 def _program(web: WebContext, program_id: str | None = None) -> Program:
     pid = parse_uuid(program_id) if program_id else None
+    if pid is None:
+        return current_program(web)
     return programs.get_program(web.session, web.tenant.id, pid)
 
 

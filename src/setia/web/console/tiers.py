@@ -20,12 +20,12 @@ from setia.core.money import to_str
 from setia.memberships import service as plans
 from setia.memberships.models import LIVE, MembershipPlan, Subscription
 from setia.memberships.schemas import PlanIn, PlanPatch
-from setia.programs import service as programs
 from setia.programs.models import Program
 from setia.tiers import service as tiers
 from setia.tiers import view
 from setia.tiers.models import Tier, TierSet
 from setia.tiers.schemas import METRICS, TierSetIn
+from setia.web.console.current import current_program
 from setia.web.console.rules import generic_message
 from setia.web.deps import ConsoleForm, WebContext, flash, parse_uuid, require
 from setia.web.errors import redirect
@@ -116,8 +116,7 @@ KNOWN = [
 
 
 def _program(web: WebContext) -> Program:
-    pid = parse_uuid(str(web.extra.get("program") or "")) if web.extra.get("program") else None
-    return programs.get_program(web.session, web.tenant.id, pid)
+    return current_program(web)
 
 
 def _tier_rows(web: WebContext, ts: TierSet) -> list[Tier]:
