@@ -1080,7 +1080,55 @@ def _stepper(spec: Spec) -> Callable[[Row, Any, datetime], str | None]:
             return None
 
         return add
-    return lambda row, contribution, at: _apply(spec, row, contribution, at)
+    whole = int(target)
+
+    def _counted(row: Row, before: Decimal, at: datetime) -> str | None:
+        # the end of ``_apply`` for a distinct or streak measure (no sum: any change shows)
+        row.events += 1
+        last = row.last_event_at
+        if last is None or at > last:
+            row.last_event_at = at
+        row.dirty = True
+        value = row.value
+        if value >= target:
+            row.completed_at = at
+            return _COMPLETED
+        return None if value == before else _PROGRESSED
+
+    if measure == "distinct":
+
+        def distinct(row: Row, contribution: Any, at: datetime) -> str | None:
+            if row.completed_at is not None:
+                return None
+            before = row.value
+            seen: list[str] = _state(row).get("values", [])
+            fresh = [v for v in contribution if v not in seen]
+            if fresh:
+                merged = [*seen, *fresh][: max(len(seen), whole)]
+                if len(merged) != len(seen):
+                    row.state = {"values": merged}
+                    row.state_changed = True
+                    row.value = Decimal(len(merged))
+            return _counted(row, before, at)
+
+        return distinct
+
+    def streak(row: Row, contribution: Any, at: datetime) -> str | None:
+        if row.completed_at is not None:
+            return None
+        before = row.value
+        buckets: list[int] = _state(row).get("buckets", [])
+        if contribution not in buckets:
+            merged = sorted([*buckets, contribution])
+            oldest = merged[-1] - STREAK_MEMORY * whole
+            kept = [b for b in merged if b >= oldest]
+            if kept != buckets:
+                row.state = {"buckets": kept}
+                row.state_changed = True
+                row.value = max(before, Decimal(min(longest_run(kept), whole)))
+        return _counted(row, before, at)
+
+    return streak
 
 
 # --------------------------------------------------------------------------- reading and writing rows
@@ -1258,11 +1306,13 @@ class _Tally:
         outbox = self.outbox
         member_key = member_id.int  # ints as keys: a UUID hashes in Python, an int in C
         for spec in specs:
+            key = (member_key, spec.key, month if spec.recurring else ALL_TIME)
+            row = rows.get(key)
+            if row is not None and row.completed_at is not None:
+                continue  # complete in this period: nothing counts any more
             contribution = spec.contribute(ctx, at)
             if contribution is None:
                 continue
-            key = (member_key, spec.key, month if spec.recurring else ALL_TIME)
-            row = rows.get(key)
             if row is None:
                 row = rows[key] = Row(
                     new_id(), self.program_id, spec.id, member_id, key[2], new=True

@@ -1,0 +1,74 @@
+"""The counting shortcuts against the reference arithmetic: each definition's compiled step
+(``Spec.step``) changes a progress row exactly as ``_apply`` does, event after event."""
+
+from __future__ import annotations
+
+import copy
+import random
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from setia.badges.models import BadgeDefinition
+from setia.badges.service import Row, _apply, _spec
+
+
+def definition(measure: str, target: str, **extra: Any) -> BadgeDefinition:
+    return BadgeDefinition(
+        id=uuid.uuid4(),
+        code=f"{measure}-{target}",
+        kind="challenge",
+        event_type="purchase",
+        measure=measure,
+        target=Decimal(target),
+        reward_points=0,
+        recurring=False,
+        **extra,
+    )
+
+
+def contributions(measure: str, rng: random.Random) -> Any:
+    if measure in ("count", "first"):
+        return Decimal(1)
+    if measure == "sum":
+        return Decimal(rng.choice(["0.5", "1", "2500", "12000.25", "30000"]))
+    if measure == "distinct":
+        return sorted(rng.sample(["a", "b", "c", "d", "e", "f", "g"], rng.randint(1, 3)))
+    return rng.randint(700_000, 700_012)  # local day/week/month numbers, some repeated
+
+
+IDS = (uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4())
+
+
+def blank() -> Row:
+    return Row(*IDS, "all", new=True)
+
+
+@pytest.mark.parametrize(
+    ("measure", "target", "extra"),
+    [
+        ("count", "5", {}),
+        ("first", "1", {}),
+        ("sum", "100000", {"field": "event.amount"}),
+        ("sum", "3", {"field": "event.amount"}),
+        ("distinct", "4", {"field": "item.sku"}),
+        ("streak", "3", {"streak_unit": "day"}),
+        ("streak", "5", {"streak_unit": "week"}),
+    ],
+)
+def test_each_step_changes_a_row_as_the_reference_does(
+    measure: str, target: str, extra: dict[str, Any]
+) -> None:
+    spec = _spec(definition(measure, target, **extra))
+    rng = random.Random(f"{measure}-{target}")
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    for _ in range(200):
+        fast, slow = blank(), blank()
+        for _ in range(rng.randint(1, 12)):
+            c = contributions(measure, rng)
+            at = start + timedelta(hours=rng.randint(0, 2000))  # late events too
+            assert spec.step(fast, copy.deepcopy(c), at) == _apply(spec, slow, c, at)
+            assert fast == slow
