@@ -647,6 +647,13 @@ DISCOUNTS = {
 CAMPAIGN_STATUSES = {"active": N_("Active"), "paused": N_("Paused"), "archived": N_("Archived")}
 CAMPAIGN_FIELDS = {
     "names": "name_id",
+    "descriptions": "description_id",
+    "conditions.max_uses": "max_uses",
+    "max_uses": "max_uses",
+    "conditions.per_member_limit": "per_member_limit",
+    "per_member_limit": "per_member_limit",
+    "uses_per_code": "uses_per_code",
+    "conditions.valid_from": "valid_from",
     "discount.amount": "amount",
     "discount.percent": "percent",
     "discount.max_amount": "max_amount",
@@ -667,7 +674,11 @@ CAMPAIGN_FIELDS = {
     "campaign_code_taken": "code",
     "coupon_code_taken": "public_code",
 }
+CAMPAIGN_ARCHIVED = N_(
+    "This campaign is archived: only its name and description can change. Nothing was saved."
+)
 CAMPAIGN_MESSAGES = {
+    "campaign_archived": CAMPAIGN_ARCHIVED,
     "campaign_code_taken": N_("A campaign with this code exists already."),
     "coupon_code_taken": N_("This code is already used by another coupon."),
     "pattern_too_small": N_(
@@ -922,6 +933,10 @@ def _campaign_page(
             "form": {"idem": new_idem(), "import_idem": new_idem(), **(form or {})},
             "import_errors": import_errors,
             "now": utcnow(),
+            "terms": {
+                "valid_from": _local_date(campaign.valid_from, web.tenant.timezone),
+                "valid_until": _local_date(campaign.valid_until, web.tenant.timezone, end=True),
+            },
         },
         status_code=status_code,
     )
@@ -1070,15 +1085,19 @@ def coupon_export(
 def coupon_status(
     request: Request, campaign_id: str, form: ConsoleForm, web: WebContext = require("program.edit")
 ) -> Response:
+    """Pause or resume (archiving has its own confirmation page)."""
     campaign = _campaign_or_404(web, campaign_id)
     target = str(form.get("status") or "")
-    if target not in CAMPAIGN_STATUSES:
+    if target not in ("active", "paused"):
         return page(request, 422, web.t(N_("Choose one of the options.")))
     try:
         coupons.update_campaign(
             web.session, web.tenant, campaign.id, CampaignPatch.model_validate({"status": target})
         )
         web.session.commit()
+    except coupons.CampaignArchived:
+        web.session.rollback()
+        return page(request, 409, web.t(CAMPAIGN_ARCHIVED))
     except SetiaError as exc:
         web.session.rollback()
         return page(request, 409, exc.detail)
@@ -1086,4 +1105,216 @@ def coupon_status(
         request,
         web.t(N_("The campaign is now: %(status)s."), status=web.t(CAMPAIGN_STATUSES[target])),
     )
+    return redirect(request, f"/console/coupons/{campaign.id}")
+
+
+# --------------------------------------------------------------------------- campaign edit
+
+EDIT_FIELDS = (
+    "max_amount",
+    "valid_from",
+    "valid_until",
+    "min_spend",
+    "uses_per_code",
+    "per_member_limit",
+    "max_uses",
+    "code_pattern",
+)
+
+
+def _local_date(value: datetime | None, tz: str, *, end: bool = False) -> date | None:
+    """A stored instant as the local day a person typed: ``end`` is an exclusive end, so a
+    local midnight is the day before."""
+    if value is None:
+        return None
+    local = as_utc(value).astimezone(zone(tz))
+    if end and local.time() == time():
+        return local.date() - timedelta(days=1)
+    return local.date()
+
+
+def _campaign_edit_values(web: WebContext, c: CouponCampaign) -> dict[str, str]:
+    """The campaign as the edit form shows it."""
+    tz = web.tenant.timezone
+    d = coupons.campaign_definition(c)
+    start = _local_date(c.valid_from, tz)
+    end = _local_date(c.valid_until, tz, end=True)
+
+    def text(value: object) -> str:
+        return "" if value is None else str(value)
+
+    return {
+        **localized_form("name", c.names),
+        **localized_form("description", c.descriptions),
+        "max_amount": text(d["discount"]["max_amount"]),
+        "valid_from": "" if start is None else start.isoformat(),
+        "valid_until": "" if end is None else end.isoformat(),
+        "min_spend": text(d["conditions"]["min_spend"]),
+        "uses_per_code": text(c.uses_per_code),
+        "per_member_limit": text(c.per_member_limit),
+        "max_uses": text(c.max_uses),
+        "code_pattern": c.code_pattern or "",
+    }
+
+
+def _campaign_edit_page(
+    request: Request,
+    web: WebContext,
+    campaign: CouponCampaign,
+    form: Mapping[str, Any],
+    errors: FieldErrors | None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    return render(
+        request,
+        "console/coupons/edit.html",
+        {
+            "campaign": campaign,
+            "name": pick(campaign.names, web.lang) or campaign.code,
+            "discount": _discount_text(web, campaign),
+            "form": form,
+            "errors": errors,
+            "langs": LANG_LABELS,
+            "currency": campaign.currency,
+            "statuses": CAMPAIGN_STATUSES,
+            "texts_only": campaign.status == "archived",
+        },
+        status_code=status_code,
+    )
+
+
+@router.get("/console/coupons/{campaign_id}/edit")
+def coupon_edit(
+    request: Request, campaign_id: str, web: WebContext = require("program.edit")
+) -> HTMLResponse:
+    campaign = _campaign_or_404(web, campaign_id)
+    return _campaign_edit_page(request, web, campaign, _campaign_edit_values(web, campaign), None)
+
+
+def _read_campaign_patch(
+    web: WebContext, campaign: CouponCampaign, form: FormData, errors: FieldErrors
+) -> dict[str, Any]:
+    """The form as a ``CampaignPatch`` body: the texts always; the other fields only where
+    they differ from what the form was filled with (so an untouched end time that is not a
+    local midnight, or a condition the form does not show, stays as it is). An empty field
+    clears its value."""
+    body: dict[str, Any] = {}
+    names = read_localized(errors, form, "name", required=True, max_length=200)
+    descriptions = read_localized(errors, form, "description")
+    if names is not None:
+        body["names"] = names
+    if descriptions is not None:
+        body["descriptions"] = descriptions
+    elif campaign.descriptions and "description_id" not in errors:
+        errors.add(
+            "description_id",
+            N_("A description cannot be removed; write the new one instead."),
+        )
+    if form.get("texts_only"):
+        return body
+    before = _campaign_edit_values(web, campaign)
+    tz = web.tenant.timezone
+    conditions: dict[str, Any] = {}
+
+    def changed(name: str, value: object) -> bool:
+        old = before[name]
+        if isinstance(value, Decimal):
+            return old == "" or Decimal(old) != value
+        return str("" if value is None else value) != old
+
+    max_amount = errors.amount(form, "max_amount")
+    fixed = campaign.discount_type == "fixed"
+    if not fixed and "max_amount" not in errors and changed("max_amount", max_amount):
+        body["max_amount"] = None if max_amount is None else format(max_amount, "f")
+    valid_from = read_date(errors, form, "valid_from")
+    valid_until = read_date(errors, form, "valid_until")
+    if valid_from and valid_until and valid_until < valid_from:
+        errors.add("valid_until", N_("The last day is before the first day."))
+    if "valid_from" not in errors and changed("valid_from", valid_from):
+        conditions["valid_from"] = None if valid_from is None else local_day_start(valid_from, tz)
+    if "valid_until" not in errors and changed("valid_until", valid_until):
+        conditions["valid_until"] = (
+            None if valid_until is None else local_day_start(valid_until + timedelta(days=1), tz)
+        )
+    min_spend = errors.amount(form, "min_spend")
+    if "min_spend" not in errors and changed("min_spend", min_spend):
+        conditions["min_spend"] = None if min_spend is None else format(min_spend, "f")
+    for name in ("per_member_limit", "max_uses"):
+        value = errors.integer(form, name, minimum=1, maximum=1_000_000_000)
+        if name not in errors and changed(name, value):
+            conditions[name] = value
+    uses = errors.integer(form, "uses_per_code", minimum=1, maximum=1_000_000_000)
+    if "uses_per_code" not in errors and changed("uses_per_code", uses):
+        body["uses_per_code"] = uses
+    pattern = errors.text(form, "code_pattern", max_length=64)
+    if "code_pattern" not in errors and changed("code_pattern", pattern):
+        body["code_pattern"] = pattern
+    if conditions:
+        body["conditions"] = conditions
+    return body
+
+
+@router.post("/console/coupons/{campaign_id}/edit", response_model=None)
+def coupon_update(
+    request: Request, campaign_id: str, form: ConsoleForm, web: WebContext = require("program.edit")
+) -> Response:
+    """Save the campaign's texts, conditions, cap, pattern and uses per code. An archived
+    campaign (also one archived since the form was opened) refuses any change but its texts:
+    409 with the reason above the form, nothing saved."""
+    campaign = _campaign_or_404(web, campaign_id)
+    errors = FieldErrors(web)
+    body = _read_campaign_patch(web, campaign, form, errors)
+    values = form_dict(form)
+    status_code = 422
+    if not errors:
+        try:
+            patch = CampaignPatch.model_validate(body)
+            coupons.update_campaign(web.session, web.tenant, campaign.id, patch)
+            web.session.commit()
+        except ValidationError as exc:
+            web.session.rollback()
+            validation_errors(errors, exc, CAMPAIGN_FIELDS)
+        except coupons.CampaignArchived:
+            web.session.rollback()
+            errors.add("__all__", CAMPAIGN_ARCHIVED)
+            status_code = 409
+        except SetiaError as exc:
+            web.session.rollback()
+            place_error(errors, exc, CAMPAIGN_FIELDS, CAMPAIGN_MESSAGES)
+            status_code = 409 if exc.status == 409 else 422
+    if errors:
+        campaign = _campaign_or_404(web, campaign_id)
+        return _campaign_edit_page(request, web, campaign, values, errors, status_code)
+    flash(request, web.t(N_("The campaign %(code)s was saved."), code=campaign.code))
+    return redirect(request, f"/console/coupons/{campaign.id}")
+
+
+@router.get("/console/coupons/{campaign_id}/archive")
+def coupon_archive_confirm(
+    request: Request, campaign_id: str, web: WebContext = require("program.edit")
+) -> HTMLResponse:
+    campaign = _campaign_or_404(web, campaign_id)
+    return render(
+        request,
+        "console/coupons/archive.html",
+        {
+            "campaign": campaign,
+            "name": pick(campaign.names, web.lang) or campaign.code,
+            "counts": _code_counts(web, campaign),
+        },
+    )
+
+
+@router.post("/console/coupons/{campaign_id}/archive", response_model=None)
+def coupon_archive(
+    request: Request, campaign_id: str, form: ConsoleForm, web: WebContext = require("program.edit")
+) -> Response:
+    """Archive after the confirmation page: its codes stop working; safe to repeat."""
+    campaign = _campaign_or_404(web, campaign_id)
+    if campaign.status != "archived":
+        coupons.update_campaign(
+            web.session, web.tenant, campaign.id, CampaignPatch(status="archived")
+        )
+        web.session.commit()
+    flash(request, web.t(N_("The campaign was archived; its codes no longer work.")))
     return redirect(request, f"/console/coupons/{campaign.id}")
