@@ -352,3 +352,113 @@ def test_every_form_carries_the_sessions_csrf_token(
         page = c.get(url)
         assert 'name="csrf_token" value=""' not in page.text, url
         assert page.text.count(token) >= 3, url  # language, sign-out and the page's forms
+
+
+# --------------------------------------------------------------------------- eligibility
+
+
+def _tier_set(client: TestClient, tenant: TenantFixture) -> None:
+    body = {
+        "name": "Kopi tiers",
+        "metrics": [{"metric": "spend"}],
+        "window": {"kind": "rolling", "months": 12},
+        "retention": {"kind": "months", "months": 12},
+        "tiers": [
+            {"code": code, "names": names, "thresholds": [threshold]}
+            for code, names, threshold in (
+                ("bronze", {"id": "Perunggu", "ms": "Gangsa", "en": "Bronze"}, "0"),
+                ("silver", {"id": "Perak", "ms": "Perak", "en": "Silver"}, "500000"),
+                ("gold", {"id": "Emas", "ms": "Emas", "en": "Gold"}, "1000000"),
+            )
+        ],
+    }
+    r = client.put(f"/v1/programs/{tenant.program_id}/tier-set", json=body, headers=tenant.headers)
+    assert r.status_code == 200, r.text
+
+
+def test_eligibility_is_chosen_in_the_form_and_shown_on_the_reward(
+    console_as: Any, client: TestClient, tenant: TenantFixture, db: Database
+) -> None:
+    _tier_set(client, tenant)
+    c = console_as("marketer", lang="ms")
+    form = c.get("/console/rewards/new")
+    for tier in ("Gangsa", "Perak", "Emas"):  # the program's tiers, in the reader's language
+        assert tier in form.text.split('id="eligibility"')[1]
+    r = c.post(
+        "/console/rewards/new",
+        {
+            **VALID,
+            "tiers": ["silver"],
+            "tiers_or_above": "1",
+            "requires_membership": "1",
+            "tags": "vip, staf,vip",
+        },
+    )
+    assert r.status_code == 303, r.text
+    (reward,) = _rewards(db)
+    assert reward.eligible_tiers == ["silver"]
+    assert (reward.tiers_or_above, reward.requires_membership) == (True, True)
+    assert reward.eligible_tags == ["vip", "staf"]
+    shown = c.get("/console/rewards/MUG").text.split('id="eligibility"')[1][:600]
+    assert "Perak" in shown
+    assert "vip, staf" in shown
+
+    en = console_as("owner", lang="en")
+    edit = en.get("/console/rewards/MUG/edit")
+    assert 'name="tiers" value="silver" checked' in edit.text
+    assert 'value="gold" checked' not in edit.text
+    assert 'value="vip, staf"' in edit.text
+    r = en.post(
+        "/console/rewards/MUG/edit",
+        {**VALID, "tiers": ["gold", "bronze"], "tags": ""},  # unchecked boxes are not sent
+    )
+    assert r.status_code == 303, r.text
+    (reward,) = _rewards(db)
+    assert reward.eligible_tiers == ["bronze", "gold"]  # lowest first
+    assert (reward.tiers_or_above, reward.requires_membership, reward.eligible_tags) == (
+        False,
+        False,
+        [],
+    )
+    assert "Tiers Bronze, Gold" in en.get("/console/rewards/MUG").text
+    r = en.post("/console/rewards/MUG/edit", VALID)
+    assert r.status_code == 303
+    assert "Every member" in en.get("/console/rewards/MUG").text
+
+
+def test_bad_eligibility_keeps_the_values_and_saves_nothing(
+    console_as: Any, client: TestClient, tenant: TenantFixture, db: Database
+) -> None:
+    _tier_set(client, tenant)
+    _put_reward(client, tenant, "TUMBLER", eligibility={"tiers": ["gold"]})
+    c = console_as("owner", lang="id")
+    bad = {
+        **VALID,
+        "code": "TUMBLER",
+        "tiers": ["silver", "platinum"],
+        "requires_membership": "1",
+        "tags": "vip, " + "x" * 101,
+        "points": "abc",
+    }
+    r = c.post("/console/rewards/TUMBLER/edit", bad)
+    assert r.status_code == 422
+    assert "Pilih salah satu opsi." in r.text.split('id="err-tiers"')[1][:200]
+    assert 'id="err-tags"' in r.text
+    assert 'name="tiers" value="silver" checked' in r.text  # what was chosen is kept
+    assert 'name="requires_membership" type="checkbox" value="1" checked' in r.text
+    assert "vip, xxx" in r.text
+    r = c.post("/console/rewards/TUMBLER/edit", {**VALID, "tiers_or_above": "1"})
+    assert r.status_code == 422
+    assert 'id="err-tiers"' in r.text
+    (reward,) = _rewards(db)
+    assert (reward.eligible_tiers, reward.requires_membership, reward.revision) == (
+        ["gold"],
+        False,
+        1,
+    )
+
+
+def test_without_tiers_the_form_says_so(console_as: Any) -> None:
+    form = console_as("owner").get("/console/rewards/new")
+    assert "This program has no tiers yet" in form.text
+    assert 'name="tiers"' not in form.text

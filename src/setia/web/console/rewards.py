@@ -196,7 +196,9 @@ COUPON_KINDS = ("discount_coupon", "free_product", "free_shipping")
 REWARD_FIELDS = {
     "names": "name_id",
     "descriptions": "description_id",
-    "eligibility.tiers": "code",
+    "eligibility.tiers": "tiers",
+    "eligibility.tags": "tags",
+    "unknown_tier": "tiers",
     "coupon_campaign_id": "coupon_campaign_id",
     "cause_id": "cause_id",
     "cashback_amount": "cashback_amount",
@@ -206,6 +208,7 @@ REWARD_FIELDS = {
     "code": "code",
 }
 REWARD_MESSAGES = {
+    "unknown_tier": N_("Choose one of the options."),
     "missing_field": N_("This kind of reward needs this field."),
     "campaign_currency_mismatch": N_(
         "This coupon campaign counts another currency than the program."
@@ -276,10 +279,26 @@ def _reward_context(web: WebContext, program: Program) -> dict[str, Any]:
             for c in causes.list_causes(web.session, program.id, statuses=None)
         ],
         "langs": LANG_LABELS,
+        "tier_options": _tier_options(web, program),
     }
 
 
-def _reward_form_values(reward: Reward, program: Program) -> dict[str, str]:
+def _tier_options(web: WebContext, program: Program) -> list[tuple[str, str]]:
+    """The program's tiers, lowest first, as (code, name in the reader's language)."""
+    from setia.tiers import service as tiers
+
+    built = tiers.structure(web.session, program.id)
+    if built is None:
+        return []
+    return [(t.code, pick(t.names, web.lang) or t.code) for t in built.tiers]
+
+
+def _tier_names(web: WebContext, program: Program, codes: list[str]) -> list[str]:
+    names = dict(_tier_options(web, program))
+    return [names.get(code, code) for code in codes]
+
+
+def _reward_form_values(reward: Reward, program: Program) -> dict[str, Any]:
     d = service.definition(reward, program.currency)
     values = {
         "code": reward.code,
@@ -289,6 +308,10 @@ def _reward_form_values(reward: Reward, program: Program) -> dict[str, str]:
         "image_url": reward.image_url or "",
         "status": reward.status,
         "visible": "1" if reward.visible else "",
+        "tiers": list(reward.eligible_tiers),
+        "tiers_or_above": "1" if reward.tiers_or_above else "",
+        "requires_membership": "1" if reward.requires_membership else "",
+        "tags": ", ".join(reward.eligible_tags),
     }
     for key in (
         "points",
@@ -350,6 +373,7 @@ def _read_reward(web: WebContext, form: FormData, errors: FieldErrors) -> dict[s
         errors.add("member_limit_period", N_("Choose the period of the member limit."))
     data["visible"] = bool(form.get("visible"))
     data["status"] = errors.choice(form, "status", ["active", "paused"]) or "active"
+    data["eligibility"] = _read_eligibility(web, form, errors)
     kind = data["kind"]
     need = {
         "discount_coupon": "coupon_campaign_id",
@@ -362,6 +386,38 @@ def _read_reward(web: WebContext, form: FormData, errors: FieldErrors) -> dict[s
     if kind in need and data[need[kind]] is None and need[kind] not in errors:
         errors.add(need[kind], N_("This kind of reward needs this field."))
     return data
+
+
+def _read_eligibility(web: WebContext, form: FormData, errors: FieldErrors) -> dict[str, Any]:
+    """Who may redeem: tiers (checked among the program's), or above, a live paid membership,
+    member tags (any one; comma or line separated, as stored on members)."""
+    from setia.web import forms
+
+    known = [code for code, _ in _tier_options(web, program_of(web))]
+    chosen = [str(v) for v in form.getlist("tiers") if str(v)]
+    if any(code not in known for code in chosen):
+        errors.add("tiers", N_("Choose one of the options."))
+    tiers = [code for code in known if code in chosen]  # lowest first, no repeats
+    tiers_or_above = bool(form.get("tiers_or_above"))
+    if tiers_or_above and not tiers and "tiers" not in errors:
+        errors.add("tiers", N_("Choose the lowest tier that may redeem."))
+    raw = str(form.get("tags") or "")
+    tags = list(dict.fromkeys(_split_list(raw) or []))
+    if len(tags) > 50:
+        errors.add("tags", N_("At most %(count)s tags."), count=50)
+    elif any(len(tag) > 100 for tag in tags):
+        errors.add("tags", forms.TOO_LONG, max_length=100)
+    return {
+        "tiers": tiers,
+        "tiers_or_above": tiers_or_above,
+        "requires_membership": bool(form.get("requires_membership")),
+        "tags": tags,
+    }
+
+
+def _reward_values(form: FormData) -> dict[str, Any]:
+    """The typed form for a re-render (the tier checkboxes are several values)."""
+    return {**form_dict(form), "tiers": [str(v) for v in form.getlist("tiers")]}
 
 
 def _reward_page(
@@ -402,7 +458,7 @@ def reward_create(
     if code and not code.replace("-", "").replace("_", "").isalnum():
         errors.add("code", N_("Use letters, digits, - or _ only."))
     data = _read_reward(web, form, errors)
-    values = form_dict(form)
+    values = _reward_values(form)
     if errors:
         return _reward_page(request, web, form=values, errors=errors, reward=None, status_code=422)
     program = program_of(web)
@@ -476,6 +532,7 @@ def _reward_detail(
             "recent": recent,
             "redemption_statuses": REDEMPTION_STATUSES,
             "redemptions": _redemption_counts(web, program.id).get(reward.id, 0),
+            "eligible_tiers": _tier_names(web, program, list(reward.eligible_tiers)),
             "errors": errors,
             "form": form,
             "idem": new_idem(),
@@ -500,7 +557,7 @@ def reward_update(
     program, reward = _reward_or_404(web, code)
     errors = FieldErrors(web)
     data = _read_reward(web, form, errors)
-    values = {**form_dict(form), "code": reward.code}
+    values = {**_reward_values(form), "code": reward.code}
     if reward.status == "archived":
         data["status"] = "archived"
     if not errors:
