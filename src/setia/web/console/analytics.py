@@ -21,13 +21,14 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import func, select
+from starlette.datastructures import ImmutableMultiDict
 
 from setia.analytics import api as analytics_api
 from setia.analytics import export, rfm, store
 from setia.analytics import labels as labelling
 from setia.analytics import segments as seg_service
 from setia.analytics import settings as tenant_settings
-from setia.analytics.tables import MemberScore
+from setia.analytics.tables import AnalyticsSegment, MemberScore
 from setia.core.api import write
 from setia.core.errors import SetiaError
 from setia.core.i18n import pick
@@ -58,6 +59,12 @@ KEY_TAKEN = N_("Another segment already uses this key with other conditions.")
 NAME_NEEDED = N_("Give the name in Bahasa Indonesia or in English at least.")
 NO_CONDITION = N_("Choose at least one condition.")
 NOT_JSON = N_("This is not valid JSON.")
+KEY_USED = N_("Another segment already uses this key; choose another one.")
+CHANGED_MEANWHILE = N_(
+    "Someone changed this segment since you opened the form; nothing was saved. Open it "
+    "again to see the current conditions."
+)
+SEGMENT_GONE = N_("This segment was deleted meanwhile; nothing was saved.")
 BAD_FILTER = N_("This filter is not valid: %(detail)s")
 PERCENT = N_("Enter a whole number from 0 to 100.")
 
@@ -280,7 +287,11 @@ def recompute(
 
 
 def _segment_form_context(
-    web: WebContext, form: Any, errors: FieldErrors | None, program: Program
+    web: WebContext,
+    form: Any,
+    errors: FieldErrors | None,
+    program: Program,
+    seg: AnalyticsSegment | None = None,
 ) -> dict[str, Any]:
     def chosen(name: str) -> list[str]:
         if form is None:
@@ -296,6 +307,7 @@ def _segment_form_context(
         "label_choices": [(k, web.t(v)) for k, v in LABEL_NAMES.items()],
         "type_choices": [(k, web.t(v)) for k, v in TYPE_NAMES.items()],
         "chosen": {n: chosen(n) for n in ("rfm_segment", "loyalty_label", "loyalty_type")},
+        "seg": seg,
     }
 
 
@@ -515,6 +527,142 @@ def delete_segment(
     write(web.session, lambda: seg_service.remove(web.session, web.tenant.id, seg_id))
     flash(request, web.t("Segment %(name)s deleted.", name=name))
     return redirect(request, "/console/analytics#saved-segments")
+
+
+# --- editing a saved segment ------------------------------------------------------------------
+
+CHOICE_FIELDS = ("rfm_segment", "loyalty_label", "loyalty_type")
+
+
+def filter_form(web: WebContext, flt: dict[str, Any]) -> list[tuple[str, str]]:
+    """A stored filter as the builder's form fields, when the builder makes exactly this
+    filter again; otherwise the filter as JSON in the advanced field."""
+    fields: list[tuple[str, str]] = []
+    leaves = flt.get("all") if set(flt) == {"all"} else None
+    simple = {
+        ("clv", "gte"): "min_clv",
+        ("recency_days", "lte"): "max_recency_days",
+        ("orders", "gte"): "min_orders",
+        ("tags", "contains"): "tag",
+    }
+    for leaf in leaves if isinstance(leaves, list) else [None]:
+        if not isinstance(leaf, dict) or set(leaf) != {"field", "op", "value"}:
+            fields = []
+            break
+        name, op, value = leaf["field"], leaf["op"], leaf["value"]
+        if name in CHOICE_FIELDS and op == "in" and isinstance(value, list):
+            fields += [(name, str(v)) for v in value]
+        elif (name, op) in simple and isinstance(value, str | int) and not isinstance(value, bool):
+            fields.append((simple[(name, op)], str(value)))
+        elif name == "p_alive" and op == "gte" and isinstance(value, int | float):
+            fields.append(("min_p_alive", str(round(value * 100))))
+        elif name == "consent.whatsapp" and op == "eq" and value is True:
+            fields.append(("whatsapp", "1"))
+        else:
+            fields = []
+            break
+    if fields:
+        check = FieldErrors(web)
+        if build_filter(web, ImmutableMultiDict(fields), check) == flt and not check:
+            return fields
+    return [("filter_json", json.dumps(flt, indent=2, ensure_ascii=False))]
+
+
+def _edit_page(
+    request: Request,
+    web: WebContext,
+    seg: AnalyticsSegment,
+    form: Any,
+    errors: FieldErrors | None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    program = web.session.get(Program, seg.program_id) or default_program(web)
+    return render(
+        request,
+        "console/analytics/segment_form.html",
+        _segment_form_context(web, form, errors, program, seg),
+        status_code=status_code,
+    )
+
+
+@router.get("/console/analytics/segments/{segment_id}/edit", response_model=None)
+def edit_segment(
+    request: Request, segment_id: str, web: WebContext = require("analytics.edit")
+) -> Response:
+    seg = _segment_or_404(request, web, segment_id)
+    if seg is None:
+        return page(request, 404)
+    fields = [
+        ("key", seg.key),
+        *((f"name_{lang}", str(seg.names.get(lang) or "")) for lang in ("id", "ms", "en")),
+        ("version", str(seg.version)),
+        *filter_form(web, seg.filter),
+    ]
+    return _edit_page(request, web, seg, ImmutableMultiDict(fields), None)
+
+
+@router.post("/console/analytics/segments/{segment_id}/edit", response_model=None)
+def update_segment(
+    request: Request,
+    segment_id: str,
+    form: ConsoleForm,
+    web: WebContext = require("analytics.edit"),
+) -> Response:
+    """Rename, change the key or the filter (``segments.update``, as ``PUT
+    /v1/analytics/segments/{id}``). The form carries the version it was opened at: a segment
+    changed since is 409 and nothing is saved; so is a key another segment uses."""
+    seg = _segment_or_404(request, web, segment_id)
+    if seg is None:
+        return page(request, 404)
+    errors = FieldErrors(web)
+    key = errors.text(form, "key", required=True, max_length=64)
+    if key is not None and not seg_service.KEY.match(key):
+        errors.add("key", BAD_KEY)
+    names = {
+        lang: value
+        for lang in ("id", "ms", "en")
+        if (value := errors.text(form, f"name_{lang}", max_length=200))
+    }
+    if not (names.get("id") or names.get("en")) and "name_id" not in errors:
+        errors.add("name_id", NAME_NEEDED)
+    flt = build_filter(web, form, errors)
+    if errors or key is None or flt is None:
+        return _edit_page(request, web, seg, form, errors, status_code=422)
+    if str(form.get("version") or "") != str(seg.version):
+        errors.add("__all__", CHANGED_MEANWHILE)
+        return _edit_page(request, web, seg, form, errors, status_code=409)
+    doc = seg_service.SegmentDoc(
+        key=key,
+        names=names,
+        descriptions=dict(seg.descriptions or {}),
+        filter=flt,
+        program_id=seg.program_id,
+    )
+    seg_id = seg.id
+    try:
+        seg = write(
+            web.session, lambda: seg_service.update(web.session, web.tenant.id, seg_id, doc)
+        )
+    except SetiaError as exc:
+        web.session.rollback()
+        if exc.code == "not_found":
+            return page(request, 409, web.t(SEGMENT_GONE))
+        if exc.code == "segment_key_taken":
+            errors.add("key", KEY_USED)
+            status = 409
+        elif exc.code == "invalid_key":
+            errors.add("key", BAD_KEY)
+            status = 422
+        else:
+            target = "filter_json" if str(form.get("filter_json") or "").strip() else "__all__"
+            errors.add(target, BAD_FILTER, detail=exc.detail)
+            status = 409 if exc.status == 409 else 422
+        current = _segment_or_404(request, web, segment_id)
+        if current is None:
+            return page(request, 409, web.t(SEGMENT_GONE))
+        return _edit_page(request, web, current, form, errors, status_code=status)
+    flash(request, web.t("Segment %(name)s saved.", name=pick(seg.names, web.lang) or seg.key))
+    return redirect(request, f"/console/analytics/segments/{seg.id}")
 
 
 # --- CSV export -------------------------------------------------------------------------------
