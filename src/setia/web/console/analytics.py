@@ -1,5 +1,6 @@
 """Analytics pages: KPIs for a period, RFM segments, loyalty labels and types, saved segments
-with their members, CSV export, and "recompute now".
+with their members, CSV export, and "recompute now". A saved segment is edited at ``/console/analytics/segments/{id}/edit``
+(``segments.update``, as ``PUT /v1/analytics/segments/{id}``).
 
 The KPIs are ``setia.analytics.kpis`` (as ``GET /v1/analytics/kpis``). Segments, labels and
 types are the **stored** member scores of the program's last recompute
@@ -30,7 +31,7 @@ from setia.analytics import segments as seg_service
 from setia.analytics import settings as tenant_settings
 from setia.analytics.tables import AnalyticsSegment, MemberScore
 from setia.core.api import write
-from setia.core.errors import SetiaError
+from setia.core.errors import Conflict, SetiaError
 from setia.core.i18n import pick
 from setia.members.models import Member
 from setia.programs.models import Program
@@ -628,9 +629,7 @@ def update_segment(
     flt = build_filter(web, form, errors)
     if errors or key is None or flt is None:
         return _edit_page(request, web, seg, form, errors, status_code=422)
-    if str(form.get("version") or "") != str(seg.version):
-        errors.add("__all__", CHANGED_MEANWHILE)
-        return _edit_page(request, web, seg, form, errors, status_code=409)
+    opened_at = str(form.get("version") or "")
     doc = seg_service.SegmentDoc(
         key=key,
         names=names,
@@ -639,15 +638,29 @@ def update_segment(
         program_id=seg.program_id,
     )
     seg_id = seg.id
+
+    def save() -> AnalyticsSegment:
+        # the version read again, locked (PostgreSQL) in the transaction that writes
+        version = web.session.execute(
+            select(AnalyticsSegment.version)
+            .where(AnalyticsSegment.id == seg_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).scalar_one_or_none()
+        if version is not None and str(version) != opened_at:
+            raise Conflict("the segment changed since the form was opened", code="stale_form")
+        return seg_service.update(web.session, web.tenant.id, seg_id, doc)
+
     try:
-        seg = write(
-            web.session, lambda: seg_service.update(web.session, web.tenant.id, seg_id, doc)
-        )
+        seg = write(web.session, save)
     except SetiaError as exc:
         web.session.rollback()
         if exc.code == "not_found":
             return page(request, 409, web.t(SEGMENT_GONE))
-        if exc.code == "segment_key_taken":
+        if exc.code == "stale_form":
+            errors.add("__all__", CHANGED_MEANWHILE)
+            status = 409
+        elif exc.code == "segment_key_taken":
             errors.add("key", KEY_USED)
             status = 409
         elif exc.code == "invalid_key":

@@ -2,12 +2,15 @@
 
 Routes (read: ``program.view``; changes: ``program.edit``):
 
-- ``/console/rewards``: the catalog; ``/new``, ``/{code}``, ``/{code}/edit``,
-  ``/{code}/stock`` (add or remove units with a reason), ``/{code}/status`` (activate, pause),
-  ``/{code}/retire`` (with a confirmation page).
-- ``/console/coupons``: coupon campaigns; ``/new``, ``/{id}`` (counts and codes),
-  ``/{id}/generate``, ``/{id}/import`` (CSV upload, every bad line shown), ``/{id}/export.csv``,
-  ``/{id}/status``.
+- ``/console/rewards``: the catalog; ``/new``, ``/{code}``, ``/{code}/edit`` (with who may
+  redeem: tiers, or above, paid membership, member tags), ``/{code}/stock`` (add or remove
+  units with a reason), ``/{code}/status`` (activate, pause), ``/{code}/retire`` (with a
+  confirmation page).
+- ``/console/coupons``: coupon campaigns; ``/new``, ``/{id}`` (counts, conditions and codes),
+  ``/{id}/edit`` (texts, dates, minimum spend, cap, uses, pattern: ``update_campaign``, as
+  ``PATCH /v1/coupon-campaigns/{id}``), ``/{id}/generate``, ``/{id}/import`` (CSV upload,
+  every bad line shown), ``/{id}/export.csv``, ``/{id}/status`` (pause, resume),
+  ``/{id}/archive`` (with a confirmation page).
 
 The small helpers here (the program, localized fields, service errors onto fields) are shared
 by the other program pages (causes, badges, referrals).
