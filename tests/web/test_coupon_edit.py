@@ -241,3 +241,22 @@ def test_the_campaign_edit_form_in_the_browser(
     browser.find_element(By.CSS_SELECTOR, "form.form button[type=submit]").click()
     WebDriverWait(browser, 10).until(ec.url_to_be(f"{live_server.url}/console/coupons/{cid}"))
     assert "250" in browser.find_element(By.ID, "conditions").text
+    browser.find_element(By.LINK_TEXT, "Archive").click()
+    WebDriverWait(browser, 10).until(
+        ec.url_to_be(f"{live_server.url}/console/coupons/{cid}/archive")
+    )
+    shot(browser, "console-coupon-archive")
+    browser.find_element(By.CSS_SELECTOR, "form.actions-bar button[type=submit]").click()
+    WebDriverWait(browser, 10).until(ec.url_to_be(f"{live_server.url}/console/coupons/{cid}"))
+    assert "Archived" in browser.find_element(By.TAG_NAME, "h1").text
+
+
+def test_every_new_form_carries_the_sessions_csrf_token(
+    console_as: Any, client: TestClient, tenant: TenantFixture
+) -> None:
+    cid = _campaign(client, tenant)
+    c = console_as("owner")
+    token = f'name="csrf_token" value="{c.csrf}"'
+    for url in (f"/console/coupons/{cid}/edit", f"/console/coupons/{cid}/archive"):
+        page = c.get(url)
+        assert page.text.count(token) >= 3, url  # language, sign-out and the page's form

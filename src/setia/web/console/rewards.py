@@ -1357,11 +1357,7 @@ def coupon_archive_confirm(
     return render(
         request,
         "console/coupons/archive.html",
-        {
-            "campaign": campaign,
-            "name": pick(campaign.names, web.lang) or campaign.code,
-            "counts": _code_counts(web, campaign),
-        },
+        {"campaign": campaign, "name": pick(campaign.names, web.lang) or campaign.code},
     )
 
 
