@@ -15,36 +15,24 @@ from setia.outbox.models import OutboxMessage
 _INSERT = insert(cast(Table, OutboxMessage.__table__))
 
 
+def _message(tenant_id: uuid.UUID, topic: str, payload: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": new_id(),
+        "tenant_id": tenant_id,
+        "topic": topic,
+        "payload": payload,
+        "created_at": utcnow(),
+    }
+
+
 def publish(session: Session, tenant_id: uuid.UUID, topic: str, payload: dict[str, Any]) -> None:
     """Queue a domain event; it commits or rolls back with the caller's transaction."""
-    session.execute(
-        _INSERT,
-        {
-            "id": new_id(),
-            "tenant_id": tenant_id,
-            "topic": topic,
-            "payload": payload,
-            "created_at": utcnow(),
-        },
-    )
+    session.execute(_INSERT, _message(tenant_id, topic, payload))
 
 
 def publish_many(
     session: Session, tenant_id: uuid.UUID, topic: str, payloads: list[dict[str, Any]]
 ) -> None:
     """Queue several domain events of one topic with one statement, in list order."""
-    if not payloads:
-        return
-    session.execute(
-        _INSERT,
-        [
-            {
-                "id": new_id(),
-                "tenant_id": tenant_id,
-                "topic": topic,
-                "payload": payload,
-                "created_at": utcnow(),
-            }
-            for payload in payloads
-        ],
-    )
+    if payloads:
+        session.execute(_INSERT, [_message(tenant_id, topic, p) for p in payloads])
