@@ -372,12 +372,10 @@ def build_filter(web: WebContext, form: Any, errors: FieldErrors) -> dict[str, A
     return {"all": parts}
 
 
-@router.post("/console/analytics/segments", response_model=None)
-def create_segment(
-    request: Request, form: ConsoleForm, web: WebContext = require("analytics.edit")
-) -> Response:
-    program = default_program(web)
-    errors = FieldErrors(web)
+def _read_segment_form(
+    web: WebContext, form: Any, errors: FieldErrors
+) -> tuple[str | None, dict[str, str], dict[str, Any] | None]:
+    """The key, names and filter of the segment form (create and edit), errors added."""
     key = errors.text(form, "key", required=True, max_length=64)
     if key is not None and not seg_service.KEY.match(key):
         errors.add("key", BAD_KEY)
@@ -388,7 +386,16 @@ def create_segment(
     }
     if not (names.get("id") or names.get("en")) and "name_id" not in errors:
         errors.add("name_id", NAME_NEEDED)
-    flt = build_filter(web, form, errors)
+    return key, names, build_filter(web, form, errors)
+
+
+@router.post("/console/analytics/segments", response_model=None)
+def create_segment(
+    request: Request, form: ConsoleForm, web: WebContext = require("analytics.edit")
+) -> Response:
+    program = default_program(web)
+    errors = FieldErrors(web)
+    key, names, flt = _read_segment_form(web, form, errors)
     if errors or key is None or flt is None:
         return render(
             request,
@@ -616,17 +623,7 @@ def update_segment(
     if seg is None:
         return page(request, 404)
     errors = FieldErrors(web)
-    key = errors.text(form, "key", required=True, max_length=64)
-    if key is not None and not seg_service.KEY.match(key):
-        errors.add("key", BAD_KEY)
-    names = {
-        lang: value
-        for lang in ("id", "ms", "en")
-        if (value := errors.text(form, f"name_{lang}", max_length=200))
-    }
-    if not (names.get("id") or names.get("en")) and "name_id" not in errors:
-        errors.add("name_id", NAME_NEEDED)
-    flt = build_filter(web, form, errors)
+    key, names, flt = _read_segment_form(web, form, errors)
     if errors or key is None or flt is None:
         return _edit_page(request, web, seg, form, errors, status_code=422)
     opened_at = str(form.get("version") or "")
