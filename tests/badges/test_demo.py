@@ -63,3 +63,77 @@ def test_replayed_history_matches_live_counting(client: TestClient, db: Database
     with db.session() as s:
         assert s.execute(select(func.count()).select_from(LeaderboardConsent)).scalar_one() == 0
     assert_db_sound(db)
+
+
+def test_replay_gives_completion_rewards_now_not_backdated(
+    client: TestClient, db: Database, tenant: TenantFixture
+) -> None:
+    """Purchases 20 months ago complete a badge created today. Its points are given now and
+    expire 12 months from now (the program's rule), not born expired; the progress keeps
+    the old completion time."""
+    from datetime import UTC, datetime, timedelta
+
+    from setia.badges import service as badges
+    from setia.badges.schemas import DefinitionIn
+    from setia.core.time import utcnow
+    from setia.ledger.models import Lot
+    from setia.tenants.models import Tenant
+
+    with db.session() as s:
+        program = programs.get_program(s, tenant.tenant_id, None)
+        programs.update_program(
+            s,
+            program,
+            {"expiry_policy": "after_duration", "expiry_months": 12},
+            actor="test",
+        )
+        s.commit()
+    long_ago = utcnow() - timedelta(days=610)
+    events = [
+        {
+            "id": f"old-{i}",
+            "type": "purchase",
+            "member": {"phone": "0812-5555-0001"},
+            "order_id": f"OLD-{i}",
+            "amount": "30000",
+            "currency": "IDR",
+            "occurred_at": (long_ago + timedelta(days=i)).isoformat(),
+        }
+        for i in range(3)
+    ]
+    send(client, tenant, *events)
+    before = utcnow()
+    with db.session() as s:
+        t = s.get(Tenant, tenant.tenant_id)
+        assert t is not None
+        program = programs.get_program(s, tenant.tenant_id, None)
+        badges.create_definition(
+            s,
+            t,
+            program,
+            DefinitionIn.model_validate(
+                {
+                    "code": "tiga-kali",
+                    "names": {"id": "Tiga kali", "en": "Three times"},
+                    "criteria": {"event_type": "purchase", "measure": "count", "target": 3},
+                    "rewards": {"points": 250},
+                }
+            ),
+        )
+        assert badges.replay(s, t, program) == 3
+        s.commit()
+    with db.session() as s:
+        lot = s.execute(select(Lot).where(Lot.source_type == "badge")).scalar_one()
+        transfer = s.get(Transfer, lot.transfer_id)
+        assert transfer is not None
+        assert lot.amount == 250
+        assert lot.earned_at >= before
+        assert transfer.effective_at >= before
+        assert lot.expires_at is not None
+        assert lot.expires_at > datetime.now(UTC) + timedelta(days=360)
+    member = send(client, tenant, {**events[0], "id": "probe", "order_id": "PROBE"})[0]
+    balance = client.get(
+        f"/v1/members/{member['member_id']}/balance", headers=tenant.headers
+    ).json()
+    assert balance["available"] >= 250
+    assert_db_sound(db)

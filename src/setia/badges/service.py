@@ -1236,6 +1236,7 @@ class Completion:
     row: Row
     tenant_id: uuid.UUID
     transfer_id: uuid.UUID | None = None  # points already written by the batch path's plan
+    granted_at: datetime | None = None  # when the reward is given, if not at completion
 
 
 @dataclass
@@ -1264,7 +1265,7 @@ def _reward_terms(c: Completion) -> PlannedReward:
         request_hash=ledger.request_hash({"badge": str(spec.id), "points": spec.reward_points}),
         source_id=f"{spec.code}:{row.period_key}",
         details={"badge_id": str(spec.id), "code": spec.code, "period": row.period_key},
-        at=row.completed_at or utcnow(),
+        at=c.granted_at or row.completed_at or utcnow(),
     )
 
 
@@ -1285,6 +1286,8 @@ class _Tally:
     )
     completions: list[Completion] = field(default_factory=list)
     earned: dict[uuid.UUID, set[str]] = field(default_factory=lambda: defaultdict(set))
+    # Rewards given at this instant instead of at completion (``replay``).
+    grant_at: datetime | None = None
     program_id: uuid.UUID = field(init=False)
     tenant_id: uuid.UUID = field(init=False)
 
@@ -1406,6 +1409,8 @@ class _Tally:
         reward_ids: list[Any] = []
         rewards: list[dict[str, Any]] = []
         for c in self.completions:
+            if self.grant_at is not None:
+                c.granted_at = self.grant_at
             reward = _reward(session, self.tenant, self.program, c)
             if reward is not None:
                 reward_ids.append(c.row.id)
@@ -1893,7 +1898,10 @@ def replay(session: Session, tenant: Tenant, program: Program) -> int:
     """Count the program's recorded events (oldest first) toward its active definitions, as
     if each had just been recorded: for definitions created after the events (the demo).
     Only members without progress on a definition are counted, so running it twice adds
-    nothing. Returns the number of events counted."""
+    nothing. Progress keeps the history's times (completed when the completing event
+    happened), but completion rewards are given *now*: points dated by an old completion
+    would be born expired under the program's expiry policy. Returns the number of events
+    counted."""
     from setia.events import earning
     from setia.events.models import Event
 
@@ -1916,7 +1924,7 @@ def replay(session: Session, tenant: Tenant, program: Program) -> int:
         )
         .order_by(Event.occurred_at, Event.id)
     ).all()
-    tally = _Tally(tenant, program, {})
+    tally = _Tally(tenant, program, {}, grant_at=utcnow())
     counted = 0
     for event_id, member_id, occurred_at, payload, amount in rows:
         event = EventIn.model_validate(payload)
