@@ -1,12 +1,15 @@
 """The demo's badges and challenges: a few badges, a monthly challenge, progress computed from
 the demo's history, some members on the leaderboards, and a rule that recognises a badge.
 
-Called once the demo's events are recorded (``seed_badges``); it runs in the caller's
-transaction and does not commit.
+The demo calls ``seed_badges`` before it replays its year of events, so progress and
+rewards happen as the events do (``replay`` inside it then finds nothing to count; on a
+tenant with history it counts it). It runs in the caller's transaction and does not
+commit.
 """
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from sqlalchemy import func, select
@@ -139,16 +142,20 @@ def seed_badges(session: Session, tenant: Tenant, program: Program) -> dict[str,
             opted += 1
     if created:
         rules.create_rule(session, program, RuleBody.model_validate(RECOGNITION_RULE), actor="demo")
-    completions = dict(
-        session.execute(
-            select(BadgeProgress.period_key, func.count())
-            .where(BadgeProgress.program_id == program.id, BadgeProgress.completed_at.is_not(None))
-            .group_by(BadgeProgress.period_key)
-        ).all()
-    )
     return {
         "definitions": len(DEFINITIONS),
         "events_counted": counted,
-        "completions": sum(completions.values()),
+        "completions": completions(session, program.id),
         "leaderboard_opt_ins": opted,
     }
+
+
+def completions(session: Session, program_id: uuid.UUID) -> int:
+    """Badges earned and challenges completed so far in the program (every period)."""
+    return int(
+        session.execute(
+            select(func.count())
+            .select_from(BadgeProgress)
+            .where(BadgeProgress.program_id == program_id, BadgeProgress.completed_at.is_not(None))
+        ).scalar_one()
+    )

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from setia.core.db import Database
 from setia.core.time import add_months, as_utc, utcnow, zone
+from setia.demo import badges as demo_badges
 from setia.demo import catalog as cat
 from setia.demo import tiers as demo_tiers
 from setia.demo import web as demo_web
@@ -895,6 +896,16 @@ def build_demo(
             if bar:
                 bar.advance(task, len(people[i : i + CHUNK]))
         lap("members")
+        # Badges and the monthly challenge exist before the history is replayed, so progress,
+        # completions and their rewards happen when the events do (and expire on time with
+        # the windowed due work), as in a shop that has run them all year.
+        with db.session() as s:
+            tenant = tenants.get_tenant(s, tenant_id)
+            demo_program = s.get(Program, program_id)
+            assert demo_program is not None
+            badges_summary = seed_badges(s, tenant, demo_program)
+            s.commit()
+        lap("badges")
 
         bounds = _windows(start, now)
         task = bar.add_task("Replaying the year", total=len(events)) if bar else None
@@ -966,13 +977,6 @@ def build_demo(
         referral_summary = seed_referrals(s, tenant, demo_program, rng, now)
         s.commit()
     lap("referrals")
-    with db.session() as s:
-        tenant = tenants.get_tenant(s, tenant_id)
-        demo_program = s.get(Program, program_id)
-        assert demo_program is not None
-        badges_summary = seed_badges(s, tenant, demo_program)
-        s.commit()
-    lap("badges")
     # The subscriptions' backdated bonus points include some already past their expiry:
     # one more pass of due work leaves nothing overdue, as a running worker would.
     report = run_due(db)
@@ -986,7 +990,10 @@ def build_demo(
         summary["paid_memberships"] = memberships
         summary["catalog"] = catalog
         summary["referrals"] = referral_summary
-        summary["badges"] = badges_summary
+        summary["badges"] = {
+            **badges_summary,
+            "completions": demo_badges.completions(s, program_id),
+        }
         console_users = demo_web.ensure_console_users(s, tenant_id)
         portal = demo_web.portal_member(s, tenant_id)
     return {
