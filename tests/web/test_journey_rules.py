@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from fastapi.testclient import TestClient
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
@@ -96,7 +97,18 @@ def _seed(client: TestClient, tenant: TenantFixture) -> None:
 def _submit(browser: Any, wait: WebDriverWait[Any], css: str) -> None:
     button = browser.find_element(By.CSS_SELECTOR, css)
     button.click()
-    wait.until(ec.staleness_of(button))
+
+    def replaced(_driver: Any) -> bool:
+        # Chromium sometimes answers a look at a node of the page being replaced with an
+        # inspector error ("Node with given id does not belong to the document") instead
+        # of a stale-element error: both mean the new page is in.
+        try:
+            button.is_enabled()
+        except (StaleElementReferenceException, WebDriverException):
+            return True
+        return False
+
+    wait.until(replaced)
 
 
 def _set(browser: Any, element_id: str, value: str) -> None:

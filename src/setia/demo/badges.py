@@ -112,13 +112,13 @@ RECOGNITION_RULE: dict[str, Any] = {
 }
 
 
-def seed_badges(session: Session, tenant: Tenant, program: Program) -> dict[str, Any]:
+def seed_badges(
+    session: Session, tenant: Tenant, program: Program, *, recognition_rule: bool = True
+) -> dict[str, Any]:
     """Define the demo's badges and challenge, count the recorded history toward them (the
     completions earn their rewards, once), put every third named member on the leaderboards
-    and add the recognition rule. Running it again adds nothing."""
-    from setia.rules import service as rules
-    from setia.rules.schemas import RuleBody
-
+    and (unless ``recognition_rule`` is false: the demo adds it once its history is in) add
+    the recognition rule. Running it again adds nothing."""
     created = 0
     for body in DEFINITIONS:
         _d, made = badges.create_definition(
@@ -140,14 +140,31 @@ def seed_badges(session: Session, tenant: Tenant, program: Program) -> dict[str,
         if i % 3 == 0 and badges.consent_of(session, member.id) is None:
             badges.set_consent(session, member, opted_in=True, display_name=None, source="demo")
             opted += 1
-    if created:
-        rules.create_rule(session, program, RuleBody.model_validate(RECOGNITION_RULE), actor="demo")
+    if created and recognition_rule:
+        add_recognition_rule(session, program)
     return {
         "definitions": len(DEFINITIONS),
         "events_counted": counted,
         "completions": completions(session, program.id),
         "leaderboard_opt_ins": opted,
     }
+
+
+def add_recognition_rule(session: Session, program: Program) -> bool:
+    """The rule "Penjelajah Kopi 1,5× poin" (members with the badge earn 1.5×), once. The demo
+    adds it after its history: had it applied all year, regulars who earned the badge would
+    show promotion-driven ("transactional") buying, which their personas are not."""
+    from setia.rules import service as rules
+    from setia.rules.models import Rule
+    from setia.rules.schemas import RuleBody
+
+    exists = session.execute(
+        select(Rule.id).where(Rule.program_id == program.id, Rule.name == RECOGNITION_RULE["name"])
+    ).first()
+    if exists is not None:
+        return False
+    rules.create_rule(session, program, RuleBody.model_validate(RECOGNITION_RULE), actor="demo")
+    return True
 
 
 def completions(session: Session, program_id: uuid.UUID) -> int:

@@ -903,7 +903,7 @@ def build_demo(
             tenant = tenants.get_tenant(s, tenant_id)
             demo_program = s.get(Program, program_id)
             assert demo_program is not None
-            badges_summary = seed_badges(s, tenant, demo_program)
+            badges_summary = seed_badges(s, tenant, demo_program, recognition_rule=False)
             s.commit()
         lap("badges")
 
@@ -975,6 +975,7 @@ def build_demo(
         demo_program = s.get(Program, program_id)
         assert demo_program is not None
         referral_summary = seed_referrals(s, tenant, demo_program, rng, now)
+        demo_badges.add_recognition_rule(s, demo_program)
         s.commit()
     lap("referrals")
     # The subscriptions' backdated bonus points include some already past their expiry:
