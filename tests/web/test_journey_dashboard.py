@@ -32,7 +32,8 @@ def test_the_owner_reads_the_dashboard_and_analytics(
     browser: Any,
     staff_user: Callable[..., StaffLogin],
 ) -> None:
-    from selenium.webdriver.common.by import By
+    from selenium.common.exceptions import StaleElementReferenceException
+from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     build(client, tenant)
@@ -98,7 +99,8 @@ def test_the_owner_reads_the_dashboard_and_analytics(
     browser.find_element(By.ID, "f-min_orders").send_keys("2")
     full_shot(browser, "console-analytics-segment-form")
     browser.find_element(By.CSS_SELECTOR, "form.card button[type=submit]").click()
-    WebDriverWait(browser, 10).until(
+    # The old page's heading may go stale between finding and reading it: look again.
+    WebDriverWait(browser, 10, ignored_exceptions=(StaleElementReferenceException,)).until(
         lambda d: d.find_element(By.TAG_NAME, "h1").text == "Repeat buyers"
     )
     assert "2 members now" in browser.find_element(By.TAG_NAME, "main").text
