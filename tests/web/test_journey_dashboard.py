@@ -33,7 +33,7 @@ def test_the_owner_reads_the_dashboard_and_analytics(
     staff_user: Callable[..., StaffLogin],
 ) -> None:
     from selenium.common.exceptions import StaleElementReferenceException
-from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     build(client, tenant)
