@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session, aliased
 
 from setia.badges.models import ALL_TIME, BadgeDefinition, BadgeProgress, LeaderboardConsent
 from setia.badges.schemas import CriteriaIn, DefinitionIn, DefinitionPatch, PeriodIn, RewardsIn
+from setia.core import bulk
 from setia.core.db import new_id
 from setia.core.errors import Conflict, InvalidInput, NotFound, SetiaError
 from setia.core.i18n import pick
@@ -88,107 +89,7 @@ _UPDATE_COUNTER = (
 _UPDATE_STATE = _UPDATE_COUNTER.values(state=bindparam("state"))
 _SET_REWARD = update(_progress).where(_WHERE_ROW).values(reward=bindparam("reward"))
 _INSERT_OUTBOX = insert(cast(Table, OutboxMessage.__table__))
-
-
-@dataclass(frozen=True, slots=True)
-class _Compiled:
-    """A statement compiled once per dialect, with its parameters' converters in order."""
-
-    sql: str
-    names: tuple[str, ...]
-    converters: tuple[Any, ...]
-    positional: bool
-
-
-_COMPILED: dict[tuple[int, str, tuple[str, ...]], _Compiled] = {}
 _MISSING = object()
-_EMPTY = object()  # the key of the empty document among converted values
-
-
-class _JsonText:
-    """A document already serialized (exactly as ``json.dumps`` would): ``_executemany``
-    sends the text as it is instead of encoding a dict."""
-
-    __slots__ = ("text",)
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-
-def _executemany(session: Session, stmt: Any, columns: dict[str, list[Any]]) -> None:
-    """``session.execute(stmt, rows)`` at the driver level, for ``columns`` (name: one value
-    per row, all the same length): the statement compiled once per dialect and set of keys,
-    each column's values converted by SQLAlchemy's own bind processor for it, sent with the
-    driver's ``executemany``. Skips SQLAlchemy's per-row parameter handling, which costs more
-    than the database on the batch path's thousands of rows."""
-    if not columns:
-        return
-    first = next(iter(columns.values()))
-    if not first:
-        return
-    conn = session.connection()
-    dialect = conn.dialect
-    keys = tuple(columns)
-    copy = dialect.name == "postgresql" and bool(stmt.is_insert)
-    memo = (id(stmt), dialect.name, keys)
-    c = _COMPILED.get(memo)
-    if c is None:
-        compiled = stmt.compile(dialect=dialect, column_keys=list(keys))
-        names = (
-            tuple(compiled.positiontup)
-            if compiled.positional and compiled.positiontup
-            else tuple(compiled.bind_names.values())
-        )
-        procs = compiled._bind_processors
-        c = _COMPILED[memo] = _Compiled(
-            compiled.string, names, tuple(procs.get(n) for n in names), compiled.positional
-        )
-    # Converted a column at a time. The same member, definition, instant or topic recurs on
-    # many rows: each distinct value is converted once (row ids directly: a row read keeps
-    # the driver's own value; of documents only the empty one recurs).
-    converted: list[list[Any]] = []
-    for n, f in zip(c.names, c.converters, strict=True):
-        col = columns[n]
-        if f is None:
-            converted.append(col)
-        elif n in ("id", "row_id"):
-            converted.append([v if v.__class__ is str else f(v) for v in col])
-        else:
-            known: dict[Any, Any] = {None: None}
-            out: list[Any] = []
-            append = out.append
-            for v in col:
-                cls = v.__class__
-                if cls is _JsonText:
-                    append(v.text)
-                elif cls is dict:
-                    if v:
-                        append(f(v))
-                    else:
-                        done = known.get(_EMPTY, _MISSING)
-                        if done is _MISSING:
-                            done = known[_EMPTY] = f(v)
-                        append(done)
-                else:
-                    done = known.get(v, _MISSING)
-                    if done is _MISSING:
-                        done = known[v] = f(v)
-                    append(done)
-            converted.append(out)
-    values: list[Any] = list(zip(*converted, strict=True))
-    if not (c.positional or copy):
-        values = [dict(zip(c.names, v, strict=True)) for v in values]
-    if not copy:
-        conn.exec_driver_sql(c.sql, values)
-        return
-    # PostgreSQL inserts: COPY (one round trip for the lot; executemany costs one per row,
-    # which on this path is most of the badges' time). Constraints and triggers still apply.
-    quote = dialect.identifier_preparer.quote
-    sql = f"COPY {quote(stmt.table.name)} ({', '.join(quote(n) for n in c.names)}) FROM STDIN"
-    raw: Any = cast(Any, conn.connection).dbapi_connection
-    with raw.cursor() as cur, cur.copy(sql) as out_copy:
-        for v in values:
-            out_copy.write_row(v)
 
 
 # --------------------------------------------------------------------------- errors
@@ -1353,7 +1254,7 @@ class _Tally:
             else:
                 counters.append(r)
         if fresh:
-            _executemany(
+            bulk.executemany(
                 session,
                 _INSERT_PROGRESS,
                 {
@@ -1394,7 +1295,7 @@ class _Tally:
                 topics.append(topic)
                 payloads.append(_message_text(head, spec, row, value, done, member, event))
             n = len(topics)
-            _executemany(
+            bulk.executemany(
                 session,
                 _INSERT_OUTBOX,
                 {
@@ -1418,7 +1319,7 @@ class _Tally:
         if session.get_bind().dialect.name == "postgresql" and rewards:
             _update_pg(session, reward_ids, [("reward", "jsonb", [json.dumps(r) for r in rewards])])
         elif rewards:
-            _executemany(session, _SET_REWARD, {"row_id": reward_ids, "reward": rewards})
+            bulk.executemany(session, _SET_REWARD, {"row_id": reward_ids, "reward": rewards})
         self.completions = []
 
 
@@ -1439,7 +1340,7 @@ def _update_rows(session: Session, rows: list[Row], *, with_state: bool) -> None
         values["row_id"] = [r.id for r in rows]
         if with_state:
             values["state"] = [r.state for r in rows]
-        _executemany(session, _UPDATE_STATE if with_state else _UPDATE_COUNTER, values)
+        bulk.executemany(session, _UPDATE_STATE if with_state else _UPDATE_COUNTER, values)
         return
     if with_state:
         columns.append(("state", "jsonb", [json.dumps(r.state) for r in rows]))
@@ -1476,11 +1377,11 @@ def _message_text(
     completed_at: datetime | None,
     member: str,
     event: str,
-) -> _JsonText:
+) -> bulk.JsonText:
     """``json.dumps(_message(...))`` without encoding a dict per message (ids, period keys,
     numbers and instants need no escaping; the definition's part is encoded once)."""
     done = f'"{as_utc(completed_at).isoformat()}"' if completed_at else "null"
-    return _JsonText(
+    return bulk.JsonText(
         f'{{"member_id": "{member}", {head}, "period": "{row.period_key}", '
         f'"value": "{_number_text(value)}", "target": "{spec.target_text}", "completed_at": {done}, '
         f'"event_id": "{event}"}}'

@@ -31,15 +31,16 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
+import orjson
 from pydantic import ValidationError
 from sqlalchemy import Table, and_, bindparam, insert, or_, select, update
-from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from setia.analytics import store_fields
 from setia.badges import service as badges
+from setia.core import bulk
 from setia.core.db import new_id
 from setia.core.errors import SetiaError
 from setia.core.money import MoneyError, check_currency, parse_amount, to_str
@@ -576,7 +577,7 @@ class _Batch:
         outbox_rows: list[dict[str, Any]] = []
         activity: list[tier_activity.Activity] = []
         last_seen: dict[uuid.UUID, datetime] = {}
-        recorded: list[tuple[_Plain, dict[str, Any]]] = []
+        recorded: list[tuple[_Plain, dict[str, Any], uuid.UUID]] = []
         orders_so_far: dict[uuid.UUID, list[datetime]] = defaultdict(list)
         tags: dict[uuid.UUID, list[str]] = {}
         done = 0
@@ -885,7 +886,7 @@ class _Batch:
             last = last_seen.get(member.id, member.last_activity_at)
             if last is None or occurred_at > last:
                 last_seen[member.id] = occurred_at
-            recorded.append((p, result))
+            recorded.append((p, result, event_id))
             done += 1
 
         if done == 0:
@@ -901,27 +902,24 @@ class _Batch:
             for account_id, s in sorted(state.items())
             if s[4] != start[account_id][4]
         ]
-        if bumps:
-            res = cast("CursorResult[Any]", session.execute(_BUMP, bumps))
-            if res.rowcount != len(bumps):
-                raise ledger.LedgerCorrupt("an account changed while its batch was planned")
-        session.execute(_INSERT_EVENTS, ev_rows)
-        if order_rows:
-            session.execute(_INSERT_ORDERS, order_rows)
-        if transfer_rows:
-            session.execute(_INSERT_TRANSFERS, transfer_rows)
-            session.execute(_INSERT_ENTRIES, entry_rows)
-            session.execute(_INSERT_LOTS, lot_rows)
-        if award_rows:
-            session.execute(_INSERT_AWARDS, award_rows)
+        write = bulk.executemany
+        cols = bulk.rows_to_columns
+        if bumps and write(session, _BUMP, cols(bumps)) != len(bumps):
+            raise ledger.LedgerCorrupt("an account changed while its batch was planned")
+        write(session, _INSERT_EVENTS, cols(ev_rows))
+        write(session, _INSERT_ORDERS, cols(order_rows))
+        write(session, _INSERT_TRANSFERS, cols(transfer_rows))
+        write(session, _INSERT_ENTRIES, cols(entry_rows))
+        write(session, _INSERT_LOTS, cols(lot_rows))
+        write(session, _INSERT_AWARDS, cols(award_rows))
         tier_activity.record_many(session, activity)
-        session.execute(_INSERT_OUTBOX, outbox_rows)
-        if last_seen:
-            session.execute(
-                _SET_ACTIVITY,
-                [{"mid": mid, "last_activity_at": at} for mid, at in last_seen.items()],
-            )
-        by_id = {p.member.id: p.member for p, _r in recorded}
+        write(session, _INSERT_OUTBOX, cols(outbox_rows))
+        write(
+            session,
+            _SET_ACTIVITY,
+            {"mid": list(last_seen), "last_activity_at": list(last_seen.values())},
+        )
+        by_id = {p.member.id: p.member for p, _r, _e in recorded}
         for mid, at in last_seen.items():
             set_committed_value(by_id[mid], "last_activity_at", at)
         if tags:
@@ -930,13 +928,28 @@ class _Batch:
             session.flush()
         badge_run.write(session)
         if tiers.structure(session, program.id) is not None:
-            for p, _r in recorded:
+            for p, _r, _e in recorded:
                 tiers.after_activity(session, tenant, program.id, p.member.id, p.occurred_at)
-        for p, result in recorded:
+        # The answers: what ``EventResult.model_validate(_canonical(result))`` gives (a replay
+        # answers from the stored ``result``), built from the values already typed; the
+        # points part through JSON with sorted keys, as a replay reads it.
+        for p, result, event_id in recorded:
             self.items[p.index] = BatchItem(
                 index=p.index,
                 status=201,
-                result=EventResult.model_validate(events._canonical(result)),
+                result=EventResult.model_construct(
+                    id=p.event.id,
+                    event_id=event_id,
+                    type=p.event.type,
+                    member_id=p.member.id,
+                    program_id=program.id,
+                    occurred_at=p.occurred_at,
+                    member_created=p.created,
+                    points=orjson.loads(
+                        orjson.dumps(result["points"], option=orjson.OPT_SORT_KEYS)
+                    ),
+                    refund=None,
+                ),
             )
         return done
 
