@@ -124,7 +124,12 @@ def executemany(session: Session, stmt: Any, columns: dict[str, list[Any]]) -> i
     c = _compiled(stmt, dialect, tuple(columns))
     converted = [_convert(n, f, columns[n]) for n, f in zip(c.names, c.converters, strict=True)]
     values: list[Any] = list(zip(*converted, strict=True))
-    copy = dialect.name == "postgresql" and bool(stmt.is_insert)
+    # COPY only for plain inserts (an upsert's ON CONFLICT needs INSERT).
+    copy = (
+        dialect.name == "postgresql"
+        and bool(stmt.is_insert)
+        and getattr(stmt, "_post_values_clause", None) is None
+    )
     if not (c.positional or copy):
         values = [dict(zip(c.names, v, strict=True)) for v in values]
     if not copy:

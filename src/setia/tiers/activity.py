@@ -18,12 +18,14 @@ from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from setia.core import bulk
 from setia.core.time import as_utc, zone
 from setia.tiers.models import EVENT_PREFIX, PURCHASE, TierActivity
 
 _TABLE = cast(Table, TierActivity.__table__)
 _KEY = ("program_id", "member_id", "day", "kind")
 _SUMS = ("spend", "points", "orders", "count")
+_UPSERTS: dict[str, Any] = {}  # the upsert statement per dialect, built once
 
 
 @dataclass(frozen=True)
@@ -105,12 +107,14 @@ def record_many(session: Session, activities: Iterable[Activity]) -> None:
     if not merged:
         return
     dialect = session.get_bind().dialect.name
-    make = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = make(_TABLE)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=list(_KEY),
-        set_={name: _TABLE.c[name] + stmt.excluded[name] for name in _SUMS},
-    )
+    stmt = _UPSERTS.get(dialect)
+    if stmt is None:
+        make = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        stmt = make(_TABLE)
+        stmt = _UPSERTS[dialect] = stmt.on_conflict_do_update(
+            index_elements=list(_KEY),
+            set_={name: _TABLE.c[name] + stmt.excluded[name] for name in _SUMS},
+        )
     # Sorted so concurrent batches touch rows in one order (no deadlock on PostgreSQL).
     rows = sorted(merged.values(), key=lambda r: (str(r["member_id"]), r["day"], r["kind"]))
-    session.execute(stmt, rows)
+    bulk.executemany(session, stmt, bulk.rows_to_columns(rows))
