@@ -945,13 +945,20 @@ class _Batch:
                     program_id=program.id,
                     occurred_at=p.occurred_at,
                     member_created=p.created,
-                    points=orjson.loads(
-                        orjson.dumps(result["points"], option=orjson.OPT_SORT_KEYS)
-                    ),
+                    points=_sorted_json(result["points"]),
                     refund=None,
                 ),
             )
         return done
+
+
+def _sorted_json(value: Any) -> Any:
+    """``value`` as a replay reads it back: through JSON, nested keys sorted (orjson; what
+    it refuses, ``events._canonical``)."""
+    try:
+        return orjson.loads(orjson.dumps(value, option=orjson.OPT_SORT_KEYS))
+    except orjson.JSONEncodeError:
+        return events._canonical(value)
 
 
 def record_batch(session: Session, tenant: Tenant, raw_events: list[dict[str, Any]]) -> BatchOut:
