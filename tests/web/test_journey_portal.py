@@ -37,7 +37,7 @@ def _code(server: LiveServer, tenant_id: uuid.UUID) -> str:
 def test_member_signs_in_with_a_code_redeems_a_reward_and_switches_to_malay(
     live_server: LiveServer, browser: Any, client: TestClient, tenant: TenantFixture
 ) -> None:
-    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
@@ -110,10 +110,11 @@ def test_member_signs_in_with_a_code_redeems_a_reward_and_switches_to_malay(
 
     # Switch to Malay: the page comes back in Malay, and stays so.
     browser.find_element(By.CSS_SELECTOR, ".langswitch button[value=ms]").click()
-    # The page is replaced meanwhile: an element found on the old one may be stale when read.
-    WebDriverWait(browser, 15, ignored_exceptions=(StaleElementReferenceException,)).until(
-        lambda b: b.find_element(By.TAG_NAME, "html").get_attribute("lang") == "ms"
-    )
+    # The page is replaced meanwhile: an element found on the old one may be stale when read
+    # (or answered with a Chromium inspector error): look again.
+    WebDriverWait(
+        browser, 15, ignored_exceptions=(StaleElementReferenceException, WebDriverException)
+    ).until(lambda b: b.find_element(By.TAG_NAME, "html").get_attribute("lang") == "ms")
     assert "Tunjukkan kod ini di kaunter bayaran" in browser.page_source
     shot(browser, "portal-redemption-ms")
     browser.get(f"{live_server.url}/portal")
