@@ -65,6 +65,7 @@ if str(ROOT) not in sys.path:
 import httpx  # noqa: E402
 from sqlalchemy import create_engine, event, inspect, select, text  # noqa: E402
 
+from setia.core.config import get_settings  # noqa: E402
 from setia.core.db import Database, new_id  # noqa: E402
 from setia.core.migrate import upgrade  # noqa: E402
 from setia.core.runtime import tune_gc  # noqa: E402
@@ -692,7 +693,10 @@ class Raw:
 
     def run(self, batches: list[Batch], db_pids: Callable[[], list[int]]) -> tuple[float, float]:
         """Insert the batches; return (wall seconds, CPU seconds of this process + database)."""
-        engine = Database(self.s.url).engine
+        db = Database(self.s.url)
+        engine = db.engine
+        # The same background WAL checkpoints as the API server (its lifespan starts them).
+        checkpointer = db.start_checkpointer(get_settings().sqlite_checkpoint_seconds)
         raw = engine.raw_connection()
         try:
             cur = raw.cursor()
@@ -712,6 +716,8 @@ class Raw:
             return elapsed, cpu_seconds([os.getpid(), *db_pids()]) - cpu
         finally:
             raw.close()
+            if checkpointer is not None:
+                checkpointer.stop()
             engine.dispose()
 
 
@@ -762,6 +768,7 @@ class CoreRaw(Raw):
 
         prepared = [[(k, params(k, b.rows[k])) for k in ORDER if k in b.rows] for b in batches]
         db = Database(self.s.url)
+        checkpointer = db.start_checkpointer(get_settings().sqlite_checkpoint_seconds)
         try:
             cpu = cpu_seconds([os.getpid(), *db_pids()])
             started = time.perf_counter()
@@ -772,6 +779,8 @@ class CoreRaw(Raw):
             elapsed = time.perf_counter() - started
             return elapsed, cpu_seconds([os.getpid(), *db_pids()]) - cpu
         finally:
+            if checkpointer is not None:
+                checkpointer.stop()
             db.dispose()
 
 

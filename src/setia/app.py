@@ -128,7 +128,12 @@ def create_app(db: Database | None = None) -> FastAPI:
         # Refuse to start on a database without the current schema, with the fix in the message.
         check_schema(database.engine)
         tune_gc()
-        yield
+        checkpointer = database.start_checkpointer(settings.sqlite_checkpoint_seconds)
+        try:
+            yield
+        finally:
+            if checkpointer is not None:
+                checkpointer.stop()
 
     app = FastAPI(
         lifespan=lifespan,

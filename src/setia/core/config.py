@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     )
     batch_max_events: int = 1000
     sqlite_busy_timeout_ms: int = 30_000
+    # Seconds between the API server's background checkpoints of a SQLite database's
+    # write-ahead log (0: none; commits then checkpoint inline, as SQLite does by default).
+    sqlite_checkpoint_seconds: float = Field(default=1.0, ge=0)
     echo_sql: bool = False
     cookie_secure: bool | None = Field(
         default=None,
