@@ -203,6 +203,24 @@ def test_birthday_skips_disabled_rules_and_inactive_members(api: Api, db: Databa
     assert api.balance(m)["available"] == 2000
 
 
+def test_an_occasion_rewarded_by_a_rule_since_disabled_is_not_rewarded_again(
+    api: Api, db: Database
+) -> None:
+    # The occasion's usage rows are looked up by exact key, one per rule of the program:
+    # disabled rules count too, so a replacement rule does not give the same birthday twice.
+    old = birthday_rule(api)
+    m = member(api, "m", birthday="1990-06-01")
+    assert run_due(db, now=datetime(2026, 6, 1, 5, tzinfo=UTC)).triggered_awards == 1
+    api.post(f"/v1/rules/{old['id']}/disable")
+    birthday_rule(api, points=3000)
+    assert run_due(db, now=datetime(2026, 6, 1, 6, tzinfo=UTC)).triggered_awards == 0
+    assert api.balance(m)["available"] == 2000
+    # The next birthday is the replacement's.
+    assert run_due(db, now=datetime(2027, 6, 1, 5, tzinfo=UTC)).triggered_awards == 1
+    assert api.balance(m)["available"] == 5000
+    sound(db)
+
+
 def test_birthday_rule_with_conditions_and_tags(api: Api, db: Database) -> None:
     api.add_rule(
         name="Gold birthday",

@@ -32,7 +32,7 @@ from setia.programs import service as programs
 from setia.programs.models import Program
 from setia.rules import engine as rule_engine
 from setia.rules import service as rule_service
-from setia.rules.models import RuleAward
+from setia.rules.models import Rule, RuleAward
 from setia.tenants.models import Tenant
 from setia.tiers import activity as tier_activity
 from setia.tiers import service as tiers
@@ -581,8 +581,15 @@ def award_trigger(
     ``key`` names the occasion (e.g. ``birthday:2026:<member>``): a second run for the same
     occasion gives nothing, even from another process (unique usage rows and ledger keys).
     """
+    # Usage rows of the occasion are keyed ``<key>:<rule id>`` (``earning.record``), one per
+    # rule of the program that gave: look the possible keys up exactly, through the unique
+    # index (a ``LIKE '<key>:%'`` walked the whole table on SQLite, where LIKE ignores case,
+    # and on PostgreSQL outside the C collation).
+    rule_ids = session.execute(select(Rule.id).where(Rule.program_id == program.id)).scalars()
     existing = session.execute(
-        select(RuleAward.id).where(RuleAward.trigger_key.like(f"{key}:%")).limit(1)
+        select(RuleAward.id)
+        .where(RuleAward.trigger_key.in_([f"{key}:{rule_id}" for rule_id in rule_ids]))
+        .limit(1)
     ).first()
     if existing is not None:
         return None

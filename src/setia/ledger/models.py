@@ -73,6 +73,9 @@ class Account(Base):
             name="no_overcredit",
         ),
         UniqueConstraint("program_id", "code", "member_id"),
+        # A member's accounts in a program: the unique key above has the code between the
+        # two, so without this a look-up by member walked every account of the program.
+        Index("ix_ledger_accounts_member", "member_id", "program_id"),
         Index(
             "uq_ledger_accounts_program_code",
             "program_id",

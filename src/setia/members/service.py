@@ -9,7 +9,7 @@ from typing import Any
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import String, Uuid, bindparam, func, or_, select, text, update
+from sqlalchemy import String, Uuid, and_, bindparam, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from setia.audit import service as audit
@@ -251,16 +251,22 @@ def get_member(session: Session, tenant_id: uuid.UUID, member_id: uuid.UUID) -> 
 
 # One statement for any mix of identities (built once): an identity not given is bound as
 # NULL, and ``column = NULL`` matches nothing.
+_TENANT = bindparam("tenant_id", type_=Uuid())
+# The tenant is repeated in each alternative so that each one is an index look-up of its own
+# (the primary key, or a (tenant_id, identity) unique key); ``tenant_id = ? AND (a OR b ...)``
+# made SQLite walk every member of the tenant instead (tests/members/test_lookup_plans.py).
 _FIND_MEMBER = (
     select(Member)
     .where(
-        Member.tenant_id == bindparam("tenant_id", type_=Uuid()),
         or_(
-            Member.id == bindparam("member_id", type_=Uuid()),
-            Member.external_id == bindparam("external_id", type_=String()),
-            Member.phone == bindparam("phone", type_=String()),
-            Member.email == bindparam("email", type_=String()),
-        ),
+            and_(Member.id == bindparam("member_id", type_=Uuid()), Member.tenant_id == _TENANT),
+            and_(
+                Member.tenant_id == _TENANT,
+                Member.external_id == bindparam("external_id", type_=String()),
+            ),
+            and_(Member.tenant_id == _TENANT, Member.phone == bindparam("phone", type_=String())),
+            and_(Member.tenant_id == _TENANT, Member.email == bindparam("email", type_=String())),
+        )
     )
     .order_by(Member.id)
 )
