@@ -1,7 +1,8 @@
-"""Recording events looks members, their ledger accounts and an occasion's usage rows up
-through indexes, never by walking a whole tenant, program or table: checked on SQLite's
-query plans of the statements the API actually runs (one by one, a member created by its
-first purchase with a signup rule, a batch).
+"""Recording events, and reading a member's balance, statement and wallet, look members,
+their ledger accounts and entries and an occasion's usage rows up through indexes, never by
+walking a whole tenant, program or table: checked on SQLite's query plans of the statements
+the API actually runs (one by one, a member created by its first purchase with a signup
+rule, a batch; the reads a till or the member portal make after it).
 
 The plans come from a migrated SQLite file of this test's own (SQLite plans without
 ``ANALYZE`` statistics do not depend on how many rows there are, so a small database shows
@@ -26,7 +27,10 @@ from tests.conftest import make_tenant
 # A plan line that reads more than the rows asked for: a full scan of a table that grows
 # with the business, or a search that narrows only to the tenant or the program.
 _WALKS = (
-    re.compile(r"^SCAN (members|ledger_accounts|rule_awards|events|orders|point_lots)\b"),
+    re.compile(
+        r"^SCAN (members|ledger_accounts|ledger_transfers|ledger_entries|rule_awards|events"
+        r"|orders|point_lots)\b"
+    ),
     re.compile(r"^SEARCH members USING (COVERING )?INDEX \w+ \(tenant_id=\?\)$"),
     re.compile(r"^SEARCH ledger_accounts USING (COVERING )?INDEX \w+ \(program_id=\?\)$"),
 )
@@ -110,6 +114,20 @@ def test_recording_events_never_walks_a_tenant_or_a_program(sqlite_db: Database)
                 ]
             },
         )
+
+        # The reads: look-up by phone, the member, balance (with lifetime totals), statement,
+        # wallet.
+        def get(path: str) -> dict[str, Any]:
+            r = client.get(path, headers=headers)
+            assert r.status_code == 200, r.text
+            out: dict[str, Any] = r.json()
+            return out
+
+        member_id = get("/v1/members/lookup?phone=0812-1111-2222")["id"]
+        get(f"/v1/members/{member_id}")
+        assert get(f"/v1/members/{member_id}/balance")["lifetime"]["earned"] > 0
+        get(f"/v1/members/{member_id}/ledger")
+        get(f"/v1/members/{member_id}/wallet")
         event.remove(sqlite_db.engine, "before_cursor_execute", _seen)
 
     # The paths above ran, the occasion's look-up among them.

@@ -67,29 +67,34 @@ def balance(
 
 
 def _lifetime(session: Session, accounts: MemberAccounts) -> dict[str, int]:
-    """Lifetime totals by transfer code, from the member's point of view."""
+    """Lifetime totals by transfer code, from the member's point of view.
+
+    Read through the member's entries (every transfer writes one on each of its two
+    accounts; indexed by account) rather than the transfers' account columns, which have no
+    index: that walked the program's whole ledger on every balance."""
     member_accs = [accounts.points, accounts.pending]
-    credited = dict(
-        session.execute(
-            select(Transfer.code, func.sum(Transfer.amount))
-            .where(
-                Transfer.credit_account_id.in_(member_accs),
-                Transfer.kind == "POSTED",
-                Transfer.code.in_(["EARN", "ADJUST", "TRANSFER", "MERGE"]),
-            )
-            .group_by(Transfer.code)
-        ).all()
+
+    def totals(side: Any, kinds: list[str], codes: list[str]) -> dict[str, Any]:
+        return dict(
+            session.execute(
+                select(Transfer.code, func.sum(Transfer.amount))
+                .select_from(Entry)
+                .join(Transfer, Transfer.id == Entry.transfer_id)
+                .where(
+                    Entry.account_id.in_(member_accs),
+                    side == Entry.account_id,
+                    Transfer.kind.in_(kinds),
+                    Transfer.code.in_(codes),
+                )
+                .group_by(Transfer.code)
+            ).all()
+        )
+
+    credited = totals(
+        Transfer.credit_account_id, ["POSTED"], ["EARN", "ADJUST", "TRANSFER", "MERGE"]
     )
-    debited = dict(
-        session.execute(
-            select(Transfer.code, func.sum(Transfer.amount))
-            .where(
-                Transfer.debit_account_id.in_(member_accs),
-                Transfer.kind.in_(["POSTED", "POST_PENDING"]),
-                Transfer.code.in_(["REDEEM", "EXPIRE", "REVERSAL"]),
-            )
-            .group_by(Transfer.code)
-        ).all()
+    debited = totals(
+        Transfer.debit_account_id, ["POSTED", "POST_PENDING"], ["REDEEM", "EXPIRE", "REVERSAL"]
     )
     return {
         "earned": int(credited.get("EARN") or 0),

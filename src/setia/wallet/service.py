@@ -362,12 +362,13 @@ def lifetime(session: Session, *, program: Program, member_id: uuid.UUID) -> dic
     out = {"credited": 0, "spent": 0, "returned": 0, "merged_in": 0, "merged_out": 0}
     if account is None:
         return out
+    # Through the account's entries (one per transfer that touched it; indexed by account):
+    # the transfers' account columns have no index.
     rows = session.execute(
         select(Transfer.code, Transfer.credit_account_id, func.sum(Transfer.amount))
-        .where(
-            (Transfer.debit_account_id == account) | (Transfer.credit_account_id == account),
-            Transfer.kind.in_(("POSTED", "POST_PENDING")),
-        )
+        .select_from(Entry)
+        .join(Transfer, Transfer.id == Entry.transfer_id)
+        .where(Entry.account_id == account, Transfer.kind.in_(("POSTED", "POST_PENDING")))
         .group_by(Transfer.code, Transfer.credit_account_id)
     ).all()
     for code, credit_account, amount in rows:
