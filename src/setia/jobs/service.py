@@ -15,8 +15,8 @@ from datetime import datetime
 from typing import Any
 
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import Select, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, literal, select
+from sqlalchemy.orm import Session, aliased
 
 from setia.core.db import Database
 from setia.core.errors import SetiaError
@@ -129,14 +129,21 @@ def run_due(db: Database, now: datetime | None = None, *, analytics: bool = True
             )
 
     def find_holds(session: Session, at: datetime) -> list[uuid.UUID]:
-        resolved = select(Transfer.pending_id).where(Transfer.pending_id.is_not(None))
+        # Through the partial index of open holds (ix_ledger_transfers_open_holds: expires_at
+        # WHERE kind = 'PENDING'), in its order, and each candidate's resolution looked up by
+        # the unique pending_id: ordered by id, the claim walked the whole ledger every run
+        # (and read every resolved hold's id). 'PENDING' is written into the SQL so that a
+        # prepared statement's generic plan (PostgreSQL) may use the partial index too.
+        resolution = aliased(Transfer)
         return _claim(
             session,
             select(Transfer.id)
             .where(
-                Transfer.kind == "PENDING", Transfer.expires_at <= at, Transfer.id.not_in(resolved)
+                Transfer.kind == literal("PENDING", literal_execute=True),
+                Transfer.expires_at <= at,
+                ~select(resolution.id).where(resolution.pending_id == Transfer.id).exists(),
             )
-            .order_by(Transfer.id),
+            .order_by(Transfer.expires_at, Transfer.id),
         )
 
     def expire_hold(session: Session, hold_id: uuid.UUID, at: datetime) -> None:

@@ -503,7 +503,10 @@ def export_member(session: Session, tenant: Tenant, member: Member) -> dict[str,
     ).scalars()
     audits = session.execute(
         select(AuditRecord).where(
-            AuditRecord.subject_type == "member", AuditRecord.subject_id == str(member.id)
+            # The tenant too: the audit log's index starts with it (else a walk of the log).
+            AuditRecord.tenant_id == member.tenant_id,
+            AuditRecord.subject_type == "member",
+            AuditRecord.subject_id == str(member.id),
         )
     ).scalars()
     from setia.referrals import service as referrals

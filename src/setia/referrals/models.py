@@ -109,6 +109,10 @@ class Referral(Base):
         UniqueConstraint("program_id", "referee_id"),
         Index("ix_referrals_status", "program_id", "status", "id"),
         Index("ix_referrals_referrer", "referrer_id", "created_at"),
+        # A referrer's referrals in a program (their counts, caps and funnel); a member as
+        # referee (fraud checks, merge, erasure).
+        Index("ix_referrals_program_referrer", "program_id", "referrer_id", "status"),
+        Index("ix_referrals_referee", "referee_id"),
         Index("ix_referrals_code_time", "code_id", "created_at"),
     )
 

@@ -938,21 +938,36 @@ def merge_members(
     override or plan benefit the survivor lacks is taken over. The source's history stays."""
     from setia.tiers.activity import Activity, record_many
 
+    # By the tenant's programs and tier sets: the keys of tier_activity and member_tiers start
+    # with them (a member alone would walk both tables, which grow with every purchase).
+    tenant_programs = list(
+        session.execute(select(Program.id).where(Program.tenant_id == tenant.id)).scalars()
+    )
     rows = session.execute(
-        select(TierActivity).where(TierActivity.member_id == source_id)
+        select(TierActivity).where(
+            TierActivity.program_id.in_(tenant_programs), TierActivity.member_id == source_id
+        )
     ).scalars()
     moved = [
         Activity(r.program_id, survivor_id, r.day, r.kind, r.spend, r.points, r.orders, r.count)
         for r in rows
     ]
-    session.execute(_act.delete().where(_act.c.member_id == source_id))
+    session.execute(
+        _act.delete().where(_act.c.program_id.in_(tenant_programs), _act.c.member_id == source_id)
+    )
     record_many(session, moved)
-    program_ids = session.execute(
-        select(TierSet.program_id)
-        .join(MemberTier, MemberTier.tier_set_id == TierSet.id)
-        .where(MemberTier.member_id == source_id)
+    sets = dict(
+        session.execute(
+            select(TierSet.id, TierSet.program_id).where(TierSet.program_id.in_(tenant_programs))
+        ).all()
+    )
+    held = session.execute(
+        select(MemberTier.tier_set_id)
+        .where(MemberTier.tier_set_id.in_(list(sets)), MemberTier.member_id == source_id)
+        .order_by(MemberTier.tier_set_id)
     ).scalars()
-    for program_id in list(program_ids):
+    program_ids = [sets[tier_set_id] for tier_set_id in held]
+    for program_id in program_ids:
         s = structure(session, program_id)
         assert s is not None
         src = load_state(session, tenant, s, source_id)
