@@ -501,6 +501,15 @@ class _Batch:
         """Plan and write the run's longest plain prefix; return how many events it wrote."""
         session, tenant = self.session, self.tenant
         program = run[0].program
+        # Read once: ORM attribute reads and str(UUID) cost more than a local in a loop that
+        # runs per event (tens of them per event).
+        tenant_id, program_id, revision, tz = (
+            tenant.id,
+            program.id,
+            program.revision,
+            tenant.timezone,
+        )
+        program_s = str(program_id)
         specs = rule_service.load_specs(session, program)
         reads_orders = earning._reads_orders(specs)
         issuance = ledger.program_account(session, program.id, ISSUANCE)
@@ -584,37 +593,35 @@ class _Batch:
 
         for p in run:
             member, event, occurred_at = p.member, p.event, p.occurred_at
-            accounts = owned.get(member.id, {})
+            mid = member.id
+            mid_s = str(mid)
+            accounts = owned.get(mid, {})
             if not {POINTS, PENDING, DEBT} <= accounts.keys():
                 break
             order_count = 0
             if reads_orders:
                 order_count = int(
                     session.execute(
-                        earning._ORDERS_SO_FAR, {"member_id": member.id, "at": occurred_at}
+                        earning._ORDERS_SO_FAR, {"member_id": mid, "at": occurred_at}
                     ).scalar_one()
-                ) + sum(1 for at in orders_so_far[member.id] if at <= occurred_at)
+                ) + sum(1 for at in orders_so_far[mid] if at <= occurred_at)
             member_ctx = {
-                "tags": tags.get(member.id, member.tags or []),
+                "tags": tags.get(mid, member.tags or []),
                 "attributes": member.attributes or {},
                 "locale": member.locale,
                 "created_at": member.created_at,
                 "birthday": member.birthday,
                 "order_count": order_count,
-                **standing[member.id],
-                **(
-                    {"referral_count": referral_counts[member.id]}
-                    if referral_counts is not None
-                    else {}
-                ),
-                **scores.get(member.id, {}),
-                **({"badges": earned[member.id]} if earned is not None else {}),
+                **standing[mid],
+                **({"referral_count": referral_counts[mid]} if referral_counts is not None else {}),
+                **scores.get(mid, {}),
+                **({"badges": earned[mid]} if earned is not None else {}),
             }
             ctx = earning.event_context(tenant, event, occurred_at, p.amount, member_ctx)
             evaluation = rule_engine.evaluate_rules(
                 specs,
                 ctx,
-                _RunUsage(rule_service.DbUsage(session, member.id, program.id), usage, member.id),
+                _RunUsage(rule_service.DbUsage(session, mid, program_id), usage, mid),
             )
             awards = earning.to_awards(program, tenant, evaluation, occurred_at)
             pending_flags = [
@@ -626,26 +633,27 @@ class _Batch:
                 break  # the points (or a badge's) would repay a debt: the full path does that
 
             event_id = new_id()
+            event_s = str(event_id)
             total = sum(a.points for a in awards)
             if event.type == "purchase":
                 source_type, source_id = "order", event.order_id
             else:
-                source_type, source_id = "event", str(event_id)
+                source_type, source_id = "event", event_s
             result: dict[str, Any] = {
                 "id": event.id,
-                "event_id": str(event_id),
+                "event_id": event_s,
                 "type": event.type,
-                "member_id": str(member.id),
-                "program_id": str(program.id),
+                "member_id": mid_s,
+                "program_id": program_s,
                 "occurred_at": occurred_at.isoformat(),
                 "member_created": p.created,
             }
             ev_rows.append(
                 {
                     "id": event_id,
-                    "tenant_id": tenant.id,
-                    "program_id": program.id,
-                    "member_id": member.id,
+                    "tenant_id": tenant_id,
+                    "program_id": program_id,
+                    "member_id": mid,
                     "client_event_id": event.id,
                     "type": event.type,
                     "occurred_at": occurred_at,
@@ -662,9 +670,9 @@ class _Batch:
                 order_rows.append(
                     {
                         "id": new_id(),
-                        "tenant_id": tenant.id,
-                        "program_id": program.id,
-                        "member_id": member.id,
+                        "tenant_id": tenant_id,
+                        "program_id": program_id,
+                        "member_id": mid,
                         "order_id": event.order_id,
                         "event_id": event_id,
                         "amount": p.amount,
@@ -677,7 +685,7 @@ class _Batch:
                         "created_at": utcnow(),
                     }
                 )
-                orders_so_far[member.id].append(occurred_at)
+                orders_so_far[mid].append(occurred_at)
             out: dict[str, Any] = {"earned": total, "awards": []}
             for n, (award, is_pending) in enumerate(zip(awards, pending_flags, strict=True)):
                 if award.points <= 0:
@@ -695,24 +703,24 @@ class _Batch:
                 transfer_rows.append(
                     {
                         "id": transfer_id,
-                        "program_id": program.id,
+                        "program_id": program_id,
                         "debit_account_id": issuance,
                         "credit_account_id": target,
                         "amount": award.points,
                         "code": "EARN",
                         "kind": "POSTED",
                         "pending_id": None,
-                        "idempotency_key": f"event:{event_id}:award:{n}",
-                        "request_hash": ledger.request_hash({"event": str(event_id), "award": n}),
+                        "idempotency_key": f"event:{event_s}:award:{n}",
+                        "request_hash": ledger.request_hash({"event": event_s, "award": n}),
                         "source_type": source_type,
                         "source_id": source_id,
-                        "program_revision": program.revision,
+                        "program_revision": revision,
                         "actor": "event",
                         "reason": None,
                         "details": {
                             "rule": award.rule,
                             "rule_revision": award.revision,
-                            "event_id": str(event_id),
+                            "event_id": event_s,
                         },
                         "expires_at": None,
                         "effective_at": occurred_at,
@@ -734,9 +742,9 @@ class _Batch:
                 lot_rows.append(
                     {
                         "id": new_id(),
-                        "program_id": program.id,
+                        "program_id": program_id,
                         "account_id": target,
-                        "member_id": member.id,
+                        "member_id": mid,
                         "transfer_id": transfer_id,
                         "source_type": source_type,
                         "source_id": source_id,
@@ -748,19 +756,19 @@ class _Batch:
                         "expires_at": award.expires_at,
                     }
                 )
-                answer = earning.award_answer(award, program.revision, transfer_id)
+                answer = earning.award_answer(award, revision, transfer_id)
                 out["awards"].append(answer)
                 outbox_rows.append(
                     {
                         "id": new_id(),
-                        "tenant_id": tenant.id,
+                        "tenant_id": tenant_id,
                         "topic": "points.earned",
                         "payload": {
-                            "member_id": str(member.id),
-                            "program_id": str(program.id),
+                            "member_id": mid_s,
+                            "program_id": program_s,
                             "points": award.points,
                             "order_id": source_id if source_type == "order" else None,
-                            "event_id": str(event_id),
+                            "event_id": event_s,
                             "pending_until": answer["pending_until"],
                         },
                         "created_at": utcnow(),
@@ -773,19 +781,19 @@ class _Batch:
                 award_rows.append(
                     {
                         "id": new_id(),
-                        "program_id": program.id,
+                        "program_id": program_id,
                         "rule_id": a.rule.id,
                         "rule_revision": a.rule.revision,
                         "campaign_id": a.rule.campaign.id if a.rule.campaign else None,
-                        "member_id": member.id,
+                        "member_id": mid,
                         "event_id": event_id,
                         "points": a.points,
                         "occurred_at": occurred_at,
                         "trigger_key": None,
                     }
                 )
-            usage.record(member.id, occurred_at, evaluation)
-            completed = badge_run.count(member.id, event.type, ctx, occurred_at, event_id)
+            usage.record(mid, occurred_at, evaluation)
+            completed = badge_run.count(mid, event.type, ctx, occurred_at, event_id)
             # A completion's reward points: one more EARN after the event's awards, planned
             # like them (what ledger.earn writes, in the same order as one by one).
             for reward in badge_run.rewards():
@@ -805,7 +813,7 @@ class _Batch:
                 transfer_rows.append(
                     {
                         "id": transfer_id,
-                        "program_id": program.id,
+                        "program_id": program_id,
                         "debit_account_id": issuance,
                         "credit_account_id": target,
                         "amount": reward.points,
@@ -816,7 +824,7 @@ class _Batch:
                         "request_hash": reward.request_hash,
                         "source_type": "badge",
                         "source_id": reward.source_id,
-                        "program_revision": program.revision,
+                        "program_revision": revision,
                         "actor": "badges",
                         "reason": None,
                         "details": reward.details,
@@ -840,9 +848,9 @@ class _Batch:
                 lot_rows.append(
                     {
                         "id": new_id(),
-                        "program_id": program.id,
+                        "program_id": program_id,
                         "account_id": target,
-                        "member_id": member.id,
+                        "member_id": mid,
                         "transfer_id": transfer_id,
                         "source_type": "badge",
                         "source_id": reward.source_id,
@@ -855,37 +863,37 @@ class _Batch:
                     }
                 )
                 reward.planned(transfer_id)
-            if earned is not None and not completed <= set(earned[member.id]):
-                earned[member.id] = sorted(set(earned[member.id]) | completed)
+            if earned is not None and not completed <= set(earned[mid]):
+                earned[mid] = sorted(set(earned[mid]) | completed)
             new_tags = {a.tag for a in evaluation.awards if a.tag}
-            current = tags.get(member.id, member.tags or [])
+            current = tags.get(mid, member.tags or [])
             if new_tags and not new_tags <= set(current):
-                tags[member.id] = sorted(set(current) | new_tags)
-            day = tier_activity.local_day(occurred_at, tenant.timezone)
+                tags[mid] = sorted(set(current) | new_tags)
+            day = tier_activity.local_day(occurred_at, tz)
             if event.type == "purchase":
                 assert p.amount is not None
-                activity.append(tier_activity.purchase(program.id, member.id, day, p.amount, total))
+                activity.append(tier_activity.purchase(program_id, mid, day, p.amount, total))
             else:
-                activity.append(tier_activity.custom(program.id, member.id, day, event.type, total))
+                activity.append(tier_activity.custom(program_id, mid, day, event.type, total))
             out["not_fired"] = [skip.as_dict() for skip in evaluation.skipped]
             events._explain_tags(out, evaluation)
             result["points"] = out
             outbox_rows.append(
                 {
                     "id": new_id(),
-                    "tenant_id": tenant.id,
+                    "tenant_id": tenant_id,
                     "topic": "event.recorded",
                     "payload": {
-                        "event_id": str(event_id),
+                        "event_id": event_s,
                         "type": event.type,
-                        "member_id": str(member.id),
+                        "member_id": mid_s,
                     },
                     "created_at": utcnow(),
                 }
             )
-            last = last_seen.get(member.id, member.last_activity_at)
+            last = last_seen.get(mid, member.last_activity_at)
             if last is None or occurred_at > last:
-                last_seen[member.id] = occurred_at
+                last_seen[mid] = occurred_at
             recorded.append((p, result, event_id))
             done += 1
 
