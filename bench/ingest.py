@@ -695,9 +695,9 @@ class Raw:
         """Insert the batches; return (wall seconds, CPU seconds of this process + database)."""
         db = Database(self.s.url)
         engine = db.engine
+        raw = engine.raw_connection()
         # The same background WAL checkpoints as the API server (its lifespan starts them).
         checkpointer = db.start_checkpointer(get_settings().sqlite_checkpoint_seconds)
-        raw = engine.raw_connection()
         try:
             cur = raw.cursor()
             cpu = cpu_seconds([os.getpid(), *db_pids()])

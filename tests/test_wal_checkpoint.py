@@ -27,8 +27,11 @@ def _wait_for(condition: object, seconds: float = 20.0) -> bool:
     return False
 
 
-def _threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == "setia-wal-checkpoint"]
+def _threads(path: str) -> list[threading.Thread]:
+    """The live checkpointer threads of one database (named after its file: other tests'
+    servers, still stopping, do not count)."""
+    name = f"setia-wal-checkpoint:{path}"
+    return [t for t in threading.enumerate() if t.name == name and t.is_alive()]
 
 
 @pytest.fixture
@@ -83,11 +86,13 @@ def test_a_checkpoint_copies_the_log_into_the_database(sqlite_db: Database) -> N
 
 
 def test_the_thread_checkpoints_on_its_own_and_stops(sqlite_db: Database) -> None:
-    before = len(_threads())
+    path = sqlite_file(sqlite_db.engine)
+    assert path is not None
+    assert _threads(path) == []
     checkpointer = sqlite_db.start_checkpointer(0.05)
     assert checkpointer is not None
     try:
-        assert len(_threads()) == before + 1
+        assert len(_threads(path)) == 1
         with sqlite_db.engine.begin() as conn:
             conn.execute(
                 text("INSERT INTO t (body) VALUES (:b)"), [{"b": "y" * 500} for _ in range(500)]
@@ -101,7 +106,7 @@ def test_the_thread_checkpoints_on_its_own_and_stops(sqlite_db: Database) -> Non
         assert _wait_for(lambda: checkpointer.checkpoints >= done + 2)
     finally:
         checkpointer.stop()
-    assert len(_threads()) == before
+    assert _threads(path) == []
     with sqlite_db.engine.connect() as c:
         assert c.execute(text("SELECT count(*) FROM t")).scalar() == 520
 
@@ -148,11 +153,56 @@ def test_the_api_server_runs_the_checkpointer_while_it_serves(tmp_path: Path) ->
     url = f"sqlite:///{tmp_path / 'app.db'}"
     upgrade(url)
     database = Database(url)
-    before = len(_threads())
+    path = str(tmp_path / "app.db")
     try:
         with TestClient(create_app(database)) as client:
             assert client.get("/healthz").status_code == 200
-            assert len(_threads()) == before + 1
-        assert len(_threads()) == before
+            assert len(_threads(path)) == 1
+        assert _threads(path) == []
     finally:
         database.dispose()
+
+
+def test_a_replaced_database_file_is_checkpointed_in_its_turn(tmp_path: Path) -> None:
+    # A restore or ``demo --fresh`` replaces the file under a running server: the thread
+    # opens the new file instead of checkpointing the old, deleted one forever.
+    path = tmp_path / "swap.db"
+
+    def make() -> None:
+        conn = sqlite3.connect(path, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA wal_autocheckpoint=0")  # only the thread checkpoints
+            conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT)")
+        finally:
+            conn.close()
+
+    make()
+    checkpointer = WalCheckpointer(str(path), interval=0.05)
+    checkpointer.start()
+    try:
+        assert _wait_for(lambda: checkpointer.checkpoints >= 1)
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(path) + suffix).unlink(missing_ok=True)
+        make()
+        # A writer kept open (closing the last connection would checkpoint by itself).
+        writer = sqlite3.connect(path)
+        try:
+            writer.execute("PRAGMA wal_autocheckpoint=0")
+            with writer:
+                writer.executemany("INSERT INTO t (body) VALUES (?)", [("z" * 500,)] * 2000)
+            # The new file's log (hundreds of frames) is copied by the thread: a connection
+            # still on the deleted file would report that file's few frames instead.
+            assert _wait_for(
+                lambda: (
+                    checkpointer.last is not None
+                    and checkpointer.last[1] > 100
+                    and checkpointer.last[2] == checkpointer.last[1]
+                )
+            ), checkpointer.last
+        finally:
+            writer.close()
+    finally:
+        checkpointer.stop()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT count(*) FROM t").fetchone()[0] == 2000

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -133,7 +134,8 @@ def create_app(db: Database | None = None) -> FastAPI:
             yield
         finally:
             if checkpointer is not None:
-                checkpointer.stop()
+                # Its join may take up to an interval: not on the event loop.
+                await anyio.to_thread.run_sync(checkpointer.stop)
 
     app = FastAPI(
         lifespan=lifespan,

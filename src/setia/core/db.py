@@ -18,8 +18,8 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, ClassVar
-from urllib.request import pathname2url
 
 import orjson
 from sqlalchemy import JSON, DateTime, Engine, MetaData, TypeDecorator, create_engine, event
@@ -167,20 +167,29 @@ class WalCheckpointer:
     readers and writers; what it cannot copy yet it copies next time).
 
     The copying and its fsyncs then happen beside the requests (SQLite releases the GIL while
-    it works) instead of inside whichever commit crossed the autocheckpoint threshold."""
+    it works) instead of inside whichever commit crossed the autocheckpoint threshold. If the
+    file is replaced (a restore, ``demo --fresh``), the thread opens the new one; while there
+    is no file it waits. It never creates one: with no file at its start it does not start."""
 
     def __init__(self, path: str, interval: float) -> None:
-        self.path = path
+        self.path = os.path.abspath(path)
         self.interval = interval
         self.checkpoints = 0  # completed runs (for tests and diagnostics)
+        self.last: tuple[int, int, int] | None = None  # the last run's result
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    @property
+    def thread_name(self) -> str:
+        return f"setia-wal-checkpoint:{self.path}"
+
     def start(self) -> None:
         if self._thread is None:
-            self._stop.clear()
+            # A fresh event per thread: a thread that outlived a timed-out stop() keeps its
+            # own (set) event and ends, instead of running on beside the new one.
+            self._stop = threading.Event()
             self._thread = threading.Thread(
-                target=self._run, name="setia-wal-checkpoint", daemon=True
+                target=self._run, args=(self._stop,), name=self.thread_name, daemon=True
             )
             self._thread.start()
 
@@ -188,22 +197,44 @@ class WalCheckpointer:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+            if self._thread.is_alive():
+                _log.warning("WAL checkpointer of %s did not stop within 10 s", self.path)
             self._thread = None
 
-    def _run(self) -> None:
+    def _open(self) -> tuple[sqlite3.Connection, tuple[int, int]]:
+        """A connection to the file as it is now, and the file's identity (device, inode)."""
+        # mode=rw: never create a database that is not there.
+        conn = sqlite3.connect(
+            Path(self.path).as_uri() + "?mode=rw", uri=True, isolation_level=None
+        )
+        st = os.stat(self.path)
+        return conn, (st.st_dev, st.st_ino)
+
+    def _run(self, stop: threading.Event) -> None:
         try:
-            # mode=rw: never create a database that is not there.
-            conn = sqlite3.connect(
-                f"file:{pathname2url(self.path)}?mode=rw", uri=True, isolation_level=None
-            )
-        except sqlite3.Error as exc:
+            conn: sqlite3.Connection | None
+            conn, opened = self._open()
+        except (sqlite3.Error, OSError, ValueError) as exc:
             _log.warning("WAL checkpointer not started for %s: %s", self.path, exc)
             return
         try:
-            while not self._stop.wait(self.interval):
+            while not stop.wait(self.interval):
+                try:
+                    st = os.stat(self.path)
+                except OSError:
+                    continue  # no file for now (being replaced): nothing to checkpoint
+                if conn is None or (st.st_dev, st.st_ino) != opened:
+                    if conn is not None:
+                        conn.close()
+                        conn = None
+                    try:
+                        conn, opened = self._open()
+                    except (sqlite3.Error, OSError, ValueError):
+                        continue  # not ready yet: next time
                 self.checkpoint(conn)
         finally:
-            conn.close()
+            if conn is not None:
+                conn.close()
 
     def checkpoint(self, conn: sqlite3.Connection) -> tuple[int, int, int] | None:
         """One passive checkpoint: (busy, frames in the log, frames copied), or None."""
@@ -213,7 +244,8 @@ class WalCheckpointer:
             _log.warning("WAL checkpoint of %s failed: %s", self.path, exc)
             return None
         self.checkpoints += 1
-        return int(busy), int(frames), int(copied)
+        self.last = (int(busy), int(frames), int(copied))
+        return self.last
 
 
 def sqlite_file(engine: Engine) -> str | None:

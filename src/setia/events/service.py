@@ -584,7 +584,8 @@ def award_trigger(
     # Usage rows of the occasion are keyed ``<key>:<rule id>`` (``earning.record``), one per
     # rule of the program that gave: look the possible keys up exactly, through the unique
     # index (a ``LIKE '<key>:%'`` walked the whole table on SQLite, where LIKE ignores case,
-    # and on PostgreSQL outside the C collation).
+    # and on PostgreSQL outside the C collation). This relies on rules never being deleted
+    # nor moved to another program (neither is possible; disabled ones are included).
     rule_ids = session.execute(select(Rule.id).where(Rule.program_id == program.id)).scalars()
     existing = session.execute(
         select(RuleAward.id)

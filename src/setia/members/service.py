@@ -254,7 +254,7 @@ def get_member(session: Session, tenant_id: uuid.UUID, member_id: uuid.UUID) -> 
 _TENANT = bindparam("tenant_id", type_=Uuid())
 # The tenant is repeated in each alternative so that each one is an index look-up of its own
 # (the primary key, or a (tenant_id, identity) unique key); ``tenant_id = ? AND (a OR b ...)``
-# made SQLite walk every member of the tenant instead (tests/members/test_lookup_plans.py).
+# made SQLite walk every member of the tenant instead (tests/test_lookup_plans.py).
 _FIND_MEMBER = (
     select(Member)
     .where(
