@@ -10,7 +10,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from setia.checkout.models import PointsPayment
+from setia.checkout.schemas import PointsPaymentIn
 from setia.ledger.models import Account
+from setia.tenants.models import Tenant
 from tests.checkout.conftest import Till
 from tests.rules.test_concurrency import race
 
@@ -173,4 +175,55 @@ def test_parallel_refunds_give_back_exactly_the_captured_points(till: Till) -> N
     assert sum(f["points_reversed"] for f in firsts.values()) == 70
     assert till.available(m) == 20_000
     assert till.order("PR-2")["points_returned"] == 7_000
+    till.sound()
+
+
+@pytest.mark.postgres_only
+def test_a_retry_committed_between_the_key_look_up_and_the_order_claim_is_a_replay(
+    till: Till, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The window the race above hits now and then, made certain: the first request looks
+    # its Idempotency-Key up (nothing yet), then the same request from another till commits,
+    # then the first claims the order and finds the other's payment: that is the same
+    # request, answered as a replay (200), not a conflict (409).
+    from setia.checkout import service as checkout
+
+    m = till.member()
+    till.grant(m, 1_000)
+    body = {
+        "member_id": m,
+        "order_id": "K-2",
+        "points": 100,
+        "order_total": "1000",
+        "currency": "IDR",
+    }
+    real = checkout.programs.get_program
+    other: list[Any] = []
+    started: list[bool] = []
+
+    def get_program(*args: Any, **kwargs: Any) -> Any:
+        if not started:
+            started.append(True)
+            # The other till's request, whole and committed, in a session of its own.
+            with till.db.session() as s:
+                tenant = s.get(Tenant, till.t.tenant_id)
+                assert tenant is not None
+                payment, created = checkout.create_payment(
+                    s,
+                    tenant,
+                    PointsPaymentIn.model_validate(body),
+                    actor="test",
+                    idempotency_key="same-key-2",
+                )
+                s.commit()
+                other.append((str(payment.id), created))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(checkout.programs, "get_program", get_program)
+    first = _post(till.c, till, body, key="same-key-2")
+    assert other, first.text
+    assert other[0][1] is True
+    assert first.status_code == 200, first.text
+    assert first.json()["id"] == other[0][0]
+    assert till.balance(m)["held"] == 100
     till.sound()

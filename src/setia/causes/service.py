@@ -343,7 +343,7 @@ def _check_open(cause: Cause, today: date) -> None:
     if cause.status != "active":
         raise CauseNotActive(
             f"cause {cause.code!r} is {cause.status} and takes no donations",
-            extra={"status": cause.status},
+            extra={"cause_status": cause.status},
         )
     dates = {
         "starts_on": cause.starts_on.isoformat() if cause.starts_on else None,

@@ -394,6 +394,14 @@ def create_payment(
         .with_for_update()
         .execution_options(populate_existing=True)
     ).scalar_one_or_none()
+    if live is not None and idempotency_key and live.idempotency_key == idempotency_key:
+        # The same request, committed by a concurrent retry after the look-up by key above
+        # (each statement sees what is committed when it starts, on PostgreSQL): a replay.
+        if live.request_hash != digest:
+            raise IdempotencyKeyReused(
+                f"Idempotency-Key {idempotency_key!r} was already used for another request"
+            )
+        return live, False
     if live is not None and live.status == HELD and live.expires_at <= utcnow():
         expire_payment(session, live)  # dead already: it cannot be captured any more
         live = None
@@ -401,7 +409,7 @@ def create_payment(
         raise OrderAlreadyPaidWithPoints(
             f"order {body.order_id!r} already has a {live.status} points payment "
             f"({live.id}); release it first or use it",
-            extra={"points_payment_id": str(live.id), "status": live.status},
+            extra={"points_payment_id": str(live.id), "payment_status": live.status},
         )
     minutes = body.timeout_minutes or program.hold_timeout_minutes
     now = utcnow()
@@ -506,7 +514,7 @@ def capture(
         raise ledger.HoldNotOpen(
             f"points payment {payment.id} cannot be captured: it is {status}"
             + (f" ({exc.detail})" if isinstance(exc, ledger.HoldNotOpen) else ""),
-            extra={**exc.extra, "status": status, "points_payment_id": str(payment.id)},
+            extra={**exc.extra, "payment_status": status, "points_payment_id": str(payment.id)},
         ) from None
     if not res.created:
         return payment, False
@@ -539,7 +547,7 @@ def release(session: Session, tenant: Tenant, payment_id: uuid.UUID) -> tuple[Po
     if payment.status == CAPTURED:
         raise ledger.HoldNotOpen(
             f"points payment {payment.id} was captured; refund the order to give points back",
-            extra={"status": CAPTURED, "points_payment_id": str(payment.id)},
+            extra={"payment_status": CAPTURED, "points_payment_id": str(payment.id)},
         )
     hold = _hold(session, payment)
     resolution = ledger.hold_resolution(session, hold.id)

@@ -35,8 +35,12 @@ class SetiaError(Exception):
         }
         if instance:
             body["instance"] = instance
-        body.update(self.extra)
+        # Extra members never replace the standard ones (an HTTP status is a number).
+        body.update({k: v for k, v in self.extra.items() if k not in _STANDARD})
         return body
+
+
+_STANDARD = frozenset({"type", "title", "status", "detail", "code", "instance"})
 
 
 class NotFound(SetiaError):

@@ -787,7 +787,7 @@ def review(
             return referral, False
         raise ReferralNotHeld(
             f"referral {referral.id} is {referral.status}; only held referrals are reviewed",
-            extra={"status": referral.status},
+            extra={"referral_status": referral.status},
         )
     now = utcnow()
     referral.status = target
