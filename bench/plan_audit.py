@@ -49,7 +49,11 @@ def _caller() -> str:
     return "(tests)"
 
 
-@event.listens_for(Engine, "before_cursor_execute")
+def pytest_configure(config: Any) -> None:
+    # Registered when pytest loads the plugin, not on import: tests import WALKS from here.
+    event.listen(Engine, "before_cursor_execute", _collect)
+
+
 def _collect(conn: Any, _cursor: Any, sql: str, params: Any, _ctx: Any, many: bool) -> None:
     if conn.dialect.name != "sqlite" or many or sql in _seen:
         return

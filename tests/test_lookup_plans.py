@@ -11,12 +11,13 @@ the plan a large one gets); it runs whichever backend the suite was started with
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from bench.plan_audit import WALKS
 from fastapi.testclient import TestClient
 from sqlalchemy import event
 
@@ -25,17 +26,28 @@ from setia.core.db import Database
 from setia.core.migrate import upgrade
 from tests.conftest import make_tenant
 
-# A plan line that reads more than the rows asked for: a full scan of a table that grows
-# with the business, or a search that narrows only to the tenant or the program.
-_GROWING = (
-    "members|ledger_accounts|ledger_transfers|ledger_entries|point_lots|point_lot_movements"
-    "|rule_awards|events|orders|outbox|badge_progress|referrals|referral_rewards|audit_log"
-    "|tier_activity|member_scores|member_tiers|subscriptions|reward_redemptions"
-)
-_WALKS = (
-    re.compile(rf"^SCAN ({_GROWING})\b"),
-    re.compile(rf"^SEARCH ({_GROWING}) USING (COVERING )?INDEX \w+ \((tenant_id|program_id)=\?\)$"),
-)
+
+# What counts as a walk (a full scan of a table that grows with the business, or a search
+# that narrows only to the tenant or the program) is the plan audit's own WALKS.
+def _statement(sql: str) -> bool:
+    return sql.lstrip().upper().startswith(("SELECT", "UPDATE", "DELETE"))
+
+
+@contextmanager
+def _captured(db: Database, keep: Callable[[str], bool] = _statement) -> Iterator[dict[str, Any]]:
+    """The distinct statements ``db`` runs meanwhile (those ``keep`` keeps), with their first
+    parameters."""
+    statements: dict[str, Any] = {}
+
+    def seen(_conn: Any, _cursor: Any, sql: str, params: Any, _ctx: Any, many: bool) -> None:
+        if not many and keep(sql):
+            statements.setdefault(sql, params)
+
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        yield statements
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
 
 
 @pytest.fixture
@@ -55,7 +67,7 @@ def _walks(db: Database, statements: dict[str, Any]) -> list[str]:
         for sql, params in statements.items():
             for row in cur.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall():
                 detail = str(row[3])
-                if any(p.search(detail) for p in _WALKS):
+                if any(p.search(detail) for p in WALKS):
                     found.append(f"{detail}  <-  {' '.join(sql.split())[:300]}")
     finally:
         raw.close()
@@ -65,7 +77,6 @@ def _walks(db: Database, statements: dict[str, Any]) -> list[str]:
 def test_recording_events_never_walks_a_tenant_or_a_program(sqlite_db: Database) -> None:
     tenant = make_tenant(sqlite_db)
     headers = tenant.headers
-    statements: dict[str, Any] = {}
 
     with TestClient(create_app(sqlite_db), raise_server_exceptions=False) as client:
 
@@ -85,11 +96,6 @@ def test_recording_events_never_walks_a_tenant_or_a_program(sqlite_db: Database)
         )
         post("/v1/members", {"external_id": "C-1", "phone": "0812-1111-2222"})
 
-        @event.listens_for(sqlite_db.engine, "before_cursor_execute")
-        def _seen(_conn: Any, _cursor: Any, sql: str, params: Any, _ctx: Any, many: bool) -> None:
-            if not many and sql.lstrip().upper().startswith(("SELECT", "UPDATE", "DELETE")):
-                statements.setdefault(sql, params)
-
         def purchase(n: int, member: dict[str, str]) -> dict[str, Any]:
             return {
                 "id": f"ev-{n}",
@@ -100,42 +106,42 @@ def test_recording_events_never_walks_a_tenant_or_a_program(sqlite_db: Database)
                 "currency": "IDR",
             }
 
-        # One by one: a known member by phone, by external id; a new one (created by the
-        # purchase, with the signup rule's bonus: the occasion's usage rows are looked up).
-        post("/v1/events", purchase(1, {"phone": "081211112222"}))
-        post("/v1/events", purchase(2, {"external_id": "C-1"}))
-        post("/v1/events", purchase(3, {"email": "new@example.com", "phone": "0813-5555-6666"}))
-        # A batch: known and new members (with a signup rule, new ones go the full way).
-        post(
-            "/v1/events/batch",
-            {
-                "events": [
-                    purchase(4, {"phone": "081211112222"}),
-                    purchase(5, {"external_id": "C-9"}),
-                    purchase(6, {"email": "new@example.com"}),
-                ]
-            },
-        )
+        with _captured(sqlite_db) as statements:
+            # One by one: a known member by phone, by external id; a new one (created by the
+            # purchase, with the signup rule's bonus: the occasion's usage rows are looked up).
+            post("/v1/events", purchase(1, {"phone": "081211112222"}))
+            post("/v1/events", purchase(2, {"external_id": "C-1"}))
+            post("/v1/events", purchase(3, {"email": "new@example.com", "phone": "0813-5555-6666"}))
+            # A batch: known and new members (with a signup rule, new ones go the full way).
+            post(
+                "/v1/events/batch",
+                {
+                    "events": [
+                        purchase(4, {"phone": "081211112222"}),
+                        purchase(5, {"external_id": "C-9"}),
+                        purchase(6, {"email": "new@example.com"}),
+                    ]
+                },
+            )
 
-        # The reads: look-up by phone, the member, balance (with lifetime totals), statement,
-        # wallet.
-        def get(path: str) -> dict[str, Any]:
-            r = client.get(path, headers=headers)
-            assert r.status_code == 200, r.text
-            out: dict[str, Any] = r.json()
-            return out
+            # The reads: look-up by phone, the member, balance (with lifetime totals), statement,
+            # wallet.
+            def get(path: str) -> dict[str, Any]:
+                r = client.get(path, headers=headers)
+                assert r.status_code == 200, r.text
+                out: dict[str, Any] = r.json()
+                return out
 
-        member_id = get("/v1/members/lookup?phone=0812-1111-2222")["id"]
-        get(f"/v1/members/{member_id}")
-        assert get(f"/v1/members/{member_id}/balance")["lifetime"]["earned"] > 0
-        get(f"/v1/members/{member_id}/ledger")
-        # The wallet's totals read its entries: it needs money in it first.
-        post(
-            f"/v1/members/{member_id}/wallet/credits",
-            {"amount": "50000", "code": "TOPUP", "reason": "counter top-up"},
-        )
-        assert get(f"/v1/members/{member_id}/wallet")["lifetime"]["credited"] == "50000"
-        event.remove(sqlite_db.engine, "before_cursor_execute", _seen)
+            member_id = get("/v1/members/lookup?phone=0812-1111-2222")["id"]
+            get(f"/v1/members/{member_id}")
+            assert get(f"/v1/members/{member_id}/balance")["lifetime"]["earned"] > 0
+            get(f"/v1/members/{member_id}/ledger")
+            # The wallet's totals read its entries: it needs money in it first.
+            post(
+                f"/v1/members/{member_id}/wallet/credits",
+                {"amount": "50000", "code": "TOPUP", "reason": "counter top-up"},
+            )
+            assert get(f"/v1/members/{member_id}/wallet")["lifetime"]["credited"] == "50000"
 
     # The paths above ran, the occasion's look-up among them.
     assert any("rule_awards.trigger_key" in sql for sql in statements), list(statements)
@@ -169,11 +175,6 @@ def test_a_members_merge_export_erasure_and_the_hold_job_never_walk(
 
     tenant = make_tenant(sqlite_db)
     headers = tenant.headers
-    statements: dict[str, Any] = {}
-
-    def seen(_conn: Any, _cursor: Any, sql: str, params: Any, _ctx: Any, many: bool) -> None:
-        if not many and sql.lstrip().upper().startswith(("SELECT", "UPDATE", "DELETE")):
-            statements.setdefault(sql, params)
 
     with TestClient(create_app(sqlite_db), raise_server_exceptions=False) as client:
 
@@ -197,29 +198,21 @@ def test_a_members_merge_export_erasure_and_the_hold_job_never_walk(
                     "currency": "IDR",
                 },
             )
-        event.listen(sqlite_db.engine, "before_cursor_execute", seen)
-        post(
-            f"/v1/members/{ids['C-1']}/merge",
-            {"source_member_id": ids["C-2"], "reason": "the same person"},
-        )
-        r = client.get(f"/v1/members/{ids['C-1']}/export", headers=headers)
-        assert r.status_code == 200, r.text
-        post(
-            f"/v1/members/{ids['C-3']}/erase",
-            {"reason": "data subject request", "confirm": True},
-        )
-        event.remove(sqlite_db.engine, "before_cursor_execute", seen)
+        with _captured(sqlite_db) as statements:
+            post(
+                f"/v1/members/{ids['C-1']}/merge",
+                {"source_member_id": ids["C-2"], "reason": "the same person"},
+            )
+            r = client.get(f"/v1/members/{ids['C-1']}/export", headers=headers)
+            assert r.status_code == 200, r.text
+            post(
+                f"/v1/members/{ids['C-3']}/erase",
+                {"reason": "data subject request", "confirm": True},
+            )
 
     # The hold-expiry claim, among the job's statements on the ledger.
-    ledger: dict[str, Any] = {}
-
-    def seen_ledger(_conn: Any, _cursor: Any, sql: str, params: Any, _ctx: Any, many: bool) -> None:
-        if not many and "FROM ledger_transfers" in sql:
-            ledger.setdefault(sql, params)
-
-    event.listen(sqlite_db.engine, "before_cursor_execute", seen_ledger)
-    run_due(sqlite_db, analytics=False)
-    event.remove(sqlite_db.engine, "before_cursor_execute", seen_ledger)
+    with _captured(sqlite_db, lambda sql: "FROM ledger_transfers" in sql) as ledger:
+        run_due(sqlite_db, analytics=False)
     assert any("ledger_transfers.expires_at <=" in sql for sql in ledger), list(ledger)
 
     assert _walks(sqlite_db, statements | ledger) == []
