@@ -458,7 +458,7 @@ def profile(args: argparse.Namespace, now: datetime) -> None:
     print(f"20 definitions, under cProfile: {side.events / side.seconds:,.0f} events/s")
     stream = io.StringIO()
     stats = pstats.Stats(prof, stream=stream)
-    stats.sort_stats("cumulative").print_stats(args.top)
+    stats.sort_stats(args.sort).print_stats(args.top)
     print(stream.getvalue())
 
 
@@ -476,6 +476,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--postgres", action="store_true", help="also on a throwaway PostgreSQL")
     ap.add_argument("--profile", action="store_true", help="cProfile ingestion with the badges")
     ap.add_argument("--top", type=int, default=30)
+    ap.add_argument("--sort", default="cumulative", help="cProfile order: cumulative, tottime...")
     args = ap.parse_args(argv)
     now = datetime.now(UTC)
     if args.profile:

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from setia.badges.models import BadgeDefinition, BadgeProgress
+from setia.badges.models import BadgeDefinition
 from setia.core.db import Database
 from tests.conftest import TenantFixture
 
@@ -78,20 +78,28 @@ def send_batch(client: TestClient, t: TenantFixture, events: list[dict[str, Any]
 
 
 def progress_rows(db: Database, t: TenantFixture) -> list[dict[str, Any]]:
-    """Every progress row of the tenant's program, keyed by member external id and code."""
+    """Every member's stored progress in the tenant's program (completion rows and tally
+    entries), keyed by member external id and code."""
+    from setia.badges import service
     from setia.members.models import Member
 
     with db.session() as s:
-        rows = s.execute(
-            select(BadgeProgress, BadgeDefinition.code, Member.external_id)
-            .join(BadgeDefinition, BadgeDefinition.id == BadgeProgress.definition_id)
-            .join(Member, Member.id == BadgeProgress.member_id)
-            .where(BadgeProgress.program_id == t.program_id)
-        ).all()
+        codes = dict(
+            s.execute(
+                select(BadgeDefinition.id, BadgeDefinition.code).where(
+                    BadgeDefinition.program_id == t.program_id
+                )
+            ).all()
+        )
+        externals = dict(
+            s.execute(
+                select(Member.id, Member.external_id).where(Member.tenant_id == t.tenant_id)
+            ).all()
+        )
         out = [
             {
-                "member": ext,
-                "code": code,
+                "member": externals[p.member_id],
+                "code": codes[p.definition_id],
                 "period": p.period_key,
                 "value": format(p.value.normalize(), "f"),
                 "events": p.events,
@@ -99,7 +107,7 @@ def progress_rows(db: Database, t: TenantFixture) -> list[dict[str, Any]]:
                 "completed_at": p.completed_at.isoformat() if p.completed_at else None,
                 "reward_points": (p.reward or {}).get("points"),
             }
-            for p, code, ext in rows
+            for p in service.progress(s, t.program_id)
         ]
     return sorted(out, key=lambda r: (r["member"], r["code"], r["period"]))
 

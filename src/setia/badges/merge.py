@@ -1,7 +1,8 @@
 """Member merge: badge progress follows the member into the survivor.
 
-A source row with no survivor row for the same definition and period moves as it is. When
-both have a row, the further one wins (a completed row over an incomplete one, then the
+Progress on a definition in a period is a completion row, or an entry of the member's tally
+of the period. The source's progress with no survivor progress for the same definition and
+period moves as it is. When both have progress, the further one wins (a completed row over an incomplete one, then the
 higher value, then the earlier completion): it ends up on the survivor and the other stays
 on the merged-away member, untouched, as history. Counts are not added together, because a
 distinct-values or streak measure cannot be combined from two totals, and a reward already
@@ -12,13 +13,15 @@ earnings of the source; the member merge moves those with its balance.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from setia.badges.models import BadgeProgress
-from setia.core.time import as_utc
+from setia.badges.models import BadgeProgress, BadgeTally
+from setia.core.time import as_utc, utcnow
 
 PARKED = "~merge"  # a period key no real period uses (they are "all" or "YYYY-MM")
 
@@ -29,10 +32,50 @@ def _rank(row: BadgeProgress) -> tuple[int, Decimal, float]:
     return (1 if done else 0, Decimal(row.value), -completed)
 
 
-def on_merge(session: Session, source_id: uuid.UUID, survivor_id: uuid.UUID) -> dict[str, int]:
-    """Move ``source_id``'s progress rows to ``survivor_id``; returns what moved and what
-    stayed (both had a row and the survivor's was further)."""
+def _entry_rank(entry: list[Any]) -> tuple[int, Decimal, float]:
+    """``_rank`` of a tally entry ``[value, events, last, completed_at, state]``."""
+    done = entry[3]
+    completed = datetime.fromisoformat(done).timestamp() if done else 0.0
+    return (1 if done else 0, Decimal(entry[0]), -completed)
+
+
+def _merge_tallies(session: Session, source_id: uuid.UUID, survivor_id: uuid.UUID) -> None:
+    """Per period and definition, the further entry goes to the survivor's tally and the
+    other stays on the source's (the same choice as for completion rows)."""
+    tallies = list(
+        session.execute(
+            select(BadgeTally)
+            .where(BadgeTally.member_id.in_((source_id, survivor_id)))
+            .order_by(BadgeTally.id)
+            .with_for_update()
+        ).scalars()
+    )
+    theirs = {(t.program_id, t.period_key): t for t in tallies if t.member_id == survivor_id}
+    for tally in tallies:
+        if tally.member_id != source_id:
+            continue
+        other = theirs.get((tally.program_id, tally.period_key))
+        if other is None:
+            tally.member_id = survivor_id
+            tally.updated_at = utcnow()
+            continue
+        mine, kept = dict(tally.entries), dict(other.entries)
+        for name, entry in list(mine.items()):
+            rival = kept.get(name)
+            if rival is None:
+                kept[name] = mine.pop(name)
+            elif _entry_rank(entry) > _entry_rank(rival):
+                kept[name], mine[name] = entry, rival
+        tally.entries, other.entries = mine, kept
+        tally.updated_at = other.updated_at = utcnow()
     session.flush()
+
+
+def on_merge(session: Session, source_id: uuid.UUID, survivor_id: uuid.UUID) -> dict[str, int]:
+    """Move ``source_id``'s progress to ``survivor_id``; returns what completion rows moved
+    and what stayed (both had one and the survivor's was further)."""
+    session.flush()
+    _merge_tallies(session, source_id, survivor_id)
     rows = list(
         session.execute(
             select(BadgeProgress).where(BadgeProgress.member_id.in_((source_id, survivor_id)))

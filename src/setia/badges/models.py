@@ -1,5 +1,5 @@
-"""Tables of the badges domain: definitions (badges and challenges), each member's progress
-per definition and period, and members' consent to appear on leaderboards."""
+"""Tables of the badges domain: definitions (badges and challenges), each member's running
+progress per period (tallies), completions, and members' consent to appear on leaderboards."""
 
 from __future__ import annotations
 
@@ -73,14 +73,43 @@ class BadgeDefinition(Base):
     archived_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
+class BadgeTally(Base):
+    """A member's running progress on every definition of a program in one period (``all``
+    for definitions that are not recurring, ``YYYY-MM`` local for monthly ones): one row per
+    member and period, so an event that counts toward a dozen definitions writes one row.
+
+    ``entries`` maps a definition's id (32 hex digits) to ``[value, events, last_event_at,
+    completed_at, state]``: the value as decimal text (the count, the sum, the number of
+    distinct values, the longest streak, 0/1), the number of events counted, two ISO 8601
+    instants (UTC; ``completed_at`` null until complete) and what a distinct or streak
+    measure needs (the values seen, the local day/week/month numbers; null for others and
+    once complete). A completed entry also has its ``BadgeProgress`` row, the earned record.
+    """
+
+    __tablename__ = "badge_tallies"
+    __table_args__ = (
+        UniqueConstraint("member_id", "period_key", "program_id"),
+        Index("ix_badge_tallies_program", "program_id", "period_key"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    program_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("programs.id"))
+    member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id"))
+    period_key: Mapped[str] = mapped_column(String(8))
+    entries: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class BadgeProgress(Base):
-    """A member's progress on one definition in one period (``all`` for a definition that is
-    not recurring, ``YYYY-MM`` local for a monthly one).
+    """A completion: a member's progress on one definition in one period (``all`` for a
+    definition that is not recurring, ``YYYY-MM`` local for a monthly one) once it reached
+    the target. Progress short of the target lives in the member's ``BadgeTally`` of the
+    period; the row is written, with the tally's numbers, by the run that completes it.
 
     ``value`` is the count, the sum, the number of distinct values, the longest streak or
-    0/1; ``state`` holds what a distinct or streak measure needs (the values seen, the
-    local day/week/month numbers). Once ``completed_at`` is set (the time of the event that
-    completed it) the row no longer changes, except for the reward's outcome.
+    0/1; ``state`` holds what a distinct or streak measure needed. ``completed_at`` is the
+    time of the event that completed it; the row no longer changes, except for the reward's
+    outcome.
     """
 
     __tablename__ = "badge_progress"

@@ -28,12 +28,19 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, cast
 
+import orjson
 from sqlalchemy import String, Table, Text, bindparam, insert, select, type_coerce, update
 from sqlalchemy import cast as cast_
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, aliased
 
-from setia.badges.models import ALL_TIME, BadgeDefinition, BadgeProgress, LeaderboardConsent
+from setia.badges.models import (
+    ALL_TIME,
+    BadgeDefinition,
+    BadgeProgress,
+    BadgeTally,
+    LeaderboardConsent,
+)
 from setia.badges.schemas import CriteriaIn, DefinitionIn, DefinitionPatch, PeriodIn, RewardsIn
 from setia.core import bulk
 from setia.core.db import new_id
@@ -74,20 +81,18 @@ ATTRIBUTE_PREFIX = "event.attributes."
 
 _progress = cast(Table, BadgeProgress.__table__)
 _INSERT_PROGRESS = insert(_progress)
-_WHERE_ROW = _progress.c.id == bindparam("row_id", type_=_progress.c.id.type)
-# Counts and sums change numbers only; distinct values and streaks also their state.
-_UPDATE_COUNTER = (
+_SET_REWARD = (
     update(_progress)
-    .where(_WHERE_ROW)
-    .values(
-        value=bindparam("value"),
-        events=bindparam("events"),
-        last_event_at=bindparam("last_event_at"),
-        completed_at=bindparam("completed_at"),
-    )
+    .where(_progress.c.id == bindparam("row_id", type_=_progress.c.id.type))
+    .values(reward=bindparam("reward"))
 )
-_UPDATE_STATE = _UPDATE_COUNTER.values(state=bindparam("state"))
-_SET_REWARD = update(_progress).where(_WHERE_ROW).values(reward=bindparam("reward"))
+_tallies = cast(Table, BadgeTally.__table__)
+_INSERT_TALLY = insert(_tallies)
+_UPDATE_TALLY = (
+    update(_tallies)
+    .where(_tallies.c.id == bindparam("row_id", type_=_tallies.c.id.type))
+    .values(entries=bindparam("entries"), updated_at=bindparam("updated_at"))
+)
 _INSERT_OUTBOX = insert(cast(Table, OutboxMessage.__table__))
 _MISSING = object()
 
@@ -477,12 +482,8 @@ def list_definitions(
 
 
 def _has_progress(session: Session, definition_id: uuid.UUID) -> bool:
-    return (
-        session.execute(
-            select(BadgeProgress.id).where(BadgeProgress.definition_id == definition_id).limit(1)
-        ).first()
-        is not None
-    )
+    d = session.get(BadgeDefinition, definition_id)
+    return d is not None and bool(progress(session, d.program_id, definition_id=d.id, limit=1))
 
 
 def update_definition(
@@ -856,7 +857,7 @@ def _contributor(spec: Spec) -> Callable[[dict[str, Any], datetime], Any]:
 class Row:
     """A progress row as read (or about to be created), changed in memory."""
 
-    id: uuid.UUID | str  # a read row's id as the driver gave it (hex text on SQLite)
+    id: uuid.UUID | None  # the completion row's, once written
     program_id: uuid.UUID
     definition_id: uuid.UUID
     member_id: uuid.UUID
@@ -1035,99 +1036,57 @@ def _stepper(spec: Spec) -> Callable[[Row, Any, datetime], str | None]:
 # --------------------------------------------------------------------------- reading and writing rows
 
 
-def _load(
+@dataclass(slots=True)
+class Tally:
+    """A member's tally of one period as read (``id`` None: not written yet): its entries
+    by definition id, changed in place by ``_Tally.write``."""
+
+    id: Any  # as the driver gave it (hex text on SQLite), written back as is
+    member_id: uuid.UUID
+    period_key: str
+    entries: dict[str, list[Any]]
+    dirty: bool = False
+
+
+def _read_tallies(
     session: Session,
     program_id: uuid.UUID,
-    member_ids: list[uuid.UUID],
-    definition_ids: list[uuid.UUID],
-    periods: set[str],
-) -> dict[tuple[int, int, str], Row]:
-    """Existing rows (locked on PostgreSQL, in id order: the event path writes them back).
-    A row's ``state`` stays text until an event needs it (``_state``), and its id stays as
-    the driver gave it (written back as is).
-
-    On SQLite the query asks for the members' rows of the periods only (the unique index's
-    first column; listing the definitions too would make SQLite probe every member x
-    definition x period) and other definitions' rows are skipped here."""
-    out: dict[tuple[int, int, str], Row] = {}
-    if not member_ids or not definition_ids:
+    member_ids: Iterable[uuid.UUID],
+    periods: Iterable[str],
+) -> dict[tuple[int, str], Tally]:
+    """The members' tallies of the periods, by (member id as an int, period); locked on
+    PostgreSQL, in id order (the event paths write them back). The entries are decoded, but
+    no entry becomes a ``Row`` until an event counts toward its definition."""
+    out: dict[tuple[int, str], Tally] = {}
+    members = list(dict.fromkeys(member_ids))
+    keys = sorted(set(periods))
+    if not members or not keys:
         return out
     pg = session.get_bind().dialect.name == "postgresql"
-    c = _progress.c
-    # Member and definition ids come back as the driver gives them (a hex string on SQLite,
-    # a UUID on PostgreSQL) and are mapped to the UUIDs asked for: no conversion per row.
+    c = _tallies.c
+    # Member ids come back as the driver gives them (a hex string on SQLite, a UUID on
+    # PostgreSQL) and are mapped to the UUIDs asked for: no conversion per row.
     ids: dict[Any, uuid.UUID] = {}
-    for known in member_ids:
+    for known in members:
         ids[known] = ids[known.hex] = known
-    wanted: dict[Any, uuid.UUID] = {}
-    for known in definition_ids:
-        wanted[known] = wanted[known.hex] = known
     cols: list[Any] = [
-        type_coerce(c.id, String) if not pg else c.id,
-        type_coerce(c.definition_id, String),
+        c.id if pg else type_coerce(c.id, String),
         type_coerce(c.member_id, String),
+        c.period_key,
+        cast_(c.entries, Text) if pg else type_coerce(c.entries, String),
     ]
-    # Values, instants too: a member's rows last moved by the same event share them, so each
-    # distinct raw value is converted once, by the column type's own result processor.
-    # (SQLite only: psycopg gives decimals and datetimes already.)
-    if pg:
-        cols += [c.period_key, c.value, c.events, c.last_event_at, c.completed_at]
-        cols += [cast_(c.state, Text)]
-        to_value: Any = None
-        to_time: Any = None
-    else:
-        cols += [c.period_key, type_coerce(c.value, String), c.events]
-        cols += [type_coerce(c.last_event_at, String), type_coerce(c.completed_at, String)]
-        cols += [type_coerce(c.state, String)]
-        dialect = session.get_bind().dialect
-        to_value = c.value.type._cached_result_processor(dialect, None)
-        to_time = c.last_event_at.type._cached_result_processor(dialect, None)
-    values: dict[Any, Any] = {}
-    times: dict[Any, Any] = {None: None}
-
-    def convert(f: Any, memo: dict[Any, Any], raw: Any) -> Any:
-        done = memo.get(raw, _MISSING)
-        if done is _MISSING:
-            done = memo[raw] = f(raw)
-        return done
-
-    for i in range(0, len(member_ids), 500):
-        chunk = member_ids[i : i + 500]
-        stmt = select(*cols).where(c.member_id.in_(chunk), c.period_key.in_(sorted(periods)))
+    loads = orjson.loads
+    for i in range(0, len(members), 500):
+        stmt = select(*cols).where(
+            c.member_id.in_(members[i : i + 500]),
+            c.period_key.in_(keys),
+            c.program_id == program_id,
+        )
         if pg:
-            stmt = stmt.where(c.definition_id.in_(definition_ids)).order_by(c.id)
-            stmt = stmt.with_for_update()
-        for (
-            row_id,
-            raw_def,
-            raw_member,
-            period,
-            value,
-            events,
-            last,
-            done,
-            state,
-        ) in session.execute(stmt).all():
-            definition_id = wanted.get(raw_def)
-            if definition_id is None:
-                continue
+            stmt = stmt.order_by(c.id).with_for_update()
+        for row_id, raw_member, period, text in session.execute(stmt).all():
             member_id = ids[raw_member]
-            if to_value is not None:
-                value = convert(to_value, values, value)
-                last = convert(to_time, times, last)
-                done = convert(to_time, times, done)
-            out[(member_id.int, definition_id.int, period)] = Row(
-                row_id,
-                program_id,
-                definition_id,
-                member_id,
-                period,
-                value,
-                state or {},
-                events,
-                last,
-                done,
-            )
+            out[(member_id.int, period)] = Tally(row_id, member_id, period, loads(text))
     return out
 
 
@@ -1172,16 +1131,19 @@ def _reward_terms(c: Completion) -> PlannedReward:
 
 @dataclass
 class _Tally:
-    """Rows, messages and completions of one event or one run.
+    """Tallies, rows, messages and completions of one event or one run.
 
-    Messages are kept as (topic, spec, row, value, completed_at, event_id) until ``write``;
-    a challenge's ``challenge.progressed`` is replaced by any later message of the same
-    member, definition and period in the same run, so a run sends at most one per row
-    (with the latest progress), and none once the run completed the challenge."""
+    ``tallies`` are the members' stored tallies read for the run; ``rows`` are the entries
+    events counted toward, as ``Row``\\s, by (member, definition, period). Messages are kept as (topic, spec, row, value, completed_at,
+    event_id) until ``write``; a challenge's ``challenge.progressed`` is replaced by any
+    later message of the same member, definition and period in the same run, so a run sends
+    at most one per row (with the latest progress), and none once the run completed the
+    challenge."""
 
     tenant: Tenant
     program: Program
-    rows: dict[tuple[int, int, str], Row]
+    tallies: dict[tuple[int, str], Tally] = field(default_factory=dict)
+    rows: dict[tuple[int, int, str], Row] = field(default_factory=dict)
     outbox: dict[Any, tuple[str, Spec, Row, Decimal, datetime | None, uuid.UUID]] = field(
         default_factory=dict
     )
@@ -1191,10 +1153,49 @@ class _Tally:
     grant_at: datetime | None = None
     program_id: uuid.UUID = field(init=False)
     tenant_id: uuid.UUID = field(init=False)
+    # The members and periods whose tallies ``read`` read (absent ones have no tally yet).
+    read_members: set[int] = field(default_factory=set)
+    read_periods: set[str] = field(default_factory=set)
+    # Decoded entry values and instants: the same text recurs on many entries.
+    _numbers: dict[str, Decimal] = field(default_factory=dict)
+    _times: dict[Any, Any] = field(default_factory=lambda: {None: None})
 
     def __post_init__(self) -> None:
         self.program_id = self.program.id
         self.tenant_id = self.tenant.id
+
+    def read(self, session: Session, member_ids: Iterable[uuid.UUID], periods: set[str]) -> None:
+        """Read the members' tallies of the periods (before counting their events)."""
+        members = list(member_ids)
+        self.tallies.update(_read_tallies(session, self.program_id, members, periods))
+        self.read_members.update(m.int for m in members)
+        self.read_periods.update(periods)
+
+    def _row(self, member_id: uuid.UUID, spec: Spec, period: str, entry: list[Any]) -> Row:
+        """A stored entry of the member's tally as a ``Row``."""
+        value, events, last, done, state = entry
+        number = self._numbers.get(value)
+        if number is None:
+            number = self._numbers[value] = Decimal(value)
+        times = self._times
+        last_at = times.get(last, _MISSING)
+        if last_at is _MISSING:
+            last_at = times[last] = datetime.fromisoformat(last)
+        done_at = times.get(done, _MISSING)
+        if done_at is _MISSING:
+            done_at = times[done] = datetime.fromisoformat(done)
+        return Row(
+            None,
+            self.program_id,
+            spec.id,
+            member_id,
+            period,
+            number,
+            state if state is not None else {},
+            events,
+            last_at,
+            done_at,
+        )
 
     def count(
         self,
@@ -1209,18 +1210,34 @@ class _Tally:
         rows = self.rows
         outbox = self.outbox
         member_key = member_id.int  # ints as keys: a UUID hashes in Python, an int in C
+        tallies = self.tallies
+        stored_month = tallies.get((member_key, month))
+        stored_all = tallies.get((member_key, ALL_TIME))
         for spec in specs:
-            key = (member_key, spec.key, month if spec.recurring else ALL_TIME)
+            period = month if spec.recurring else ALL_TIME
+            key = (member_key, spec.key, period)
             row = rows.get(key)
-            if row is not None and row.completed_at is not None:
-                continue  # complete in this period: nothing counts any more
-            contribution = spec.contribute(ctx, at)
-            if contribution is None:
-                continue
             if row is None:
-                row = rows[key] = Row(
-                    new_id(), self.program_id, spec.id, member_id, key[2], new=True
+                # not counted yet in this run: the stored entry, if any, becomes a Row only
+                # if this event counts
+                stored = stored_month if spec.recurring else stored_all
+                entry = stored.entries.get(spec.id_text) if stored is not None else None
+                if entry is not None and entry[3] is not None:
+                    continue  # complete in this period: nothing counts any more
+                contribution = spec.contribute(ctx, at)
+                if contribution is None:
+                    continue
+                row = rows[key] = (
+                    self._row(member_id, spec, period, entry)
+                    if entry is not None
+                    else Row(None, self.program_id, spec.id, member_id, period, new=True)
                 )
+            elif row.completed_at is not None:
+                continue
+            else:
+                contribution = spec.contribute(ctx, at)
+                if contribution is None:
+                    continue
             change = spec.step(row, contribution, at)
             if change is None:
                 continue
@@ -1241,41 +1258,9 @@ class _Tally:
                 outbox[(key, len(outbox))] = message
 
     def write(self, session: Session) -> None:
-        fresh: list[Row] = []
-        counters: list[Row] = []
-        states: list[Row] = []
-        for r in self.rows.values():
-            if not r.dirty:
-                continue
-            if r.new:
-                fresh.append(r)
-            elif r.state_changed:
-                states.append(r)
-            else:
-                counters.append(r)
-        if fresh:
-            bulk.executemany(
-                session,
-                _INSERT_PROGRESS,
-                {
-                    "id": [r.id for r in fresh],
-                    "program_id": [r.program_id for r in fresh],
-                    "definition_id": [r.definition_id for r in fresh],
-                    "member_id": [r.member_id for r in fresh],
-                    "period_key": [r.period_key for r in fresh],
-                    "value": [r.value for r in fresh],
-                    "state": [r.state for r in fresh],
-                    "events": [r.events for r in fresh],
-                    "last_event_at": [r.last_event_at for r in fresh],
-                    "completed_at": [r.completed_at for r in fresh],
-                    "reward": [None] * len(fresh),
-                },
-            )
-        _update_rows(session, counters, with_state=False)
-        _update_rows(session, states, with_state=True)
-        for rows in (fresh, counters, states):
-            for r in rows:
-                r.new = r.dirty = r.state_changed = False
+        dirty = [r for r in self.rows.values() if r.dirty]
+        if dirty:
+            self._write_rows(session, dirty)
         if self.outbox:
             now = utcnow()
             program_id = str(self.program.id)
@@ -1317,39 +1302,129 @@ class _Tally:
                 reward_ids.append(c.row.id)
                 rewards.append(reward)
         if session.get_bind().dialect.name == "postgresql" and rewards:
-            _update_pg(session, reward_ids, [("reward", "jsonb", [json.dumps(r) for r in rewards])])
+            _update_pg(
+                session,
+                "badge_progress",
+                reward_ids,
+                [("reward", "jsonb", [json.dumps(r) for r in rewards])],
+            )
         elif rewards:
             bulk.executemany(session, _SET_REWARD, {"row_id": reward_ids, "reward": rewards})
         self.completions = []
 
+    def _write_rows(self, session: Session, dirty: list[Row]) -> None:
+        """The changed entries into their tallies (one row written per member and period),
+        and a ``BadgeProgress`` row for each entry completed since it was read."""
+        tallies = self.tallies
+        unread = {
+            (r.member_id, r.period_key)
+            for r in dirty
+            if r.member_id.int not in self.read_members or r.period_key not in self.read_periods
+        }
+        if unread:  # counted without reading (``replay``): other entries may be stored
+            found = _read_tallies(
+                session, self.program_id, [m for m, _p in unread], {p for _m, p in unread}
+            )
+            for k, t in found.items():
+                tallies.setdefault(k, t)
+        names: dict[uuid.UUID, str] = {}
+        times: dict[Any, Any] = {None: None}
+        for r in dirty:
+            tk = (r.member_id.int, r.period_key)
+            tally = tallies.get(tk)
+            if tally is None:
+                tally = tallies[tk] = Tally(None, r.member_id, r.period_key, {})
+            name = names.get(r.definition_id)
+            if name is None:
+                name = names[r.definition_id] = str(r.definition_id)
+            last = times.get(r.last_event_at, _MISSING)
+            if last is _MISSING:
+                last = times[r.last_event_at] = as_utc(cast(datetime, r.last_event_at)).isoformat()
+            done = times.get(r.completed_at, _MISSING)
+            if done is _MISSING:
+                done = times[r.completed_at] = as_utc(cast(datetime, r.completed_at)).isoformat()
+            state = r.state if (r.state and done is None) else None
+            tally.entries[name] = [str(r.value), r.events, last, done, state]
+            tally.dirty = True
+        now = utcnow()
+        fresh = [t for t in tallies.values() if t.dirty and t.id is None]
+        changed = [t for t in tallies.values() if t.dirty and t.id is not None]
+        if fresh:
+            for t in fresh:
+                t.id = new_id()
+            n = len(fresh)
+            bulk.executemany(
+                session,
+                _INSERT_TALLY,
+                {
+                    "id": [t.id for t in fresh],
+                    "program_id": [self.program_id] * n,
+                    "member_id": [t.member_id for t in fresh],
+                    "period_key": [t.period_key for t in fresh],
+                    "entries": [_entries_text(t.entries) for t in fresh],
+                    "updated_at": [now] * n,
+                },
+            )
+        if changed and session.get_bind().dialect.name == "postgresql":
+            _update_pg(
+                session,
+                "badge_tallies",
+                [t.id for t in changed],
+                [
+                    ("entries", "jsonb", [_entries_text(t.entries).text for t in changed]),
+                    ("updated_at", "timestamptz", [now] * len(changed)),
+                ],
+            )
+        elif changed:
+            bulk.executemany(
+                session,
+                _UPDATE_TALLY,
+                {
+                    "row_id": [t.id for t in changed],
+                    "entries": [_entries_text(t.entries) for t in changed],
+                    "updated_at": [now] * len(changed),
+                },
+            )
+        for t in fresh:
+            t.dirty = False
+        for t in changed:
+            t.dirty = False
+        done_rows = [r for r in dirty if r.completed_at is not None]
+        if done_rows:
+            for r in done_rows:
+                r.id = new_id()
+            bulk.executemany(
+                session,
+                _INSERT_PROGRESS,
+                {
+                    "id": [r.id for r in done_rows],
+                    "program_id": [r.program_id for r in done_rows],
+                    "definition_id": [r.definition_id for r in done_rows],
+                    "member_id": [r.member_id for r in done_rows],
+                    "period_key": [r.period_key for r in done_rows],
+                    "value": [r.value for r in done_rows],
+                    "state": [r.state for r in done_rows],
+                    "events": [r.events for r in done_rows],
+                    "last_event_at": [r.last_event_at for r in done_rows],
+                    "completed_at": [r.completed_at for r in done_rows],
+                    "reward": [None] * len(done_rows),
+                },
+            )
+        for r in dirty:
+            r.new = r.dirty = r.state_changed = False
 
-def _update_rows(session: Session, rows: list[Row], *, with_state: bool) -> None:
-    """Write back the numbers (and the state) of rows read: ``executemany`` on SQLite (in
-    process), one ``UPDATE ... FROM unnest(arrays)`` on PostgreSQL (``executemany`` there
-    costs a statement per row)."""
-    if not rows:
-        return
-    columns: list[tuple[str, str, list[Any]]] = [
-        ("value", "numeric", [r.value for r in rows]),
-        ("events", "bigint", [r.events for r in rows]),
-        ("last_event_at", "timestamptz", [r.last_event_at for r in rows]),
-        ("completed_at", "timestamptz", [r.completed_at for r in rows]),
-    ]
-    if session.get_bind().dialect.name != "postgresql":
-        values = {name: col for name, _t, col in columns}
-        values["row_id"] = [r.id for r in rows]
-        if with_state:
-            values["state"] = [r.state for r in rows]
-        bulk.executemany(session, _UPDATE_STATE if with_state else _UPDATE_COUNTER, values)
-        return
-    if with_state:
-        columns.append(("state", "jsonb", [json.dumps(r.state) for r in rows]))
-    _update_pg(session, [r.id for r in rows], columns)
+
+def _entries_text(entries: dict[str, list[Any]]) -> bulk.JsonText:
+    """A tally's entries as the JSON column stores them (orjson, like the engine's
+    serializer: entries hold only text, integers, lists of text or integers and nulls)."""
+    return bulk.JsonText(orjson.dumps(entries).decode())
 
 
-def _update_pg(session: Session, ids: list[Any], columns: list[tuple[str, str, list[Any]]]) -> None:
-    """One ``UPDATE badge_progress ... FROM unnest(...)`` setting ``columns`` (name, SQL
-    type, one value per id) of the rows ``ids``."""
+def _update_pg(
+    session: Session, table: str, ids: list[Any], columns: list[tuple[str, str, list[Any]]]
+) -> None:
+    """One ``UPDATE <table> ... FROM unnest(...)`` setting ``columns`` (name, SQL type, one
+    value per id) of the rows ``ids``."""
     sets = ", ".join(f"{name} = v.{name}" for name, _t, _v in columns)
     arrays = ", ".join(f"%(c{i})s::{sql_type}[]" for i, (_n, sql_type, _v) in enumerate(columns))
     names = ", ".join(name for name, _t, _v in columns)
@@ -1357,7 +1432,7 @@ def _update_pg(session: Session, ids: list[Any], columns: list[tuple[str, str, l
     for i, (_n, _t, values) in enumerate(columns):
         params[f"c{i}"] = values
     session.connection().exec_driver_sql(
-        f"UPDATE badge_progress AS p SET {sets} FROM unnest(%(ids)s::uuid[], {arrays}) "
+        f"UPDATE {table} AS p SET {sets} FROM unnest(%(ids)s::uuid[], {arrays}) "
         f"AS v(id, {names}) WHERE p.id = v.id",
         params,
     )
@@ -1503,21 +1578,15 @@ def on_event(
     if not wanted:
         return
     local = ctx["_local"]
-    rows = _load(
-        session,
-        program.id,
-        [member.id],
-        [s.id for s in wanted],
-        {period_key(s, local) for s in wanted},
-    )
-    tally = _Tally(tenant, program, rows)
+    tally = _Tally(tenant, program)
+    tally.read(session, [member.id], {period_key(s, local) for s in wanted})
     tally.count(wanted, member.id, ctx, at, event_id)
     tally.write(session)
 
 
 class RunProgress:
-    """The batch path's side: rows of every member of a run read once, the run's events
-    counted in order in memory, everything written with one statement per table."""
+    """The batch path's side: the tallies of every member of a run read once, the run's
+    events counted in order in memory, everything written with one statement per table."""
 
     def __init__(
         self,
@@ -1527,10 +1596,9 @@ class RunProgress:
         events: Iterable[tuple[uuid.UUID, str, datetime]],
     ) -> None:
         self.specs = specs_by_type(session, program.id)
-        self.tally = _Tally(tenant, program, {})
+        self.tally = _Tally(tenant, program)
         self.seen = 0
         members: dict[uuid.UUID, None] = {}
-        defs: dict[uuid.UUID, None] = {}
         periods: set[str] = set()
         tz = zone(tenant.timezone)
         types: set[str] = set()
@@ -1544,12 +1612,10 @@ class RunProgress:
                 local = as_utc(at).astimezone(tz)
                 periods.add(f"{local.year:04d}-{local.month:02d}")  # period_key of a recurring
         for event_type in types:
-            for s in self.specs[event_type]:
-                defs[s.id] = None
-                if not s.recurring:
-                    periods.add(ALL_TIME)
+            if any(not s.recurring for s in self.specs[event_type]):
+                periods.add(ALL_TIME)
         if members:
-            self.tally.rows = _load(session, program.id, list(members), list(defs), periods)
+            self.tally.read(session, members, periods)
 
     def count(
         self,
@@ -1583,6 +1649,128 @@ class RunProgress:
 # --------------------------------------------------------------------------- what members have
 
 
+@dataclass(slots=True)
+class Progress:
+    """A member's progress on one definition in one period, as stored: a completion row, or
+    an entry of the member's tally short of the target."""
+
+    member_id: uuid.UUID
+    definition_id: uuid.UUID
+    period_key: str
+    value: Decimal
+    events: int
+    last_event_at: datetime | None
+    completed_at: datetime | None
+    state: dict[str, Any]
+    reward: dict[str, Any] | None
+    order: Any  # a stable tie-breaker: the completion row's id, else the tally's
+
+
+def _text(column: Any, pg: bool) -> Any:
+    return cast_(column, Text) if pg else type_coerce(column, String)
+
+
+def progress(
+    session: Session,
+    program_id: uuid.UUID,
+    *,
+    member_ids: list[uuid.UUID] | None = None,
+    definition_id: uuid.UUID | None = None,
+    period: str | None = None,
+    limit: int | None = None,
+) -> list[Progress]:
+    """Stored progress of the program (every member, definition and period unless
+    narrowed): completions from their rows, the rest from the members' tallies. ``limit``
+    stops early (e.g. 1: is there any)."""
+    pg = session.get_bind().dialect.name == "postgresql"
+    out: list[Progress] = []
+    chunks: list[list[uuid.UUID] | None] = [None]
+    if member_ids is not None:
+        chunks = [member_ids[i : i + 500] for i in range(0, len(member_ids), 500)]
+    name = str(definition_id) if definition_id is not None else None
+    for chunk in chunks:
+        stmt = select(BadgeProgress).where(BadgeProgress.program_id == program_id)
+        if chunk is not None:
+            stmt = stmt.where(BadgeProgress.member_id.in_(chunk))
+        if definition_id is not None:
+            stmt = stmt.where(BadgeProgress.definition_id == definition_id)
+        if period is not None:
+            stmt = stmt.where(BadgeProgress.period_key == period)
+        for r in session.execute(stmt.limit(limit)).scalars():
+            out.append(
+                Progress(
+                    r.member_id,
+                    r.definition_id,
+                    r.period_key,
+                    Decimal(r.value),
+                    r.events,
+                    r.last_event_at,
+                    r.completed_at,
+                    r.state or {},
+                    r.reward,
+                    r.id,
+                )
+            )
+            if limit is not None and len(out) >= limit:
+                return out
+        t = _tallies.c
+        tstmt = select(t.id, t.member_id, t.period_key, _text(t.entries, pg)).where(
+            t.program_id == program_id
+        )
+        if chunk is not None:
+            tstmt = tstmt.where(t.member_id.in_(chunk))
+        if period is not None:
+            tstmt = tstmt.where(t.period_key == period)
+        if name is not None:  # a cheap filter first; the entry's key is checked below
+            tstmt = tstmt.where(_text(t.entries, pg).contains(f'"{name}"', autoescape=True))
+        for tally_id, member_id, period_key, text in session.execute(tstmt.order_by(t.id)):
+            for key, (value, events, last, done, state) in orjson.loads(text).items():
+                if done is not None or (name is not None and key != name):
+                    continue  # a completion's own row is read above
+                out.append(
+                    Progress(
+                        member_id,
+                        uuid.UUID(key),
+                        period_key,
+                        Decimal(value),
+                        events,
+                        datetime.fromisoformat(last) if last else None,
+                        None,
+                        state or {},
+                        None,
+                        tally_id,
+                    )
+                )
+                if limit is not None and len(out) >= limit:
+                    return out
+    return out
+
+
+def periods(session: Session, d: BadgeDefinition) -> list[str]:
+    """The periods with stored progress on the definition, newest first."""
+    pg = session.get_bind().dialect.name == "postgresql"
+    t = _tallies.c
+    found = {
+        p
+        for (p,) in session.execute(
+            select(BadgeProgress.period_key)
+            .where(BadgeProgress.definition_id == d.id)
+            .group_by(BadgeProgress.period_key)
+        )
+    }
+    name = str(d.id)
+    for period, text in session.execute(
+        select(t.period_key, _text(t.entries, pg)).where(
+            t.program_id == d.program_id,
+            t.period_key.not_in(found or {""}),
+            _text(t.entries, pg).contains(f'"{name}"', autoescape=True),
+        )
+    ):
+        if period not in found and name in orjson.loads(text):
+            found.add(period)
+    return sorted(found, reverse=True)
+
+
 def earned_codes_many(
     session: Session, program_id: uuid.UUID, member_ids: list[uuid.UUID]
 ) -> dict[uuid.UUID, list[str]]:
@@ -1609,9 +1797,9 @@ def earned_codes(session: Session, program_id: uuid.UUID, member_id: uuid.UUID) 
 
 
 def _progress_out(
-    d: BadgeDefinition, row: BadgeProgress | None, period: str, locale: str
+    d: BadgeDefinition, row: Progress | None, period: str, locale: str
 ) -> dict[str, Any]:
-    value = Decimal(row.value) if row else Decimal(0)
+    value = row.value if row else Decimal(0)
     target = Decimal(d.target)
     percent = int(min(Decimal(100), value * 100 / target)) if target else 100
     completed = row is not None and row.completed_at is not None
@@ -1649,13 +1837,7 @@ def member_badges(
 ) -> dict[str, Any]:
     """What the member has earned (every completion, newest first) and where they stand on
     every active definition that is not complete in its current period."""
-    rows = list(
-        session.execute(
-            select(BadgeProgress).where(
-                BadgeProgress.member_id == member.id, BadgeProgress.program_id == program.id
-            )
-        ).scalars()
-    )
+    rows = progress(session, program.id, member_ids=[member.id])
     defs = {d.id: d for d in list_definitions(session, program.id, status=None)}
     earned = sorted(
         (r for r in rows if r.completed_at is not None),
@@ -1756,37 +1938,57 @@ def leaderboard(
         .where(later.member_id == LeaderboardConsent.member_id, later.id > LeaderboardConsent.id)
         .exists()
     )
-    rows = session.execute(
-        select(BadgeProgress, Member, LeaderboardConsent)
-        .join(Member, Member.id == BadgeProgress.member_id)
-        .join(LeaderboardConsent, LeaderboardConsent.member_id == BadgeProgress.member_id)
-        .where(
-            ~newer,
-            BadgeProgress.definition_id == d.id,
-            BadgeProgress.period_key == period,
-            LeaderboardConsent.opted_in.is_(True),
-            Member.status == "active",
-        )
-        .order_by(
-            BadgeProgress.completed_at.is_(None),
-            BadgeProgress.completed_at,
-            BadgeProgress.value.desc(),
-            BadgeProgress.last_event_at,
-            BadgeProgress.id,
-        )
+    shown = (
+        select(Member, LeaderboardConsent)
+        .join(LeaderboardConsent, LeaderboardConsent.member_id == Member.id)
+        .where(~newer, LeaderboardConsent.opted_in.is_(True), Member.status == "active")
+    )
+    # Completions first (by the index of the definition and period), then the entries of
+    # the consenting members' tallies of the period.
+    done = session.execute(
+        shown.add_columns(BadgeProgress)
+        .join(BadgeProgress, BadgeProgress.member_id == Member.id)
+        .where(BadgeProgress.definition_id == d.id, BadgeProgress.period_key == period)
+        .order_by(BadgeProgress.completed_at, BadgeProgress.value.desc(), BadgeProgress.id)
         .limit(limit)
     ).all()
+    standings: list[tuple[Any, ...]] = [
+        (0, as_utc(cast(datetime, p.completed_at)), -p.value, None, str(p.id), m, c, p.value)
+        for m, c, p in done
+    ]
+    if len(standings) < limit:
+        pg = session.get_bind().dialect.name == "postgresql"
+        t = _tallies.c
+        name = str(d.id)
+        rows = session.execute(
+            shown.add_columns(t.id, _text(t.entries, pg))
+            .join(_tallies, t.member_id == Member.id)
+            .where(
+                t.program_id == d.program_id,
+                t.period_key == period,
+                _text(t.entries, pg).contains(f'"{name}"', autoescape=True),
+            )
+        ).all()
+        for m, c, tally_id, text in rows:
+            entry = orjson.loads(text).get(name)
+            if entry is None or entry[3] is not None:
+                continue
+            value, last = Decimal(entry[0]), entry[2] or ""
+            standings.append((1, None, -value, last, str(tally_id), m, c, value))
+        standings.sort(key=lambda s: (s[0], s[1] or 0, s[2], s[3] or "", s[4]))
     out = []
-    for rank, (progress, member, consent) in enumerate(rows, start=1):
-        name = display_name(member, consent)
-        if name is None:
+    for rank, (_g, completed_at, _v, _l, _i, member, consent, value) in enumerate(
+        standings[:limit], start=1
+    ):
+        name_shown = display_name(member, consent)
+        if name_shown is None:
             continue
         out.append(
             {
                 "rank": rank,
-                "display_name": name,
-                "value": _number_text(Decimal(progress.value)),
-                "completed_at": progress.completed_at,
+                "display_name": name_shown,
+                "value": _number_text(Decimal(value)),
+                "completed_at": completed_at,
             }
         )
     return out
@@ -1809,14 +2011,7 @@ def replay(session: Session, tenant: Tenant, program: Program) -> int:
     specs = specs_by_type(session, program.id)
     if not specs:
         return 0
-    started = {
-        (m, d)
-        for m, d in session.execute(
-            select(BadgeProgress.member_id, BadgeProgress.definition_id).where(
-                BadgeProgress.program_id == program.id
-            )
-        )
-    }
+    started = {(p.member_id, p.definition_id) for p in progress(session, program.id)}
     rows = session.execute(
         select(Event.id, Event.member_id, Event.occurred_at, Event.payload, Event.amount)
         .where(
@@ -1825,7 +2020,7 @@ def replay(session: Session, tenant: Tenant, program: Program) -> int:
         )
         .order_by(Event.occurred_at, Event.id)
     ).all()
-    tally = _Tally(tenant, program, {}, grant_at=utcnow())
+    tally = _Tally(tenant, program, grant_at=utcnow())
     counted = 0
     for event_id, member_id, occurred_at, payload, amount in rows:
         event = EventIn.model_validate(payload)

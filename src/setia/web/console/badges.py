@@ -430,22 +430,8 @@ def badge_show(
     if key != "all" and not (len(key) == 7 and key[4] == "-" and key.replace("-", "").isdigit()):
         key = service.current_period(d, web.tenant.timezone)
     leaders = service.leaderboard(web.session, d, key, 20)
-    stats = web.session.execute(
-        select(
-            func.count(),
-            func.count(BadgeProgress.completed_at),
-        ).where(BadgeProgress.definition_id == d.id, BadgeProgress.period_key == key)
-    ).one()
-    periods = [
-        p
-        for (p,) in web.session.execute(
-            select(BadgeProgress.period_key)
-            .where(BadgeProgress.definition_id == d.id)
-            .group_by(BadgeProgress.period_key)
-            .order_by(BadgeProgress.period_key.desc())
-            .limit(24)
-        ).all()
-    ]
+    stats = service.progress(web.session, d.program_id, definition_id=d.id, period=key)
+    periods = service.periods(web.session, d)[:24]
     if key not in periods:
         periods.insert(0, key)
     return render(
@@ -462,8 +448,8 @@ def badge_show(
             "period_text": _period_text(web, d),
             "target": service._number_text(Decimal(d.target)),
             "leaders": leaders,
-            "members": int(stats[0]),
-            "completed": int(stats[1]),
+            "members": len(stats),
+            "completed": sum(1 for p in stats if p.completed_at is not None),
             "key": key,
             "periods": periods,
             "conditions": json.dumps(d.conditions, ensure_ascii=False, indent=1)
