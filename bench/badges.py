@@ -48,7 +48,7 @@ from sqlalchemy import create_engine, func, select, text  # noqa: E402
 from sqlalchemy import event as sa_event  # noqa: E402
 
 from setia.badges import service as badges  # noqa: E402
-from setia.badges.models import BadgeProgress  # noqa: E402
+from setia.badges.models import BadgeProgress, BadgeTally  # noqa: E402
 from setia.badges.schemas import DefinitionIn  # noqa: E402
 from setia.core.db import Database  # noqa: E402
 from setia.core.migrate import upgrade  # noqa: E402
@@ -327,7 +327,9 @@ def ingest(side: Side, batch: list[dict[str, Any]], *, timed: bool, count: bool 
 
 def census(side: Side) -> dict[str, int]:
     with side.db.session() as s:
-        rows = s.execute(select(func.count()).select_from(BadgeProgress)).scalar_one()
+        # rows stored: tallies (one per member and period) and completion rows
+        rows = s.execute(select(func.count()).select_from(BadgeTally)).scalar_one()
+        rows += s.execute(select(func.count()).select_from(BadgeProgress)).scalar_one()
         done = s.execute(
             select(func.count())
             .select_from(BadgeProgress)

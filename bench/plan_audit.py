@@ -31,7 +31,7 @@ from sqlalchemy.engine import Engine
 OUT = Path(os.environ.get("PLAN_AUDIT_OUT", "build/plan_audit.json"))
 GROWING = (
     "members|ledger_accounts|ledger_transfers|ledger_entries|point_lots|point_lot_movements"
-    "|rule_awards|events|orders|outbox|badge_progress|referrals|referral_rewards|audit_log"
+    "|rule_awards|events|orders|outbox|badge_progress|badge_tallies|referrals|referral_rewards|audit_log"
     "|tier_activity|member_scores|member_tiers|subscriptions|reward_redemptions|coupon_codes"
     "|consent_changes|sessions"
 )

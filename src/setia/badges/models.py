@@ -88,7 +88,7 @@ class BadgeTally(Base):
 
     __tablename__ = "badge_tallies"
     __table_args__ = (
-        UniqueConstraint("member_id", "period_key", "program_id"),
+        UniqueConstraint("member_id", "program_id", "period_key"),
         Index("ix_badge_tallies_program", "program_id", "period_key"),
     )
 

@@ -1723,7 +1723,7 @@ def progress(
             tstmt = tstmt.where(t.period_key == period)
         if name is not None:  # a cheap filter first; the entry's key is checked below
             tstmt = tstmt.where(_text(t.entries, pg).contains(f'"{name}"', autoescape=True))
-        for tally_id, member_id, period_key, text in session.execute(tstmt.order_by(t.id)):
+        for tally_id, member_id, period_key, text in session.execute(tstmt):
             for key, (value, events, last, done, state) in orjson.loads(text).items():
                 if done is not None or (name is not None and key != name):
                     continue  # a completion's own row is read above

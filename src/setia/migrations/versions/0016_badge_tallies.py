@@ -92,9 +92,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_badge_tallies")),
         sa.UniqueConstraint(
             "member_id",
-            "period_key",
             "program_id",
-            name=op.f("uq_badge_tallies_member_id_period_key_program_id"),
+            "period_key",
+            name=op.f("uq_badge_tallies_member_id_program_id_period_key"),
         ),
     )
     op.create_index("ix_badge_tallies_program", "badge_tallies", ["program_id", "period_key"])
