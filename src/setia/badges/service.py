@@ -1302,11 +1302,11 @@ class _Tally:
                 reward_ids.append(c.row.id)
                 rewards.append(reward)
         if session.get_bind().dialect.name == "postgresql" and rewards:
-            _update_pg(
+            _set_json_pg(
                 session,
                 "badge_progress",
-                reward_ids,
-                [("reward", "jsonb", [json.dumps(r) for r in rewards])],
+                "reward",
+                [(i, json.dumps(r)) for i, r in zip(reward_ids, rewards, strict=True)],
             )
         elif rewards:
             bulk.executemany(session, _SET_REWARD, {"row_id": reward_ids, "reward": rewards})
@@ -1366,14 +1366,12 @@ class _Tally:
                 },
             )
         if changed and session.get_bind().dialect.name == "postgresql":
-            _update_pg(
+            _set_json_pg(
                 session,
                 "badge_tallies",
-                [t.id for t in changed],
-                [
-                    ("entries", "jsonb", [_entries_text(t.entries).text for t in changed]),
-                    ("updated_at", "timestamptz", [now] * len(changed)),
-                ],
+                "entries",
+                [(t.id, _entries_text(t.entries).text) for t in changed],
+                updated_at=now,
             )
         elif changed:
             bulk.executemany(
@@ -1420,21 +1418,24 @@ def _entries_text(entries: dict[str, list[Any]]) -> bulk.JsonText:
     return bulk.JsonText(orjson.dumps(entries).decode())
 
 
-def _update_pg(
-    session: Session, table: str, ids: list[Any], columns: list[tuple[str, str, list[Any]]]
+def _set_json_pg(
+    session: Session,
+    table: str,
+    column: str,
+    values: list[tuple[Any, str]],
+    *,
+    updated_at: datetime | None = None,
 ) -> None:
-    """One ``UPDATE <table> ... FROM unnest(...)`` setting ``columns`` (name, SQL type, one
-    value per id) of the rows ``ids``."""
-    sets = ", ".join(f"{name} = v.{name}" for name, _t, _v in columns)
-    arrays = ", ".join(f"%(c{i})s::{sql_type}[]" for i, (_n, sql_type, _v) in enumerate(columns))
-    names = ", ".join(name for name, _t, _v in columns)
-    params: dict[str, Any] = {"ids": ids}
-    for i, (_n, _t, values) in enumerate(columns):
-        params[f"c{i}"] = values
+    """One ``UPDATE <table> SET <column> = ...`` of many rows on PostgreSQL: the (id, JSON
+    text) pairs go as one JSON object keyed by id, taken apart by ``jsonb_each`` on the
+    server. (An array parameter of JSON texts would cost the client a regular-expression
+    escape of every quote in every document.)"""
+    doc = "{" + ",".join(f'"{row_id}":{text}' for row_id, text in values) + "}"
+    stamp = ", updated_at = %(at)s" if updated_at is not None else ""
     session.connection().exec_driver_sql(
-        f"UPDATE {table} AS p SET {sets} FROM unnest(%(ids)s::uuid[], {arrays}) "
-        f"AS v(id, {names}) WHERE p.id = v.id",
-        params,
+        f"UPDATE {table} AS p SET {column} = v.value{stamp} "
+        "FROM jsonb_each(%(doc)s::jsonb) AS v(key, value) WHERE p.id = v.key::uuid",
+        {"doc": doc, "at": updated_at},
     )
 
 
