@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections import defaultdict
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -100,36 +99,52 @@ def upgrade() -> None:
     op.create_index("ix_badge_tallies_program", "badge_tallies", ["program_id", "period_key"])
     progress, tallies = _tables()
     bind = op.get_bind()
-    grouped: dict[tuple[uuid.UUID, uuid.UUID, str], dict[str, list[Any]]] = defaultdict(dict)
-    open_ids: list[uuid.UUID] = []
-    for r in bind.execute(sa.select(progress)).mappings():
-        state = r["state"] or None
+    now = datetime.now(UTC)
+    # Streamed in (program, member, period) order, one tally per group, inserted by the
+    # thousand: memory stays flat however many rows there are.
+    pending: list[dict[str, Any]] = []
+    group: tuple[Any, Any, str] | None = None
+    entries: dict[str, list[Any]] = {}
+
+    def close() -> None:
+        if group is not None and entries:
+            program_id, member_id, period = group
+            pending.append(
+                {
+                    "id": uuid.uuid4(),
+                    "program_id": program_id,
+                    "member_id": member_id,
+                    "period_key": period,
+                    "entries": entries,
+                    "updated_at": now,
+                }
+            )
+        if len(pending) >= 1000 or (group is None and pending):
+            bind.execute(tallies.insert(), pending)
+            pending.clear()
+
+    rows = bind.execute(
+        sa.select(progress)
+        .order_by(progress.c.program_id, progress.c.member_id, progress.c.period_key)
+        .execution_options(yield_per=2000)
+    ).mappings()
+    for r in rows:
+        key = (r["program_id"], r["member_id"], r["period_key"])
+        if key != group:
+            close()
+            group, entries = key, {}
         done = _iso(r["completed_at"])
-        grouped[(r["program_id"], r["member_id"], r["period_key"])][str(r["definition_id"])] = [
+        entries[str(r["definition_id"])] = [
             _number(r["value"]),
             int(r["events"]),
             _iso(r["last_event_at"]),
             done,
-            state if done is None else None,
+            (r["state"] or None) if done is None else None,
         ]
-        if r["completed_at"] is None:
-            open_ids.append(r["id"])
-    now = datetime.now(UTC)
-    rows = [
-        {
-            "id": uuid.uuid4(),
-            "program_id": program_id,
-            "member_id": member_id,
-            "period_key": period,
-            "entries": entries,
-            "updated_at": now,
-        }
-        for (program_id, member_id, period), entries in grouped.items()
-    ]
-    for i in range(0, len(rows), 1000):
-        bind.execute(tallies.insert(), rows[i : i + 1000])
-    for i in range(0, len(open_ids), 500):
-        bind.execute(progress.delete().where(progress.c.id.in_(open_ids[i : i + 500])))
+    close()
+    group = None
+    close()  # the last partial thousand
+    bind.execute(progress.delete().where(progress.c.completed_at.is_(None)))
 
 
 def downgrade() -> None:
