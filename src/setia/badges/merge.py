@@ -2,9 +2,9 @@
 
 Progress on a definition in a period is a completion row, or an entry of the member's tally
 of the period. The source's progress with no survivor progress for the same definition and
-period moves as it is. When both have progress, the further one wins (a completed row over an incomplete one, then the
-higher value, then the earlier completion): it ends up on the survivor and the other stays
-on the merged-away member, untouched, as history. Counts are not added together, because a
+period moves as it is. When both have progress, the further one wins (completed over not
+completed, then the higher value, then the earlier completion): it ends up on the survivor
+and the other stays on the merged-away member, untouched, as history. Counts are not added together, because a
 distinct-values or streak measure cannot be combined from two totals, and a reward already
 given for a completed row must not be given again. Rewards already paid were ledger
 earnings of the source; the member merge moves those with its balance.

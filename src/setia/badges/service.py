@@ -6,12 +6,15 @@ Everything runs in the caller's transaction and never commits.
 Progress is updated by the events service in the event's own transaction, on both paths:
 ``on_event`` for one event (``events.service.record_event``), ``RunProgress`` for a run of
 the set-based batch path (``events.batch``): the same arithmetic (``_contribution`` and
-``_apply``) on rows read once per event or once per run, written back with one statement
-per table. Only the program's active definitions for the event's type are looked at (cached
-per session, like the rules). A replayed event (the same client id) never reaches this
-module: the events service answers it from the events table first. Progress rows are unique
-per (member, definition, period), so a concurrent first insert fails the transaction
-(which the API retries) instead of counting twice.
+``_apply``) on the members' tallies (one row per member, program and period, holding an
+entry per definition) read once per event or once per run, written back with one statement
+per table; an entry that reaches its target also gets its completion row
+(``BadgeProgress``). Only the program's active definitions for the event's type are looked
+at (cached per session, like the rules). A replayed event (the same client id) never
+reaches this module: the events service answers it from the events table first. Tallies are
+unique per (member, program, period) and completion rows per (member, definition, period),
+so a concurrent first insert fails the transaction (which the API retries) instead of
+counting twice.
 
 Refunds do not change progress, and a completed badge stays completed: see docs/badges.md.
 """
