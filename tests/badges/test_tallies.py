@@ -108,3 +108,47 @@ def test_migration_0016_folds_progress_rows_and_its_downgrade_unfolds_them(
 
     upgrade(db_url)
     assert progress_rows(db, t) == before
+
+
+def test_counts_periods_and_has_progress_read_the_tallies_exactly(
+    client: TestClient, db: Database, tenant: TenantFixture
+) -> None:
+    from setia.badges import service
+    from setia.badges.models import BadgeDefinition
+
+    t = tenant
+    _setup(client, t)
+    # A completes October's challenge (2 purchases); B is at 1 of 2 in October and November
+    send_batch(
+        client,
+        t,
+        [
+            purchase("A", "2026-10-05T09:00:00+07:00", items=_coffee("KOPI")),
+            purchase("A", "2026-10-06T09:00:00+07:00", items=_coffee("LATTE")),
+            purchase("B", "2026-10-06T10:00:00+07:00", items=_coffee("KOPI")),
+            purchase("B", "2026-11-02T10:00:00+07:00", items=_coffee("KOPI")),
+        ],
+    )
+    with db.session() as s:
+        defs = {
+            d.code: d
+            for d in s.execute(
+                select(BadgeDefinition).where(BadgeDefinition.program_id == t.program_id)
+            ).scalars()
+        }
+        challenge = defs["bulanan"]
+        assert service.period_counts(s, challenge, "2026-10") == (2, 1)
+        assert service.period_counts(s, challenge, "2026-11") == (1, 0)
+        assert service.period_counts(s, challenge, "2026-12") == (0, 0)
+        assert service.periods(s, challenge) == ["2026-11", "2026-10"]
+        assert service.periods(s, defs["lima"]) == ["all"]
+        assert service.period_counts(s, defs["lima"], "all") == (2, 0)
+        assert service.period_counts(s, defs["pertama"], "all") == (2, 2)
+        assert service._has_progress(s, challenge.id)
+    define(client, t, "baru", {"event_type": "purchase", "measure": "count", "target": 9})
+    with db.session() as s:
+        fresh = s.execute(
+            select(BadgeDefinition).where(BadgeDefinition.code == "baru")
+        ).scalar_one()
+        assert not service._has_progress(s, fresh.id)
+        assert service.periods(s, fresh) == []

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from setia.badges.models import BadgeProgress, BadgeTally
 from setia.core.time import as_utc, utcnow
 
+_SIX = Decimal("0.000001")
 PARKED = "~merge"  # a period key no real period uses (they are "all" or "YYYY-MM")
 
 
@@ -36,7 +37,8 @@ def _entry_rank(entry: list[Any]) -> tuple[int, Decimal, float]:
     """``_rank`` of a tally entry ``[value, events, last, completed_at, state]``."""
     done = entry[3]
     completed = datetime.fromisoformat(done).timestamp() if done else 0.0
-    return (1 if done else 0, Decimal(entry[0]), -completed)
+    # the completion row keeps 6 decimals (Numeric(24, 6)): compare what it compares
+    return (1 if done else 0, Decimal(entry[0]).quantize(_SIX), -completed)
 
 
 def _merge_tallies(session: Session, source_id: uuid.UUID, survivor_id: uuid.UUID) -> None:

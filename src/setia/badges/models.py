@@ -78,7 +78,7 @@ class BadgeTally(Base):
     for definitions that are not recurring, ``YYYY-MM`` local for monthly ones): one row per
     member and period, so an event that counts toward a dozen definitions writes one row.
 
-    ``entries`` maps a definition's id (32 hex digits) to ``[value, events, last_event_at,
+    ``entries`` maps a definition's id (its canonical text, with hyphens) to ``[value, events, last_event_at,
     completed_at, state]``: the value as decimal text (the count, the sum, the number of
     distinct values, the longest streak, 0/1), the number of events counted, two ISO 8601
     instants (UTC; ``completed_at`` null until complete) and what a distinct or streak

@@ -32,7 +32,18 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import String, Table, Text, bindparam, insert, select, type_coerce, update
+from sqlalchemy import (
+    String,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    func,
+    insert,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy import cast as cast_
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, aliased
@@ -1667,11 +1678,29 @@ class Progress:
     completed_at: datetime | None
     state: dict[str, Any]
     reward: dict[str, Any] | None
-    order: Any  # a stable tie-breaker: the completion row's id, else the tally's
 
 
 def _text(column: Any, pg: bool) -> Any:
     return cast_(column, Text) if pg else type_coerce(column, String)
+
+
+def _has_entry(pg: bool, name: str) -> Any:
+    """SQL: the tally has an entry for the definition ``name`` (its id as text)."""
+    entries = _tallies.c.entries
+    if pg:
+        return entries.op("?")(name)
+    return func.json_type(entries, f'$."{name}"').is_not(None)
+
+
+def _open_entry(pg: bool, name: str) -> Any:
+    """SQL: the tally's entry for the definition ``name`` is not complete."""
+    entries = _tallies.c.entries
+    if pg:
+        return and_(entries.op("?")(name), entries.op("->")(name).op("->>")(3).is_(None))
+    return and_(
+        func.json_type(entries, f'$."{name}"').is_not(None),
+        func.json_extract(entries, f'$."{name}"[3]').is_(None),
+    )
 
 
 def progress(
@@ -1712,22 +1741,23 @@ def progress(
                     r.completed_at,
                     r.state or {},
                     r.reward,
-                    r.id,
                 )
             )
             if limit is not None and len(out) >= limit:
                 return out
         t = _tallies.c
-        tstmt = select(t.id, t.member_id, t.period_key, _text(t.entries, pg)).where(
+        tstmt = select(t.member_id, t.period_key, _text(t.entries, pg)).where(
             t.program_id == program_id
         )
         if chunk is not None:
             tstmt = tstmt.where(t.member_id.in_(chunk))
         if period is not None:
             tstmt = tstmt.where(t.period_key == period)
-        if name is not None:  # a cheap filter first; the entry's key is checked below
-            tstmt = tstmt.where(_text(t.entries, pg).contains(f'"{name}"', autoescape=True))
-        for tally_id, member_id, period_key, text in session.execute(tstmt):
+        if name is not None:
+            tstmt = tstmt.where(_open_entry(pg, name))
+        if limit is not None:
+            tstmt = tstmt.limit(limit - len(out) + 1)
+        for member_id, period_key, text in session.execute(tstmt):
             for key, (value, events, last, done, state) in orjson.loads(text).items():
                 if done is not None or (name is not None and key != name):
                     continue  # a completion's own row is read above
@@ -1742,12 +1772,33 @@ def progress(
                         None,
                         state or {},
                         None,
-                        tally_id,
                     )
                 )
                 if limit is not None and len(out) >= limit:
                     return out
     return out
+
+
+def period_counts(session: Session, d: BadgeDefinition, period: str) -> tuple[int, int]:
+    """Members with progress on the definition in the period, and how many completed it
+    (two counts in SQL: nothing is decoded in Python)."""
+    pg = session.get_bind().dialect.name == "postgresql"
+    t = _tallies.c
+    completed = session.execute(
+        select(func.count())
+        .select_from(BadgeProgress)
+        .where(BadgeProgress.definition_id == d.id, BadgeProgress.period_key == period)
+    ).scalar_one()
+    started = session.execute(
+        select(func.count())
+        .select_from(_tallies)
+        .where(
+            t.program_id == d.program_id,
+            t.period_key == period,
+            _open_entry(pg, str(d.id)),
+        )
+    ).scalar_one()
+    return int(started) + int(completed), int(completed)
 
 
 def periods(session: Session, d: BadgeDefinition) -> list[str]:
@@ -1762,16 +1813,14 @@ def periods(session: Session, d: BadgeDefinition) -> list[str]:
             .group_by(BadgeProgress.period_key)
         )
     }
-    name = str(d.id)
-    for period, text in session.execute(
-        select(t.period_key, _text(t.entries, pg)).where(
-            t.program_id == d.program_id,
-            t.period_key.not_in(found or {""}),
-            _text(t.entries, pg).contains(f'"{name}"', autoescape=True),
+    found.update(
+        p
+        for (p,) in session.execute(
+            select(t.period_key)
+            .where(t.program_id == d.program_id, _has_entry(pg, str(d.id)))
+            .group_by(t.period_key)
         )
-    ):
-        if period not in found and name in orjson.loads(text):
-            found.add(period)
+    )
     return sorted(found, reverse=True)
 
 
@@ -1953,11 +2002,25 @@ def leaderboard(
         shown.add_columns(BadgeProgress)
         .join(BadgeProgress, BadgeProgress.member_id == Member.id)
         .where(BadgeProgress.definition_id == d.id, BadgeProgress.period_key == period)
-        .order_by(BadgeProgress.completed_at, BadgeProgress.value.desc(), BadgeProgress.id)
+        .order_by(
+            BadgeProgress.completed_at,
+            BadgeProgress.value.desc(),
+            BadgeProgress.last_event_at,
+            BadgeProgress.id,
+        )
         .limit(limit)
     ).all()
     standings: list[tuple[Any, ...]] = [
-        (0, as_utc(cast(datetime, p.completed_at)), -p.value, None, str(p.id), m, c, p.value)
+        (
+            0,
+            as_utc(cast(datetime, p.completed_at)),
+            -p.value,
+            as_utc(p.last_event_at).isoformat() if p.last_event_at else None,
+            str(p.id),
+            m,
+            c,
+            p.value,
+        )
         for m, c, p in done
     ]
     if len(standings) < limit:
@@ -1970,7 +2033,7 @@ def leaderboard(
             .where(
                 t.program_id == d.program_id,
                 t.period_key == period,
-                _text(t.entries, pg).contains(f'"{name}"', autoescape=True),
+                _open_entry(pg, name),
             )
         ).all()
         for m, c, tally_id, text in rows:

@@ -151,7 +151,7 @@ def downgrade() -> None:
     progress, tallies = _tables()
     bind = op.get_bind()
     rows = []
-    for t in bind.execute(sa.select(tallies)).mappings():
+    for t in bind.execute(sa.select(tallies).execution_options(yield_per=500)).mappings():
         entries = t["entries"]
         if isinstance(entries, str):
             entries = json.loads(entries)
@@ -173,7 +173,10 @@ def downgrade() -> None:
                     "reward": None,
                 }
             )
-    for i in range(0, len(rows), 1000):
-        bind.execute(progress.insert(), rows[i : i + 1000])
+            if len(rows) >= 1000:
+                bind.execute(progress.insert(), rows)
+                rows.clear()
+    if rows:
+        bind.execute(progress.insert(), rows)
     op.drop_index("ix_badge_tallies_program", table_name="badge_tallies")
     op.drop_table("badge_tallies")

@@ -430,7 +430,7 @@ def badge_show(
     if key != "all" and not (len(key) == 7 and key[4] == "-" and key.replace("-", "").isdigit()):
         key = service.current_period(d, web.tenant.timezone)
     leaders = service.leaderboard(web.session, d, key, 20)
-    stats = service.progress(web.session, d.program_id, definition_id=d.id, period=key)
+    members, completed = service.period_counts(web.session, d, key)
     periods = service.periods(web.session, d)[:24]
     if key not in periods:
         periods.insert(0, key)
@@ -448,8 +448,8 @@ def badge_show(
             "period_text": _period_text(web, d),
             "target": service._number_text(Decimal(d.target)),
             "leaders": leaders,
-            "members": len(stats),
-            "completed": sum(1 for p in stats if p.completed_at is not None),
+            "members": members,
+            "completed": completed,
             "key": key,
             "periods": periods,
             "conditions": json.dumps(d.conditions, ensure_ascii=False, indent=1)
