@@ -44,7 +44,7 @@ IDS = (uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4())
 
 
 def blank() -> Row:
-    return Row(*IDS, "all", new=True)
+    return Row(*IDS, "all")
 
 
 @pytest.mark.parametrize(

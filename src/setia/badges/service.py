@@ -881,9 +881,7 @@ class Row:
     events: int = 0
     last_event_at: datetime | None = None
     completed_at: datetime | None = None
-    new: bool = False
     dirty: bool = False
-    state_changed: bool = False
 
 
 def shown(spec_measure: str, value: Decimal, target: Decimal) -> int:
@@ -917,7 +915,6 @@ def _apply(spec: Spec, row: Row, contribution: Any, at: datetime) -> str | None:
             seen = [*seen, *fresh][: max(len(seen), int(spec.target))]
             if len(seen) != len(_state(row).get("values", ())):
                 row.state = {"values": seen}
-                row.state_changed = True
                 row.value = Decimal(len(seen))
     else:
         buckets: list[int] = _state(row).get("buckets", [])
@@ -927,7 +924,6 @@ def _apply(spec: Spec, row: Row, contribution: Any, at: datetime) -> str | None:
             kept = [b for b in merged if b >= oldest]
             if kept != buckets:
                 row.state = {"buckets": kept}
-                row.state_changed = True
                 row.value = max(before, Decimal(min(longest_run(kept), int(spec.target))))
     row.events += 1
     last = row.last_event_at
@@ -1023,7 +1019,6 @@ def _stepper(spec: Spec) -> Callable[[Row, Any, datetime], str | None]:
                 merged = [*seen, *fresh][: max(len(seen), whole)]
                 if len(merged) != len(seen):
                     row.state = {"values": merged}
-                    row.state_changed = True
                     row.value = Decimal(len(merged))
             return _counted(row, before, at)
 
@@ -1040,7 +1035,6 @@ def _stepper(spec: Spec) -> Callable[[Row, Any, datetime], str | None]:
             kept = [b for b in merged if b >= oldest]
             if kept != buckets:
                 row.state = {"buckets": kept}
-                row.state_changed = True
                 row.value = max(before, Decimal(min(longest_run(kept), whole)))
         return _counted(row, before, at)
 
@@ -1087,7 +1081,7 @@ def _read_tallies(
         c.id if pg else type_coerce(c.id, String),
         type_coerce(c.member_id, String),
         c.period_key,
-        cast_(c.entries, Text) if pg else type_coerce(c.entries, String),
+        _text(c.entries, pg),
     ]
     loads = orjson.loads
     for i in range(0, len(members), 500):
@@ -1244,7 +1238,7 @@ class _Tally:
                 row = rows[key] = (
                     self._row(member_id, spec, period, entry)
                     if entry is not None
-                    else Row(None, self.program_id, spec.id, member_id, period, new=True)
+                    else Row(None, self.program_id, spec.id, member_id, period)
                 )
             elif row.completed_at is not None:
                 continue
@@ -1423,7 +1417,7 @@ class _Tally:
                 },
             )
         for r in dirty:
-            r.new = r.dirty = r.state_changed = False
+            r.dirty = False
 
 
 def _entries_text(entries: dict[str, list[Any]]) -> bulk.JsonText:
@@ -1695,12 +1689,10 @@ def _has_entry(pg: bool, name: str) -> Any:
 def _open_entry(pg: bool, name: str) -> Any:
     """SQL: the tally's entry for the definition ``name`` is not complete."""
     entries = _tallies.c.entries
-    if pg:
-        return and_(entries.op("?")(name), entries.op("->")(name).op("->>")(3).is_(None))
-    return and_(
-        func.json_type(entries, f'$."{name}"').is_not(None),
-        func.json_extract(entries, f'$."{name}"[3]').is_(None),
+    done = (
+        entries.op("->")(name).op("->>")(3) if pg else func.json_extract(entries, f'$."{name}"[3]')
     )
+    return and_(_has_entry(pg, name), done.is_(None))
 
 
 def progress(
@@ -2037,9 +2029,7 @@ def leaderboard(
             )
         ).all()
         for m, c, tally_id, text in rows:
-            entry = orjson.loads(text).get(name)
-            if entry is None or entry[3] is not None:
-                continue
+            entry = orjson.loads(text)[name]  # an open entry (``_open_entry``)
             value, last = Decimal(entry[0]), entry[2] or ""
             standings.append((1, None, -value, last, str(tally_id), m, c, value))
         standings.sort(key=lambda s: (s[0], s[1] or 0, s[2], s[3] or "", s[4]))
