@@ -99,13 +99,19 @@ def test_non_finite_numbers_are_stored_as_null() -> None:
 
 def test_ids_increase_and_a_forked_child_draws_its_own_bits() -> None:
     import os
+    import pickle
+    import uuid
 
     from setia.core.db import new_id
 
     ids = [new_id() for _ in range(2000)]  # crosses a refill of the random buffer
     assert ids == sorted(ids)
     assert len(set(ids)) == len(ids)
-    assert all(i.version == 7 for i in ids)
+    assert all(i.version == 7 and i.variant == uuid.RFC_4122 for i in ids)
+    # Built without UUID.__init__: equal, hashed and pickled like one built the usual way.
+    again = [uuid.UUID(str(i)) for i in ids[:50]]
+    assert again == ids[:50] and {hash(i) for i in again} == {hash(i) for i in ids[:50]}
+    assert pickle.loads(pickle.dumps(ids[0])) == ids[0]
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: its next id's random tail, as text

@@ -413,7 +413,7 @@ class _Batch:
             amount=amount,
             lines=lines,
             payload=payload,
-            digest=ledger.request_hash(payload),
+            digest=ledger.request_hash(payload, no_floats=not event.attributes),
         )
 
     def _may_create(self) -> bool:
@@ -510,6 +510,9 @@ class _Batch:
             tenant.timezone,
         )
         program_s = str(program_id)
+        # One clock reading for the rows the run writes (created_at, released_at): they are
+        # written in one transaction, and one instant converts once for all of them.
+        written_at = utcnow()
         specs = rule_service.load_specs(session, program)
         reads_orders = earning._reads_orders(specs)
         issuance = ledger.program_account(session, program.id, ISSUANCE)
@@ -682,7 +685,7 @@ class _Batch:
                         "refunded_amount": Decimal(0),
                         "points_reversed": 0,
                         "occurred_at": occurred_at,
-                        "created_at": utcnow(),
+                        "created_at": written_at,
                     }
                 )
                 orders_so_far[mid].append(occurred_at)
@@ -692,7 +695,7 @@ class _Batch:
                     continue
                 target = accounts[PENDING] if is_pending else accounts[POINTS]
                 transfer_id = new_id()
-                now = utcnow()
+                now = written_at
                 planned = []
                 for account_id, dp, cp in ((issuance, award.points, 0), (target, 0, award.points)):
                     s = state[account_id]
@@ -711,7 +714,9 @@ class _Batch:
                         "kind": "POSTED",
                         "pending_id": None,
                         "idempotency_key": f"event:{event_s}:award:{n}",
-                        "request_hash": ledger.request_hash({"event": event_s, "award": n}),
+                        "request_hash": ledger.request_hash(
+                            {"event": event_s, "award": n}, no_floats=True
+                        ),
                         "source_type": source_type,
                         "source_id": source_id,
                         "program_revision": revision,
@@ -752,7 +757,7 @@ class _Batch:
                         "remaining": award.points,
                         "earned_at": occurred_at,
                         "pending_until": award.pending_until,
-                        "released_at": None if is_pending else utcnow(),
+                        "released_at": None if is_pending else written_at,
                         "expires_at": award.expires_at,
                     }
                 )
@@ -771,7 +776,7 @@ class _Batch:
                             "event_id": event_s,
                             "pending_until": answer["pending_until"],
                         },
-                        "created_at": utcnow(),
+                        "created_at": written_at,
                     }
                 )
             # earning.record: usage rows, and the tags rules gave.
@@ -798,7 +803,7 @@ class _Batch:
             # like them (what ledger.earn writes, in the same order as one by one).
             for reward in badge_run.rewards():
                 transfer_id = new_id()
-                now = utcnow()
+                now = written_at
                 target = accounts[POINTS]
                 planned = []
                 for account_id, dp, cp in (
@@ -858,7 +863,7 @@ class _Batch:
                         "remaining": reward.points,
                         "earned_at": reward.at,
                         "pending_until": None,
-                        "released_at": utcnow(),
+                        "released_at": written_at,
                         "expires_at": programs.expires_at(program, reward.at, tenant.timezone),
                     }
                 )
@@ -888,7 +893,7 @@ class _Batch:
                         "type": event.type,
                         "member_id": mid_s,
                     },
-                    "created_at": utcnow(),
+                    "created_at": written_at,
                 }
             )
             last = last_seen.get(mid, member.last_activity_at)

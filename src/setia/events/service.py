@@ -151,7 +151,8 @@ def _member(session: Session, tenant: Tenant, event: EventIn) -> tuple[Member, b
 def record_event(session: Session, tenant: Tenant, event: EventIn) -> Recorded:
     """Record one event. The same client id with the same payload returns the first result."""
     payload = event.model_dump(mode="json", exclude_none=True)
-    digest = ledger.request_hash(payload)
+    # Only the free-form attributes can hold floats.
+    digest = ledger.request_hash(payload, no_floats=not event.attributes)
     existing = session.execute(
         _FIND_EVENT, {"tenant_id": tenant.id, "client_event_id": event.id}
     ).first()
@@ -328,7 +329,7 @@ def _earn(
         ctx = ledger.Context(
             program_id=program.id,
             idempotency_key=f"event:{event_id}:award:{n}",
-            request_hash=ledger.request_hash({"event": str(event_id), "award": n}),
+            request_hash=ledger.request_hash({"event": str(event_id), "award": n}, no_floats=True),
             source_type=source_type,
             source_id=source_id,
             actor="event",
