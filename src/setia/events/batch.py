@@ -145,6 +145,7 @@ class _Plain:
     lines: list[dict[str, Any]] | None
     payload: dict[str, Any]
     digest: str
+    context_items: list[dict[str, Any]]  # each item as ``LineItem.model_dump()`` gives it
 
 
 @dataclass
@@ -370,6 +371,11 @@ class _Batch:
         currency: str | None = None
         amount: Decimal | None = None
         lines: list[dict[str, Any]] | None = None
+        # The event dumped once: its items as stored (``exclude_none``; a line item holds only
+        # text and integers, so JSON mode changes nothing) serve the order's lines and, with
+        # their empty fields back, the rules' context.
+        payload = event.model_dump(mode="json", exclude_none=True)
+        dumped_items: list[dict[str, Any]] = payload.get("items") or []
         try:
             if event.currency is not None:
                 currency = check_currency(event.currency)
@@ -380,15 +386,9 @@ class _Batch:
                     return None
                 amount = parse_amount(event.amount, currency)
                 lines = []
-                for item in event.items or []:
-                    price = parse_amount(item.unit_price, currency)
-                    lines.append(
-                        {
-                            **item.model_dump(exclude_none=True),
-                            "unit_price": to_str(price, currency),
-                            "returned": 0,
-                        }
-                    )
+                for item in dumped_items:
+                    price = parse_amount(item["unit_price"], currency)
+                    lines.append({**item, "unit_price": to_str(price, currency), "returned": 0})
         except MoneyError:
             return None
         created = member is None
@@ -400,7 +400,6 @@ class _Batch:
             for ident in identities:
                 by_identity[ident] = [member]
             self.pending[member.id] = identities
-        payload = event.model_dump(mode="json", exclude_none=True)
         return _Plain(
             created=created,
             index=index,
@@ -414,6 +413,7 @@ class _Batch:
             lines=lines,
             payload=payload,
             digest=ledger.request_hash(payload, no_floats=not event.attributes),
+            context_items=[{**earning.EMPTY_ITEM, **item} for item in dumped_items],
         )
 
     def _may_create(self) -> bool:
@@ -620,7 +620,9 @@ class _Batch:
                 **scores.get(mid, {}),
                 **({"badges": earned[mid]} if earned is not None else {}),
             }
-            ctx = earning.event_context(tenant, event, occurred_at, p.amount, member_ctx)
+            ctx = earning.event_context(
+                tenant, event, occurred_at, p.amount, member_ctx, p.context_items
+            )
             evaluation = rule_engine.evaluate_rules(
                 specs,
                 ctx,

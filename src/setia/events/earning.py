@@ -23,7 +23,7 @@ from setia.core.db import UTCDateTime, new_id
 from setia.core.time import add_months, days
 from setia.events import benefits
 from setia.events.models import Order
-from setia.events.schemas import EventIn
+from setia.events.schemas import EventIn, LineItem
 from setia.members.models import Member
 from setia.programs import service as programs
 from setia.programs.models import Program
@@ -33,6 +33,13 @@ from setia.rules.models import RuleAward
 from setia.tenants.models import Tenant
 
 _orders = cast(Table, Order.__table__)
+# A line item's fields, all empty: an item dumped without its empty fields, laid over this,
+# is the item as ``LineItem.model_dump()`` gives it (every optional field defaults to None).
+EMPTY_ITEM: dict[str, Any] = dict.fromkeys(LineItem.model_fields)
+assert all(
+    f.default is None for f in LineItem.model_fields.values() if not f.is_required()
+), "EMPTY_ITEM assumes optional line-item fields default to None"
+
 _ORDERS_SO_FAR = (  # built once: it runs for every event when a rule reads the order count
     select(func.count())
     .select_from(_orders)
@@ -122,14 +129,17 @@ def event_context(
     occurred_at: datetime,
     amount: Decimal | None,
     member_ctx: dict[str, Any],
+    items: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    """The rules' context of an event. ``items``: the event's items as ``model_dump()`` gives
+    them, when the caller has them already."""
     return engine.build_context(
         event_type=event.type,
         occurred_at=occurred_at,
         tz_name=tenant.timezone,
         amount=amount,
         currency=event.currency,
-        items=[i.model_dump() for i in event.items or []],
+        items=[i.model_dump() for i in event.items or []] if items is None else items,
         store=event.store,
         channel=event.channel,
         payment_method=event.payment_method,
