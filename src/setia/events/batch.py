@@ -949,9 +949,10 @@ class _Batch:
         # answers from the stored ``result``), built from the values already typed; the
         # points part through JSON with sorted keys, as a replay reads it.
         for p, result, event_id in recorded:
-            self.items[p.index] = BatchItem(
+            self.items[p.index] = BatchItem.model_construct(
                 index=p.index,
                 status=201,
+                error=None,
                 result=EventResult.model_construct(
                     id=p.event.id,
                     event_id=event_id,
