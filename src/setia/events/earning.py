@@ -36,9 +36,9 @@ _orders = cast(Table, Order.__table__)
 # A line item's fields, all empty: an item dumped without its empty fields, laid over this,
 # is the item as ``LineItem.model_dump()`` gives it (every optional field defaults to None).
 EMPTY_ITEM: dict[str, Any] = dict.fromkeys(LineItem.model_fields)
-assert all(
-    f.default is None for f in LineItem.model_fields.values() if not f.is_required()
-), "EMPTY_ITEM assumes optional line-item fields default to None"
+assert all(f.default is None for f in LineItem.model_fields.values() if not f.is_required()), (
+    "EMPTY_ITEM assumes optional line-item fields default to None"
+)
 
 _ORDERS_SO_FAR = (  # built once: it runs for every event when a rule reads the order count
     select(func.count())

@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from setia.core.errors import Conflict, IdempotencyKeyReused, InvalidInput, NotFound
@@ -989,8 +989,12 @@ def plan_benefits_many(
     if not member_ids:
         return {}
     rows = session.execute(
-        select(Subscription.member_id, Subscription.plan_code, Subscription.earn_multiplier).where(
-            Subscription.live_key.in_([_live_key(program_id, m) for m in member_ids])
-        )
+        _PLAN_BENEFITS, {"keys": [_live_key(program_id, m) for m in member_ids]}
     ).all()
     return {m: (code, Decimal(mult)) for m, code, mult in rows}
+
+
+# Built once, bound per call: every event asks (one by one, or once per batch run).
+_PLAN_BENEFITS = select(
+    Subscription.member_id, Subscription.plan_code, Subscription.earn_multiplier
+).where(Subscription.live_key.in_(bindparam("keys", expanding=True)))

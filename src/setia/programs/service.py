@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from setia.core.db import new_id
@@ -141,11 +141,22 @@ def update_program(
     return program
 
 
+# Built once, bound per call: every event (and most API calls) looks its program up.
+_PROGRAM_BY_ID = select(Program).where(
+    Program.tenant_id == bindparam("tenant_id"), Program.id == bindparam("program_id")
+)
+_DEFAULT_PROGRAM = select(Program).where(
+    Program.tenant_id == bindparam("tenant_id"), Program.is_default.is_(True)
+)
+
+
 def get_program(session: Session, tenant_id: uuid.UUID, program_id: uuid.UUID | None) -> Program:
     """The tenant's program by id, or its default program when no id is given."""
-    q = select(Program).where(Program.tenant_id == tenant_id)
-    q = q.where(Program.id == program_id) if program_id else q.where(Program.is_default.is_(True))
-    program = session.execute(q).scalar_one_or_none()
+    if program_id:
+        found = session.execute(_PROGRAM_BY_ID, {"tenant_id": tenant_id, "program_id": program_id})
+    else:
+        found = session.execute(_DEFAULT_PROGRAM, {"tenant_id": tenant_id})
+    program = found.scalar_one_or_none()
     if program is None:
         raise NotFound(f"program {program_id or '(default)'} not found")
     return program

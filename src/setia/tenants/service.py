@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass
 
 from babel import Locale, UnknownLocaleError
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from setia.audit import service as audit
@@ -161,12 +161,16 @@ def revoke_key(session: Session, key_id: uuid.UUID, tenant_id: uuid.UUID | None 
     return key
 
 
+# Built once, bound per request (every API call authenticates).
+_KEY_AND_TENANT = (
+    select(ApiKey, Tenant)
+    .join(Tenant, Tenant.id == ApiKey.tenant_id)
+    .where(ApiKey.digest == bindparam("digest"))
+)
+
+
 def authenticate(session: Session, secret: str) -> tuple[Tenant, ApiKey]:
-    row = session.execute(
-        select(ApiKey, Tenant)
-        .join(Tenant, Tenant.id == ApiKey.tenant_id)
-        .where(ApiKey.digest == _digest(secret))
-    ).first()
+    row = session.execute(_KEY_AND_TENANT, {"digest": _digest(secret)}).first()
     if row is None or row[0].revoked_at is not None:
         raise Unauthorized("the API key is unknown or revoked")
     key, tenant = row

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.orm import Session, aliased
 
 from setia.tiers.models import MemberTier, Tier, TierSet
@@ -19,24 +19,28 @@ _base = aliased(Tier)
 _current = aliased(Tier)
 
 
-def _query(program_id: uuid.UUID, member_ids: list[uuid.UUID]) -> Any:
-    return (
-        select(
-            MemberTier.member_id,
-            _base.code,
-            _base.earn_multiplier,
-            _current.code,
-            _current.earn_multiplier,
-        )
-        .select_from(TierSet)
-        .join(_base, and_(_base.tier_set_id == TierSet.id, _base.rank == 0))
-        .outerjoin(
-            MemberTier,
-            and_(MemberTier.tier_set_id == TierSet.id, MemberTier.member_id.in_(member_ids)),
-        )
-        .outerjoin(_current, _current.id == MemberTier.tier_id)
-        .where(TierSet.program_id == program_id)
+# Built once, bound per call (building and caching a statement with two aliased joins cost
+# more than running it; every event asks).
+_QUERY = (
+    select(
+        MemberTier.member_id,
+        _base.code,
+        _base.earn_multiplier,
+        _current.code,
+        _current.earn_multiplier,
     )
+    .select_from(TierSet)
+    .join(_base, and_(_base.tier_set_id == TierSet.id, _base.rank == 0))
+    .outerjoin(
+        MemberTier,
+        and_(
+            MemberTier.tier_set_id == TierSet.id,
+            MemberTier.member_id.in_(bindparam("member_ids", expanding=True)),
+        ),
+    )
+    .outerjoin(_current, _current.id == MemberTier.tier_id)
+    .where(TierSet.program_id == bindparam("program_id"))
+)
 
 
 def tier_of(session: Session, program_id: uuid.UUID, member_id: uuid.UUID) -> dict[str, Any]:
@@ -51,7 +55,9 @@ def tiers_of(
     ids = list(dict.fromkeys(member_ids))
     out: dict[uuid.UUID, dict[str, Any]] = {}
     base: dict[str, Any] | None = None
-    for member_id, base_code, base_mult, code, mult in session.execute(_query(program_id, ids)):
+    for member_id, base_code, base_mult, code, mult in session.execute(
+        _QUERY, {"program_id": program_id, "member_ids": ids}
+    ):
         base = {"tier": base_code, "tier_multiplier": Decimal(base_mult)}
         if member_id is not None:
             out[member_id] = {"tier": code, "tier_multiplier": Decimal(mult)}
