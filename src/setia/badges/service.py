@@ -701,17 +701,19 @@ def _bare_spec(d: BadgeDefinition) -> Spec:
     )
 
 
+# Built once, bound per call: every event asks for its program's active definitions.
+_ACTIVE_DEFINITIONS = select(BadgeDefinition).where(
+    BadgeDefinition.program_id == bindparam("program_id"), BadgeDefinition.status == "active"
+)
+
+
 def specs_by_type(session: Session, program_id: uuid.UUID) -> dict[str, list[Spec]]:
     """The program's active definitions by event type (cached for the session)."""
     cache: dict[uuid.UUID, dict[str, list[Spec]]] = session.info.setdefault("badge_specs", {})
     found = cache.get(program_id)
     if found is None:
         found = defaultdict(list)
-        rows = session.execute(
-            select(BadgeDefinition).where(
-                BadgeDefinition.program_id == program_id, BadgeDefinition.status == "active"
-            )
-        ).scalars()
+        rows = session.execute(_ACTIVE_DEFINITIONS, {"program_id": program_id}).scalars()
         for d in rows:
             found[d.event_type].append(_spec(d))
         found = dict(found)

@@ -272,15 +272,16 @@ def _cache(session: Session) -> dict[Any, Any]:
     return cache
 
 
+_PROGRAM_ACCOUNTS = select(Account.code, Account.id).where(
+    Account.program_id == bindparam("program_id"), Account.member_id.is_(None)
+)
+
+
 def program_account(session: Session, program_id: uuid.UUID, code: str) -> uuid.UUID:
     key = (program_id, code)
     cache = _cache(session)
     if key not in cache:
-        rows = session.execute(
-            select(Account.code, Account.id).where(
-                Account.program_id == program_id, Account.member_id.is_(None)
-            )
-        ).all()
+        rows = session.execute(_PROGRAM_ACCOUNTS, {"program_id": program_id}).all()
         for row_code, row_id in rows:
             cache[(program_id, row_code)] = row_id
         if key not in cache:

@@ -161,12 +161,17 @@ def get_rule(session: Session, program_ids: list[uuid.UUID], rule_id: uuid.UUID)
     return rule
 
 
+# Built once, bound per call: every event loads its program's rules and campaigns.
+_RULES = (
+    select(Rule).where(Rule.program_id == bindparam("program_id")).order_by(Rule.priority, Rule.id)
+)
+_CAMPAIGNS = (
+    select(Campaign).where(Campaign.program_id == bindparam("program_id")).order_by(Campaign.id)
+)
+
+
 def list_rules(session: Session, program_id: uuid.UUID) -> list[Rule]:
-    return list(
-        session.execute(
-            select(Rule).where(Rule.program_id == program_id).order_by(Rule.priority, Rule.id)
-        ).scalars()
-    )
+    return list(session.execute(_RULES, {"program_id": program_id}).scalars())
 
 
 def revisions(session: Session, rule_id: uuid.UUID) -> list[RuleRevision]:
@@ -248,11 +253,7 @@ def get_campaign(
 
 
 def list_campaigns(session: Session, program_id: uuid.UUID) -> list[Campaign]:
-    return list(
-        session.execute(
-            select(Campaign).where(Campaign.program_id == program_id).order_by(Campaign.id)
-        ).scalars()
-    )
+    return list(session.execute(_CAMPAIGNS, {"program_id": program_id}).scalars())
 
 
 def campaign_points(session: Session, campaign_id: uuid.UUID) -> int:
