@@ -110,7 +110,8 @@ def test_ids_increase_and_a_forked_child_draws_its_own_bits() -> None:
     assert all(i.version == 7 and i.variant == uuid.RFC_4122 for i in ids)
     # Built without UUID.__init__: equal, hashed and pickled like one built the usual way.
     again = [uuid.UUID(str(i)) for i in ids[:50]]
-    assert again == ids[:50] and {hash(i) for i in again} == {hash(i) for i in ids[:50]}
+    assert again == ids[:50]
+    assert {hash(i) for i in again} == {hash(i) for i in ids[:50]}
     assert pickle.loads(pickle.dumps(ids[0])) == ids[0]
     read, write = os.pipe()
     pid = os.fork()

@@ -31,9 +31,7 @@ _scalars = st.one_of(
 )
 _documents = st.recursive(
     _scalars,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=4), st.dictionaries(_text, inner, max_size=4)
-    ),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(_text, inner, max_size=4)),
     max_leaves=20,
 )
 
@@ -60,7 +58,7 @@ def test_what_the_quick_way_writes_differently_goes_the_general_way() -> None:
         {"at": datetime(2026, 11, 25, 3, 0, tzinfo=UTC)},  # str(): a space, not "T"
         {"kind": Kind.A},
         {"id": uuid.UUID(int=5)},
-        {"control": "\x00\x01\x1f\b\f\n\r\t\"\\"},
+        {"control": '\x00\x01\x1f\b\f\n\r\t"\\'},
     ]
     for payload in cases[1:]:
         assert request_hash(payload, no_floats=True) == _general(payload), payload

@@ -36,6 +36,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    Uuid,
     and_,
     bindparam,
     func,
@@ -703,7 +704,8 @@ def _bare_spec(d: BadgeDefinition) -> Spec:
 
 # Built once, bound per call: every event asks for its program's active definitions.
 _ACTIVE_DEFINITIONS = select(BadgeDefinition).where(
-    BadgeDefinition.program_id == bindparam("program_id"), BadgeDefinition.status == "active"
+    BadgeDefinition.program_id == bindparam("program_id", type_=Uuid()),
+    BadgeDefinition.status == "active",
 )
 
 

@@ -273,7 +273,7 @@ def _cache(session: Session) -> dict[Any, Any]:
 
 
 _PROGRAM_ACCOUNTS = select(Account.code, Account.id).where(
-    Account.program_id == bindparam("program_id"), Account.member_id.is_(None)
+    Account.program_id == bindparam("program_id", type_=Uuid()), Account.member_id.is_(None)
 )
 
 

@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import bindparam, func, or_, select
+from sqlalchemy import String, bindparam, func, or_, select
 from sqlalchemy.orm import Session
 
 from setia.core.errors import Conflict, IdempotencyKeyReused, InvalidInput, NotFound
@@ -997,4 +997,4 @@ def plan_benefits_many(
 # Built once, bound per call: every event asks (one by one, or once per batch run).
 _PLAN_BENEFITS = select(
     Subscription.member_id, Subscription.plan_code, Subscription.earn_multiplier
-).where(Subscription.live_key.in_(bindparam("keys", expanding=True)))
+).where(Subscription.live_key.in_(bindparam("keys", expanding=True, type_=String())))

@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Uuid, bindparam, select
 from sqlalchemy.orm import Session
 
 from setia.core.db import new_id
@@ -143,10 +143,11 @@ def update_program(
 
 # Built once, bound per call: every event (and most API calls) looks its program up.
 _PROGRAM_BY_ID = select(Program).where(
-    Program.tenant_id == bindparam("tenant_id"), Program.id == bindparam("program_id")
+    Program.tenant_id == bindparam("tenant_id", type_=Uuid()),
+    Program.id == bindparam("program_id", type_=Uuid()),
 )
 _DEFAULT_PROGRAM = select(Program).where(
-    Program.tenant_id == bindparam("tenant_id"), Program.is_default.is_(True)
+    Program.tenant_id == bindparam("tenant_id", type_=Uuid()), Program.is_default.is_(True)
 )
 
 

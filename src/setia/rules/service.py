@@ -163,10 +163,14 @@ def get_rule(session: Session, program_ids: list[uuid.UUID], rule_id: uuid.UUID)
 
 # Built once, bound per call: every event loads its program's rules and campaigns.
 _RULES = (
-    select(Rule).where(Rule.program_id == bindparam("program_id")).order_by(Rule.priority, Rule.id)
+    select(Rule)
+    .where(Rule.program_id == bindparam("program_id", type_=Uuid()))
+    .order_by(Rule.priority, Rule.id)
 )
 _CAMPAIGNS = (
-    select(Campaign).where(Campaign.program_id == bindparam("program_id")).order_by(Campaign.id)
+    select(Campaign)
+    .where(Campaign.program_id == bindparam("program_id", type_=Uuid()))
+    .order_by(Campaign.id)
 )
 
 

@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass
 
 from babel import Locale, UnknownLocaleError
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import String, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from setia.audit import service as audit
@@ -165,7 +165,7 @@ def revoke_key(session: Session, key_id: uuid.UUID, tenant_id: uuid.UUID | None 
 _KEY_AND_TENANT = (
     select(ApiKey, Tenant)
     .join(Tenant, Tenant.id == ApiKey.tenant_id)
-    .where(ApiKey.digest == bindparam("digest"))
+    .where(ApiKey.digest == bindparam("digest", type_=String()))
 )
 
 

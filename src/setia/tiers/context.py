@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, bindparam, select
+from sqlalchemy import Uuid, and_, bindparam, select
 from sqlalchemy.orm import Session, aliased
 
 from setia.tiers.models import MemberTier, Tier, TierSet
@@ -35,11 +35,11 @@ _QUERY = (
         MemberTier,
         and_(
             MemberTier.tier_set_id == TierSet.id,
-            MemberTier.member_id.in_(bindparam("member_ids", expanding=True)),
+            MemberTier.member_id.in_(bindparam("member_ids", expanding=True, type_=Uuid())),
         ),
     )
     .outerjoin(_current, _current.id == MemberTier.tier_id)
-    .where(TierSet.program_id == bindparam("program_id"))
+    .where(TierSet.program_id == bindparam("program_id", type_=Uuid()))
 )
 
 
