@@ -17,7 +17,7 @@ from importlib import resources
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import Select, and_, func, or_, select, update
+from sqlalchemy import Select, Uuid, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from setia.audit import service as audit
@@ -1200,6 +1200,18 @@ def _reward(
 # --------------------------------------------------------------------------- counts & funnel
 
 
+# Built once, bound per call: an event asks when a rule reads member.referral_count.
+_COUNTS = (
+    select(Referral.referrer_id, func.count())
+    .where(
+        Referral.program_id == bindparam("program_id", type_=Uuid()),
+        Referral.referrer_id.in_(bindparam("member_ids", expanding=True, type_=Uuid())),
+        Referral.status.in_(COUNTED),
+    )
+    .group_by(Referral.referrer_id)
+)
+
+
 def referral_counts(
     session: Session, program_id: uuid.UUID, member_ids: Iterable[uuid.UUID]
 ) -> dict[uuid.UUID, int]:
@@ -1208,15 +1220,7 @@ def referral_counts(
     out = dict.fromkeys(ids, 0)
     if not ids:
         return out
-    rows = session.execute(
-        select(Referral.referrer_id, func.count())
-        .where(
-            Referral.program_id == program_id,
-            Referral.referrer_id.in_(ids),
-            Referral.status.in_(COUNTED),
-        )
-        .group_by(Referral.referrer_id)
-    )
+    rows = session.execute(_COUNTS, {"program_id": program_id, "member_ids": ids})
     for member_id, n in rows:
         out[member_id] = int(n)
     return out

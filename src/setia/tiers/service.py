@@ -19,6 +19,7 @@ from typing import Any, cast
 from sqlalchemy import (
     ColumnElement,
     Table,
+    Uuid,
     and_,
     bindparam,
     case,
@@ -97,18 +98,21 @@ def local_day(tenant: Tenant, moment: datetime) -> date:
 # ---------------------------------------------------------------------- configuration
 
 
+# Built once, bound per call (every event asks for its program's tier set).
+_TIER_SET = select(TierSet).where(TierSet.program_id == bindparam("program_id", type_=Uuid()))
+_TIERS_OF_SET = (
+    select(Tier)
+    .where(Tier.tier_set_id == bindparam("tier_set_id", type_=Uuid()))
+    .order_by(Tier.rank)
+)
+
+
 def get_tier_set(session: Session, program_id: uuid.UUID) -> TierSet | None:
-    return session.execute(
-        select(TierSet).where(TierSet.program_id == program_id)
-    ).scalar_one_or_none()
+    return session.execute(_TIER_SET, {"program_id": program_id}).scalar_one_or_none()
 
 
 def tiers_of_set(session: Session, tier_set_id: uuid.UUID) -> list[Tier]:
-    return list(
-        session.execute(select(Tier).where(Tier.tier_set_id == tier_set_id).order_by(Tier.rank))
-        .scalars()
-        .all()
-    )
+    return list(session.execute(_TIERS_OF_SET, {"tier_set_id": tier_set_id}).scalars().all())
 
 
 def structure(session: Session, program_id: uuid.UUID) -> Structure | None:
