@@ -7,7 +7,8 @@ when the expression is built, so a statement built at import, before the other t
 module was imported, would keep no type and send a UUID to SQLite as it is ("type 'UUID' is
 not supported"), depending on import order. Each module that builds statements with
 ``bindparam`` is imported first in a fresh interpreter here, and its statements' comparison
-parameters must all have a type."""
+parameters must all have a type. (A bare ``insert(table)`` is left out: its parameters are
+the columns' own, typed when it is compiled for a run, by which time every table is known.)"""
 
 from __future__ import annotations
 
@@ -26,11 +27,11 @@ MODULES = sorted(
 
 CHECK = """
 import importlib, sys
-from sqlalchemy.sql import Select, Update, Delete
+from sqlalchemy.sql import CompoundSelect, Delete, Select, Update
 from sqlalchemy.sql.sqltypes import NullType
 mod = importlib.import_module(sys.argv[1])
 for name, value in vars(mod).items():
-    if isinstance(value, (Select, Update, Delete)):
+    if isinstance(value, (Select, CompoundSelect, Update, Delete)):
         for key, bind in value.compile().binds.items():
             if isinstance(bind.type, NullType) and bind.value is None:
                 print(f"{name}: parameter {key} has no type")

@@ -510,8 +510,9 @@ class _Batch:
             tenant.timezone,
         )
         program_s = str(program_id)
-        # One clock reading for the rows the run writes (created_at, released_at): they are
-        # written in one transaction, and one instant converts once for all of them.
+        # One clock reading for the run (its rows' created_at and released_at, and whether an
+        # award is still pending): the rows are written in one transaction, and one instant
+        # converts once for all of them.
         written_at = utcnow()
         specs = rule_service.load_specs(session, program)
         reads_orders = earning._reads_orders(specs)
@@ -630,7 +631,9 @@ class _Batch:
             )
             awards = earning.to_awards(program, tenant, evaluation, occurred_at)
             pending_flags = [
-                a.pending_until is not None and a.pending_until > utcnow() for a in awards
+                # the run's one clock reading, as released_at: a lot released here was due
+                a.pending_until is not None and a.pending_until > written_at
+                for a in awards
             ]
             debt = state[accounts[DEBT]]
             owed = debt[0] - debt[1]

@@ -148,10 +148,11 @@ def request_hash(payload: Any, *, no_floats: bool = False) -> str:
     The digest is of ``json.dumps`` with sorted keys, compact. ``no_floats``: the caller
     knows ``payload`` holds only dicts with text keys, lists, text, integers, booleans and
     None (a model dumped in JSON mode without free-form fields). orjson then writes the
-    very same text whenever that text is printable ASCII (the two differ on floats' exponents,
-    on non-ASCII text, which ``json.dumps`` escapes, and on DEL), for a fraction of the cost;
-    otherwise ``json.dumps`` writes it. Stored digests stay valid either way
-    (``tests/ledger/test_request_hash.py``)."""
+    very same text whenever that text is printable ASCII (non-ASCII text, which
+    ``json.dumps`` escapes, and DEL are detected and go through ``json.dumps``), for a
+    fraction of the cost. What the check cannot see is the caller's to rule out: floats
+    (``1e-05`` against ``1e-5``, NaN as null) and plain enums (a value against ``str()``).
+    Stored digests stay valid (``tests/ledger/test_request_hash.py``)."""
     if no_floats:
         try:
             raw = orjson.dumps(payload, option=_SAME_AS_DUMPS)

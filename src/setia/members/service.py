@@ -72,7 +72,6 @@ class OpenHolds(Conflict):
 # few thousand come back all day: remember them (both are pure functions; errors are raised,
 # never cached).
 @lru_cache(maxsize=65536)
-@lru_cache(maxsize=65536)  # a pure function of its text; every event by phone asks it
 def normalize_phone(raw: str, country: str) -> str:
     """E.164 from what people type: "0812-3456-7890" in ID is "+6281234567890"."""
     try:
