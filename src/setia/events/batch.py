@@ -700,7 +700,6 @@ class _Batch:
                     continue
                 target = accounts[PENDING] if is_pending else accounts[POINTS]
                 transfer_id = new_id()
-                now = written_at
                 planned = []
                 for account_id, dp, cp in ((issuance, award.points, 0), (target, 0, award.points)):
                     s = state[account_id]
@@ -734,7 +733,7 @@ class _Batch:
                         },
                         "expires_at": None,
                         "effective_at": occurred_at,
-                        "created_at": now,
+                        "created_at": written_at,
                     }
                 )
                 for account_id, change, balance, version in planned:
@@ -746,7 +745,7 @@ class _Batch:
                             "amount": change,
                             "balance_after": balance,
                             "account_version": version,
-                            "created_at": now,
+                            "created_at": written_at,
                         }
                     )
                 lot_rows.append(
@@ -808,7 +807,6 @@ class _Batch:
             # like them (what ledger.earn writes, in the same order as one by one).
             for reward in badge_run.rewards():
                 transfer_id = new_id()
-                now = written_at
                 target = accounts[POINTS]
                 planned = []
                 for account_id, dp, cp in (
@@ -840,7 +838,7 @@ class _Batch:
                         "details": reward.details,
                         "expires_at": None,
                         "effective_at": reward.at,
-                        "created_at": now,
+                        "created_at": written_at,
                     }
                 )
                 for account_id, change, balance, version in planned:
@@ -852,7 +850,7 @@ class _Batch:
                             "amount": change,
                             "balance_after": balance,
                             "account_version": version,
-                            "created_at": now,
+                            "created_at": written_at,
                         }
                     )
                 lot_rows.append(

@@ -157,9 +157,10 @@ def request_hash(payload: Any, *, no_floats: bool = False) -> str:
         try:
             raw = orjson.dumps(payload, option=_SAME_AS_DUMPS)
         except orjson.JSONEncodeError:
-            raw = b"\x80"  # not ASCII: the general way (an integer beyond 64 bits, ...)
-        if raw.isascii() and b"\x7f" not in raw:
-            return hashlib.sha256(raw).hexdigest()
+            pass  # an integer beyond 64 bits, a datetime, ...: the general way
+        else:
+            if raw.isascii() and b"\x7f" not in raw:
+                return hashlib.sha256(raw).hexdigest()
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 

@@ -982,6 +982,12 @@ def report(
     return out
 
 
+# Built once, bound per call: every event asks (one by one, or once per batch run).
+_PLAN_BENEFITS = select(
+    Subscription.member_id, Subscription.plan_code, Subscription.earn_multiplier
+).where(Subscription.live_key.in_(bindparam("keys", expanding=True, type_=String())))
+
+
 def plan_benefits_many(
     session: Session, program_id: uuid.UUID, member_ids: list[uuid.UUID]
 ) -> dict[uuid.UUID, tuple[str, Decimal]]:
@@ -992,9 +998,3 @@ def plan_benefits_many(
         _PLAN_BENEFITS, {"keys": [_live_key(program_id, m) for m in member_ids]}
     ).all()
     return {m: (code, Decimal(mult)) for m, code, mult in rows}
-
-
-# Built once, bound per call: every event asks (one by one, or once per batch run).
-_PLAN_BENEFITS = select(
-    Subscription.member_id, Subscription.plan_code, Subscription.earn_multiplier
-).where(Subscription.live_key.in_(bindparam("keys", expanding=True, type_=String())))
