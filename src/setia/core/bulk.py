@@ -9,7 +9,10 @@ time), which costs more than the database itself on a batch's thousands of rows:
 * the statement is compiled once per dialect and set of keys;
 * each column's values are converted by SQLAlchemy's own bind processor for that column
   (so a value is stored exactly as ``session.execute`` would store it), a column at a time,
-  each distinct value once (the same member, program or instant recurs on many rows);
+  each distinct value once (the same member, program or instant recurs on many rows); a
+  column whose value is the same on every row can be given once (``constants``), and is
+  converted once;
+* rows can be gathered as tuples in a fixed column order (``Rows``): no dict per row.
 * the rows go to the driver's ``executemany`` (on PostgreSQL, inserts go by ``COPY``: one
   round trip for the lot; constraints and triggers still apply).
 
@@ -20,6 +23,7 @@ SQLAlchemy's own wrapper (``IntegrityError``, ...), like ``session.execute`` rai
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -74,7 +78,14 @@ def _compiled(stmt: Any, dialect: Any, keys: tuple[str, ...]) -> _Compiled:
     return c
 
 
-def _convert(name: str, f: Any, col: list[Any]) -> list[Any]:
+def _one(f: Any, v: Any) -> Any:
+    """One value as ``_convert`` converts it."""
+    if v is None:
+        return None
+    return v.text if v.__class__ is JsonText else f(v)
+
+
+def _convert(name: str, f: Any, col: Sequence[Any]) -> Sequence[Any]:
     if f is None:
         return col
     if name in _UNIQUE:
@@ -110,19 +121,55 @@ def rows_to_columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
     return {k: [r[k] for r in rows] for k in rows[0]}
 
 
-def executemany(session: Session, stmt: Any, columns: dict[str, list[Any]]) -> int:
+class Rows:
+    """Rows of one table gathered as tuples, their values in the order of ``names``, plus
+    the values every row shares (``constants``): what ``executemany`` takes, without a dict
+    per row."""
+
+    __slots__ = ("constants", "names", "rows")
+
+    def __init__(self, names: tuple[str, ...], **constants: Any) -> None:
+        self.names = names
+        self.constants = constants
+        self.rows: list[tuple[Any, ...]] = []
+
+    def write(self, session: Session, stmt: Any) -> int:
+        if not self.rows:
+            return 0
+        columns = dict(zip(self.names, zip(*self.rows, strict=True), strict=True))
+        return executemany(session, stmt, columns, self.constants)
+
+
+def executemany(
+    session: Session,
+    stmt: Any,
+    columns: Mapping[str, Sequence[Any]],
+    constants: Mapping[str, Any] | None = None,
+) -> int:
     """``session.execute(stmt, rows)`` at the driver level, for ``columns`` (name: one value
-    per row, all the same length). Returns the driver's row count (rows inserted or
-    matched)."""
+    per row, all the same length) and ``constants`` (name: the one value of every row).
+    Returns the driver's row count (rows inserted or matched)."""
     if not columns:
         return 0
     first = next(iter(columns.values()))
     if not first:
         return 0
+    n = len(first)
     conn = session.connection()
     dialect = conn.dialect
-    c = _compiled(stmt, dialect, tuple(columns))
-    converted = [_convert(n, f, columns[n]) for n, f in zip(c.names, c.converters, strict=True)]
+    if constants:
+        c = _compiled(stmt, dialect, (*columns, *constants))
+        converted = [
+            _convert(name, f, columns[name])
+            if name in columns
+            else [constants[name] if f is None else _one(f, constants[name])] * n
+            for name, f in zip(c.names, c.converters, strict=True)
+        ]
+    else:
+        c = _compiled(stmt, dialect, tuple(columns))
+        converted = [
+            _convert(name, f, columns[name]) for name, f in zip(c.names, c.converters, strict=True)
+        ]
     values: list[Any] = list(zip(*converted, strict=True))
     # COPY only for plain inserts (an upsert's ON CONFLICT needs INSERT).
     copy = (

@@ -89,6 +89,71 @@ _BUMP = (
     )
 )
 _SET_ACTIVITY = update(_members).where(_members.c.id == bindparam("mid", type_=_members.c.id.type))
+# The columns a run's rows give one by one, in the order of their tuples; the rest are the
+# same on every row of the run (``bulk.Rows``' constants, in ``_Batch._write``).
+_EVENT_COLUMNS = (
+    "id",
+    "member_id",
+    "client_event_id",
+    "type",
+    "occurred_at",
+    "received_at",
+    "request_hash",
+    "order_id",
+    "currency",
+    "payload",
+    "result",
+    "amount",
+)
+_ORDER_COLUMNS = (
+    "id",
+    "member_id",
+    "order_id",
+    "event_id",
+    "amount",
+    "currency",
+    "lines",
+    "points_earned",
+    "occurred_at",
+)
+_TRANSFER_COLUMNS = (
+    "id",
+    "credit_account_id",
+    "amount",
+    "idempotency_key",
+    "request_hash",
+    "source_type",
+    "source_id",
+    "actor",
+    "details",
+    "effective_at",
+)
+_ENTRY_COLUMNS = ("id", "account_id", "transfer_id", "amount", "balance_after", "account_version")
+_LOT_COLUMNS = (
+    "id",
+    "account_id",
+    "member_id",
+    "transfer_id",
+    "source_type",
+    "source_id",
+    "amount",
+    "remaining",
+    "earned_at",
+    "pending_until",
+    "released_at",
+    "expires_at",
+)
+_AWARD_COLUMNS = (
+    "id",
+    "rule_id",
+    "rule_revision",
+    "campaign_id",
+    "member_id",
+    "event_id",
+    "points",
+    "occurred_at",
+)
+_OUTBOX_COLUMNS = ("id", "topic", "payload")
 
 
 def validation_problem(exc: ValidationError) -> dict[str, Any]:
@@ -581,13 +646,37 @@ class _Batch:
         )
 
         usage = _Usage()
-        ev_rows: list[dict[str, Any]] = []
-        order_rows: list[dict[str, Any]] = []
-        transfer_rows: list[dict[str, Any]] = []
-        entry_rows: list[dict[str, Any]] = []
-        lot_rows: list[dict[str, Any]] = []
-        award_rows: list[dict[str, Any]] = []
-        outbox_rows: list[dict[str, Any]] = []
+        Rows = bulk.Rows
+        ev_rows = Rows(_EVENT_COLUMNS, tenant_id=tenant_id, program_id=program_id)
+        order_rows = Rows(
+            _ORDER_COLUMNS,
+            tenant_id=tenant_id,
+            program_id=program_id,
+            refunded_amount=Decimal(0),
+            points_reversed=0,
+            created_at=written_at,
+        )
+        transfer_rows = Rows(
+            _TRANSFER_COLUMNS,
+            program_id=program_id,
+            debit_account_id=issuance,
+            code="EARN",
+            kind="POSTED",
+            pending_id=None,
+            program_revision=revision,
+            reason=None,
+            expires_at=None,
+            created_at=written_at,
+        )
+        entry_rows = Rows(_ENTRY_COLUMNS, created_at=written_at)
+        lot_rows = Rows(_LOT_COLUMNS, program_id=program_id)
+        award_rows = Rows(_AWARD_COLUMNS, program_id=program_id, trigger_key=None)
+        outbox_rows = Rows(_OUTBOX_COLUMNS, tenant_id=tenant_id, created_at=written_at)
+        # Appending a row: (id, member_id, ...) in the order of the table's columns above.
+        add_event, add_order = ev_rows.rows.append, order_rows.rows.append
+        add_transfer, add_entry = transfer_rows.rows.append, entry_rows.rows.append
+        add_lot, add_award = lot_rows.rows.append, award_rows.rows.append
+        add_message = outbox_rows.rows.append
         activity: list[tier_activity.Activity] = []
         last_seen: dict[uuid.UUID, datetime] = {}
         recorded: list[tuple[_Plain, dict[str, Any], uuid.UUID]] = []
@@ -656,42 +745,35 @@ class _Batch:
                 "occurred_at": occurred_at.isoformat(),
                 "member_created": p.created,
             }
-            ev_rows.append(
-                {
-                    "id": event_id,
-                    "tenant_id": tenant_id,
-                    "program_id": program_id,
-                    "member_id": mid,
-                    "client_event_id": event.id,
-                    "type": event.type,
-                    "occurred_at": occurred_at,
-                    "received_at": p.now,
-                    "request_hash": p.digest,
-                    "order_id": event.order_id,
-                    "currency": p.currency,
-                    "payload": p.payload,
-                    "result": result,
-                    "amount": p.amount,
-                }
+            add_event(
+                (
+                    event_id,
+                    mid,
+                    event.id,
+                    event.type,
+                    occurred_at,
+                    p.now,
+                    p.digest,
+                    event.order_id,
+                    p.currency,
+                    p.payload,
+                    result,
+                    p.amount,
+                )
             )
             if event.type == "purchase":
-                order_rows.append(
-                    {
-                        "id": new_id(),
-                        "tenant_id": tenant_id,
-                        "program_id": program_id,
-                        "member_id": mid,
-                        "order_id": event.order_id,
-                        "event_id": event_id,
-                        "amount": p.amount,
-                        "currency": p.currency,
-                        "lines": p.lines,
-                        "points_earned": total,
-                        "refunded_amount": Decimal(0),
-                        "points_reversed": 0,
-                        "occurred_at": occurred_at,
-                        "created_at": written_at,
-                    }
+                add_order(
+                    (
+                        new_id(),
+                        mid,
+                        event.order_id,
+                        event_id,
+                        p.amount,
+                        p.currency,
+                        p.lines,
+                        total,
+                        occurred_at,
+                    )
                 )
                 orders_so_far[mid].append(occurred_at)
             out: dict[str, Any] = {"earned": total, "awards": []}
@@ -707,72 +789,49 @@ class _Batch:
                     s[1] += cp
                     s[4] += 1
                     planned.append((account_id, cp - dp, s[1] - s[0] - s[2], s[4]))
-                transfer_rows.append(
-                    {
-                        "id": transfer_id,
-                        "program_id": program_id,
-                        "debit_account_id": issuance,
-                        "credit_account_id": target,
-                        "amount": award.points,
-                        "code": "EARN",
-                        "kind": "POSTED",
-                        "pending_id": None,
-                        "idempotency_key": f"event:{event_s}:award:{n}",
-                        "request_hash": ledger.request_hash(
-                            {"event": event_s, "award": n}, no_floats=True
-                        ),
-                        "source_type": source_type,
-                        "source_id": source_id,
-                        "program_revision": revision,
-                        "actor": "event",
-                        "reason": None,
-                        "details": {
+                add_transfer(
+                    (
+                        transfer_id,
+                        target,
+                        award.points,
+                        f"event:{event_s}:award:{n}",
+                        ledger.request_hash({"event": event_s, "award": n}, no_floats=True),
+                        source_type,
+                        source_id,
+                        "event",
+                        {
                             "rule": award.rule,
                             "rule_revision": award.revision,
                             "event_id": event_s,
                         },
-                        "expires_at": None,
-                        "effective_at": occurred_at,
-                        "created_at": written_at,
-                    }
+                        occurred_at,
+                    )
                 )
                 for account_id, change, balance, version in planned:
-                    entry_rows.append(
-                        {
-                            "id": new_id(),
-                            "account_id": account_id,
-                            "transfer_id": transfer_id,
-                            "amount": change,
-                            "balance_after": balance,
-                            "account_version": version,
-                            "created_at": written_at,
-                        }
+                    add_entry((new_id(), account_id, transfer_id, change, balance, version))
+                add_lot(
+                    (
+                        new_id(),
+                        target,
+                        mid,
+                        transfer_id,
+                        source_type,
+                        source_id,
+                        award.points,
+                        award.points,
+                        occurred_at,
+                        award.pending_until,
+                        None if is_pending else written_at,
+                        award.expires_at,
                     )
-                lot_rows.append(
-                    {
-                        "id": new_id(),
-                        "program_id": program_id,
-                        "account_id": target,
-                        "member_id": mid,
-                        "transfer_id": transfer_id,
-                        "source_type": source_type,
-                        "source_id": source_id,
-                        "amount": award.points,
-                        "remaining": award.points,
-                        "earned_at": occurred_at,
-                        "pending_until": award.pending_until,
-                        "released_at": None if is_pending else written_at,
-                        "expires_at": award.expires_at,
-                    }
                 )
                 answer = earning.award_answer(award, revision, transfer_id)
                 out["awards"].append(answer)
-                outbox_rows.append(
-                    {
-                        "id": new_id(),
-                        "tenant_id": tenant_id,
-                        "topic": "points.earned",
-                        "payload": {
+                add_message(
+                    (
+                        new_id(),
+                        "points.earned",
+                        {
                             "member_id": mid_s,
                             "program_id": program_s,
                             "points": award.points,
@@ -780,26 +839,23 @@ class _Batch:
                             "event_id": event_s,
                             "pending_until": answer["pending_until"],
                         },
-                        "created_at": written_at,
-                    }
+                    )
                 )
             # earning.record: usage rows, and the tags rules gave.
             for a in evaluation.awards:
                 if a.rule.id is None:
                     continue
-                award_rows.append(
-                    {
-                        "id": new_id(),
-                        "program_id": program_id,
-                        "rule_id": a.rule.id,
-                        "rule_revision": a.rule.revision,
-                        "campaign_id": a.rule.campaign.id if a.rule.campaign else None,
-                        "member_id": mid,
-                        "event_id": event_id,
-                        "points": a.points,
-                        "occurred_at": occurred_at,
-                        "trigger_key": None,
-                    }
+                add_award(
+                    (
+                        new_id(),
+                        a.rule.id,
+                        a.rule.revision,
+                        a.rule.campaign.id if a.rule.campaign else None,
+                        mid,
+                        event_id,
+                        a.points,
+                        occurred_at,
+                    )
                 )
             usage.record(mid, occurred_at, evaluation)
             completed = badge_run.count(mid, event.type, ctx, occurred_at, event_id)
@@ -818,57 +874,37 @@ class _Batch:
                     s[1] += cp
                     s[4] += 1
                     planned.append((account_id, cp - dp, s[1] - s[0] - s[2], s[4]))
-                transfer_rows.append(
-                    {
-                        "id": transfer_id,
-                        "program_id": program_id,
-                        "debit_account_id": issuance,
-                        "credit_account_id": target,
-                        "amount": reward.points,
-                        "code": "EARN",
-                        "kind": "POSTED",
-                        "pending_id": None,
-                        "idempotency_key": reward.key,
-                        "request_hash": reward.request_hash,
-                        "source_type": "badge",
-                        "source_id": reward.source_id,
-                        "program_revision": revision,
-                        "actor": "badges",
-                        "reason": None,
-                        "details": reward.details,
-                        "expires_at": None,
-                        "effective_at": reward.at,
-                        "created_at": written_at,
-                    }
+                add_transfer(
+                    (
+                        transfer_id,
+                        target,
+                        reward.points,
+                        reward.key,
+                        reward.request_hash,
+                        "badge",
+                        reward.source_id,
+                        "badges",
+                        reward.details,
+                        reward.at,
+                    )
                 )
                 for account_id, change, balance, version in planned:
-                    entry_rows.append(
-                        {
-                            "id": new_id(),
-                            "account_id": account_id,
-                            "transfer_id": transfer_id,
-                            "amount": change,
-                            "balance_after": balance,
-                            "account_version": version,
-                            "created_at": written_at,
-                        }
+                    add_entry((new_id(), account_id, transfer_id, change, balance, version))
+                add_lot(
+                    (
+                        new_id(),
+                        target,
+                        mid,
+                        transfer_id,
+                        "badge",
+                        reward.source_id,
+                        reward.points,
+                        reward.points,
+                        reward.at,
+                        None,
+                        written_at,
+                        programs.expires_at(program, reward.at, tenant.timezone),
                     )
-                lot_rows.append(
-                    {
-                        "id": new_id(),
-                        "program_id": program_id,
-                        "account_id": target,
-                        "member_id": mid,
-                        "transfer_id": transfer_id,
-                        "source_type": "badge",
-                        "source_id": reward.source_id,
-                        "amount": reward.points,
-                        "remaining": reward.points,
-                        "earned_at": reward.at,
-                        "pending_until": None,
-                        "released_at": written_at,
-                        "expires_at": programs.expires_at(program, reward.at, tenant.timezone),
-                    }
                 )
                 reward.planned(transfer_id)
             if earned is not None and not completed <= set(earned[mid]):
@@ -886,18 +922,12 @@ class _Batch:
             out["not_fired"] = [skip.as_dict() for skip in evaluation.skipped]
             events._explain_tags(out, evaluation)
             result["points"] = out
-            outbox_rows.append(
-                {
-                    "id": new_id(),
-                    "tenant_id": tenant_id,
-                    "topic": "event.recorded",
-                    "payload": {
-                        "event_id": event_s,
-                        "type": event.type,
-                        "member_id": mid_s,
-                    },
-                    "created_at": written_at,
-                }
+            add_message(
+                (
+                    new_id(),
+                    "event.recorded",
+                    {"event_id": event_s, "type": event.type, "member_id": mid_s},
+                )
             )
             last = last_seen.get(mid, member.last_activity_at)
             if last is None or occurred_at > last:
@@ -922,14 +952,14 @@ class _Batch:
         cols = bulk.rows_to_columns
         if bumps and write(session, _BUMP, cols(bumps)) != len(bumps):
             raise ledger.LedgerCorrupt("an account changed while its batch was planned")
-        write(session, _INSERT_EVENTS, cols(ev_rows))
-        write(session, _INSERT_ORDERS, cols(order_rows))
-        write(session, _INSERT_TRANSFERS, cols(transfer_rows))
-        write(session, _INSERT_ENTRIES, cols(entry_rows))
-        write(session, _INSERT_LOTS, cols(lot_rows))
-        write(session, _INSERT_AWARDS, cols(award_rows))
+        ev_rows.write(session, _INSERT_EVENTS)
+        order_rows.write(session, _INSERT_ORDERS)
+        transfer_rows.write(session, _INSERT_TRANSFERS)
+        entry_rows.write(session, _INSERT_ENTRIES)
+        lot_rows.write(session, _INSERT_LOTS)
+        award_rows.write(session, _INSERT_AWARDS)
         tier_activity.record_many(session, activity)
-        write(session, _INSERT_OUTBOX, cols(outbox_rows))
+        outbox_rows.write(session, _INSERT_OUTBOX)
         write(
             session,
             _SET_ACTIVITY,
