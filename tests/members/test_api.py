@@ -50,7 +50,18 @@ def test_phone_numbers_become_e164(raw: str, country: str, e164: str) -> None:
 
 @pytest.mark.parametrize(
     ("raw", "country"),
-    [("12345", "ID"), ("0812", "ID"), ("phone", "ID"), ("012-345 6789", "ID"), ("+99 1234", "MY")],
+    [
+        ("12345", "ID"),
+        ("0812", "ID"),
+        ("phone", "ID"),
+        ("012-345 6789", "ID"),
+        ("+99 1234", "MY"),
+        # letters: keypad digits ("KOPI" is 5674) or an extension ("x"): not what was typed
+        ("0812-KOPI-1234", "ID"),
+        ("0812 3456 789x", "ID"),
+        ("0812-3456-78ab", "ID"),
+        ("+60 12-345 6789 ext. 12", "MY"),
+    ],
 )
 def test_malformed_phone_numbers_are_refused(raw: str, country: str) -> None:
     with pytest.raises(InvalidPhone):
@@ -85,6 +96,25 @@ def test_emails_are_validated_and_normalised(
         problem(r, 422, "invalid_email")
     r = client.post("/v1/members", json={"phone": "0812-ABCD"}, headers=tenant.headers)
     problem(r, 422, "invalid_phone")
+    # A valid number once its letters become keypad digits: refused too, on every path.
+    r = client.post("/v1/members", json={"phone": "0812-KOPI-1234"}, headers=tenant.headers)
+    problem(r, 422, "invalid_phone")
+    purchase = {
+        "type": "purchase",
+        "member": {"phone": "0812-3456-789x"},
+        "order_id": "A-1",
+        "amount": "50000",
+        "currency": "IDR",
+    }
+    r = client.post("/v1/events", json={"id": "e-1", **purchase}, headers=tenant.headers)
+    problem(r, 422, "invalid_phone")
+    r = client.post(
+        "/v1/events/batch",
+        json={"events": [{"id": "e-2", **purchase}]},
+        headers=tenant.headers,
+    )
+    assert r.status_code == 200
+    assert r.json()["results"][0]["error"]["code"] == "invalid_phone"
     assert row_counts(db) == before
 
 

@@ -73,11 +73,18 @@ class OpenHolds(Conflict):
 # never cached).
 @lru_cache(maxsize=65536)
 def normalize_phone(raw: str, country: str) -> str:
-    """E.164 from what people type: "0812-3456-7890" in ID is "+6281234567890"."""
+    """E.164 from what people type: "0812-3456-7890" in ID is "+6281234567890".
+
+    Letters are refused: the parser would read "0812-KOPI-1234" as keypad digits and
+    "0812 3456 789x" as a number with an extension, a member's phone that no one typed."""
+    if any(ch.isalpha() for ch in raw):
+        raise InvalidPhone(f"{raw!r} is not a phone number: give digits only, e.g. 081234567890")
     try:
         number = phonenumbers.parse(raw, country)
     except phonenumbers.NumberParseException:
         raise InvalidPhone(f"{raw!r} is not a phone number") from None
+    if number.extension:
+        raise InvalidPhone(f"{raw!r} is not a phone number: give it without an extension")
     if not phonenumbers.is_valid_number(number):
         raise InvalidPhone(
             f"{raw!r} is not a valid phone number for {country}; "
