@@ -27,6 +27,41 @@ def test_plain_amounts_still_parse(value: object, currency: str, want: str) -> N
     assert str(parse_amount(value, currency)) == want
 
 
+@pytest.mark.parametrize(
+    ("value", "currency", "want"),
+    [("85000.0", "IDR", "85000"), ("85000.00", "IDR", "85000"), ("12.5", "MYR", "12.50")],
+)
+def test_a_whole_amount_written_with_cents_is_whole(value: str, currency: str, want: str) -> None:
+    assert str(parse_amount(value, currency)) == want
+
+
+@pytest.mark.parametrize(
+    ("value", "currency", "hint"),
+    [
+        # Rp 78.000 written the Indonesian way would otherwise be Rp 78
+        ("78.000", "IDR", 'write "78000"'),
+        ("1.500", "IDR", 'write "1500"'),
+        ("85000.000", "IDR", None),
+        ("12.500", "MYR", None),
+        ("85000.50", "IDR", None),
+    ],
+)
+def test_a_fraction_finer_than_the_currency_is_refused(
+    value: str, currency: str, hint: str | None
+) -> None:
+    with pytest.raises(MoneyError) as exc:
+        parse_amount(value, currency)
+    assert exc.value.code == "too_many_decimals"
+    assert (hint in str(exc.value)) if hint else ("group thousands" not in str(exc.value))
+
+
+def test_thousands_grouped_with_dots_are_refused_with_a_hint() -> None:
+    with pytest.raises(MoneyError) as exc:
+        parse_amount("1.250.000", "IDR")
+    assert exc.value.code == "invalid_amount"
+    assert 'write "1250000"' in str(exc.value)
+
+
 def test_a_nul_character_is_a_clear_422_with_nothing_written(
     client: TestClient, db: Database, tenant: TenantFixture, backend: str
 ) -> None:

@@ -49,6 +49,8 @@ BAD_EVENTS = [
     pytest.param(purchase(currency="MYR"), 409, "currency_mismatch", id="other-currency"),
     pytest.param(purchase(amount="85000.50"), 422, "too_many_decimals", id="idr-decimals"),
     pytest.param(purchase(amount="85000.0"), 201, None, id="idr-zero-decimal-is-fine"),
+    pytest.param(purchase(amount="85000.00"), 201, None, id="idr-cents-zero-is-fine"),
+    pytest.param(purchase(amount="78.000"), 422, "too_many_decimals", id="idr-dot-thousands"),
     pytest.param(
         purchase(member={"phone": "0812-ABC"}), 422, "invalid_phone", id="malformed-phone"
     ),

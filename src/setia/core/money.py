@@ -17,6 +17,8 @@ _PRECISION_OVERRIDES = {"IDR": 0}
 MAX_AMOUNT = Decimal(10) ** 14
 _CURRENCIES = frozenset(list_currencies())
 _PLAIN = re.compile(r"-?[0-9]+(\.[0-9]+)?", re.ASCII)
+# Thousands grouped with dots, as Indonesians write amounts: "78.000", "1.250.000".
+_GROUPED = re.compile(r"[1-9][0-9]{0,2}(\.[0-9]{3})+", re.ASCII)
 
 
 class MoneyError(ValueError):
@@ -47,9 +49,29 @@ def parse_amount(value: object, currency: str, *, allow_zero: bool = False) -> D
     # Plain ASCII digits with an optional decimal point: Decimal() alone would also take
     # "1_000", "+5", "5.", "1e3" and digits of other scripts.
     if not _PLAIN.fullmatch(text):
+        grouped = _GROUPED.fullmatch(text) is not None and precision(currency) == 0
         raise MoneyError(
             "invalid_amount",
-            f'{value!r} is not an amount: write digits with an optional decimal point, e.g. "15000" or "12.50"',
+            f'{value!r} is not an amount: do not group thousands with a dot, write "{text.replace(".", "")}"'
+            if grouped
+            else f'{value!r} is not an amount: write digits with an optional decimal point, e.g. "15000" or "12.50"',
+        )
+    digits = precision(currency)
+    point = text.find(".")
+    # Trailing zeros up to two places are a machine's way of writing a whole amount
+    # ("85000.00" from a shop exporting every price with cents); three or more, in a currency
+    # with fewer places, read as a dot grouping thousands, the Indonesian way ("78.000" is
+    # Rp 78.000, not Rp 78): refused rather than taken a thousand times too small.
+    if point >= 0 and len(text) - point - 1 > max(digits, 2):
+        grouped = digits == 0 and _GROUPED.fullmatch(text) is not None
+        raise MoneyError(
+            "too_many_decimals",
+            f"{currency} amounts allow {digits} decimal place(s); got {value}"
+            + (
+                f'; do not group thousands with a dot: write "{text.replace(".", "")}"'
+                if grouped
+                else ""
+            ),
         )
     try:
         amount = Decimal(text)
@@ -61,7 +83,6 @@ def parse_amount(value: object, currency: str, *, allow_zero: bool = False) -> D
         raise MoneyError("invalid_amount", "the amount must be greater than zero")
     if amount >= MAX_AMOUNT:
         raise MoneyError("invalid_amount", f"the amount must be less than {MAX_AMOUNT:,}")
-    digits = precision(currency)
     exponent = amount.normalize().as_tuple().exponent
     assert isinstance(exponent, int)
     if -exponent > digits:
