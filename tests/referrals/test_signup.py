@@ -144,14 +144,15 @@ def _refused(world: World, status: int, code: str, fn: Any) -> dict[str, Any]:
 
 def test_unknown_code_refuses_the_signup(world: World) -> None:
     body = {"external_id": "X1", "referral_code": "ZZZZZZZ"}
-    _refused(
+    problem = _refused(
         world,
         404,
         "referral_code_not_found",
         lambda: world.client.post("/v1/members", json=body, headers=world.h),
     )
+    assert problem["field"] == "referral_code"  # each problem names its request's field
     budi = world.member("Budi")
-    _refused(
+    problem = _refused(
         world,
         404,
         "referral_code_not_found",
@@ -159,6 +160,7 @@ def test_unknown_code_refuses_the_signup(world: World) -> None:
             "/v1/referrals", json={"member_id": str(budi), "code": "ZZZZZZZ"}, headers=world.h
         ),
     )
+    assert problem["field"] == "code"
 
 
 def test_code_of_another_tenant_is_not_found(world: World, db: Any) -> None:

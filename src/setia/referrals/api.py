@@ -344,6 +344,7 @@ def attach(
             body.code,
             device_id=body.device_id,
             actor=caller.actor,
+            code_field="code",  # this body's name for it
         )
         return referral, program, created
 

@@ -402,7 +402,10 @@ def ensure_code(session: Session, tenant_id: uuid.UUID, member: Member) -> Refer
     return row
 
 
-def find_code(session: Session, tenant_id: uuid.UUID, raw: str) -> ReferralCode:
+def find_code(
+    session: Session, tenant_id: uuid.UUID, raw: str, *, field: str = "referral_code"
+) -> ReferralCode:
+    """The code's row; ``field`` names the request field that gave it, for the problem."""
     code = normalize_code(raw)
     row = (
         session.execute(
@@ -416,7 +419,7 @@ def find_code(session: Session, tenant_id: uuid.UUID, raw: str) -> ReferralCode:
     if row is None:
         raise ReferralCodeNotFound(
             f"no member of this business has the referral code {raw!r}; check the spelling",
-            extra={"field": "referral_code"},
+            extra={"field": field},
         )
     return row
 
@@ -575,6 +578,7 @@ def attach(
     actor: str,
     source: str = "api",
     now: datetime | None = None,
+    code_field: str = "referral_code",
 ) -> tuple[Referral, bool]:
     """Link a new member to the owner of ``raw_code``. Idempotent: the same member with the
     same code returns the referral already made (``created`` False). Every guard raises
@@ -586,7 +590,7 @@ def attach(
             f"the program {program.name!r} has no active referral program; "
             "enable it with PUT /v1/referrals/settings"
         )
-    code = find_code(session, tenant.id, raw_code)
+    code = find_code(session, tenant.id, raw_code, field=code_field)
     existing = session.execute(
         select(Referral).where(Referral.program_id == program.id, Referral.referee_id == referee.id)
     ).scalar_one_or_none()
