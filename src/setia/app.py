@@ -51,13 +51,17 @@ PROBLEM = "application/problem+json"
 STATIC = Path(__file__).resolve().parent / "static"
 
 
-def _problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
+def _problem(
+    status: int, code: str, title: str, detail: str, instance: str, **extra: Any
+) -> JSONResponse:
+    """A problem answer (``instance``: the request's path, as ``SetiaError.problem`` gives)."""
     body = {
         "type": f"https://setia.dev/problems/{code}",
         "title": title,
         "status": status,
         "detail": detail,
         "code": code,
+        "instance": instance,
         **extra,
     }
     return JSONResponse(body, status_code=status, media_type=PROBLEM)
@@ -112,6 +116,7 @@ class BodyLimit:
             "payload_too_large",
             "Request body too large",
             f"the body is larger than {self.max_bytes} bytes; send fewer events per batch",
+            str(scope.get("path", "")),
         )
         await response(scope, receive, send)
 
@@ -169,14 +174,18 @@ def create_app(db: Database | None = None) -> FastAPI:
             for e in exc.errors()
         ]
         detail = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors)
-        return _problem(422, "validation_error", "Invalid payload", detail, errors=errors)
+        return _problem(
+            422, "validation_error", "Invalid payload", detail, request.url.path, errors=errors
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if web_errors.is_web(request):
             return web_errors.page(request, exc.status_code)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return _problem(exc.status_code, code, str(exc.detail), str(exc.detail))
+        return _problem(
+            exc.status_code, code, str(exc.detail), str(exc.detail), request.url.path
+        )
 
     @app.exception_handler(DataError)
     async def data_error(request: Request, exc: DataError) -> JSONResponse:
@@ -191,6 +200,7 @@ def create_app(db: Database | None = None) -> FastAPI:
             "Invalid input",
             "a value cannot be stored: remove NUL characters (\\u0000) from texts and keep "
             "numbers within their documented range; nothing was saved",
+            request.url.path,
         )
 
     @app.exception_handler(Exception)
@@ -203,6 +213,7 @@ def create_app(db: Database | None = None) -> FastAPI:
             "internal_error",
             "Internal error",
             "something went wrong on our side; nothing was saved. Try again or contact the operator.",
+            request.url.path,
         )
 
     # Interactive docs from vendored Swagger UI: nothing is fetched from the internet.

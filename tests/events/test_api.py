@@ -26,6 +26,9 @@ def assert_problem(r: Any, status: int, code: str) -> dict[str, Any]:
     assert body["status"] == status
     assert body["type"].endswith(f"/{code}")
     assert body["detail"].strip()
+    # every problem names the request it answers, whichever layer refused it (the body
+    # limit, request validation, a service)
+    assert body["instance"] == r.request.url.path, body
     return body
 
 
