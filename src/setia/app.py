@@ -183,9 +183,7 @@ def create_app(db: Database | None = None) -> FastAPI:
         if web_errors.is_web(request):
             return web_errors.page(request, exc.status_code)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return _problem(
-            exc.status_code, code, str(exc.detail), str(exc.detail), request.url.path
-        )
+        return _problem(exc.status_code, code, str(exc.detail), str(exc.detail), request.url.path)
 
     @app.exception_handler(DataError)
     async def data_error(request: Request, exc: DataError) -> JSONResponse:

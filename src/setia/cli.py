@@ -15,6 +15,7 @@ from setia.analytics import cli as analytics_cli
 from setia.badges import cli as badges_cli
 from setia.causes import cli as causes_cli
 from setia.checkout import cli as checkout_cli
+from setia.core import jsontext
 from setia.core.db import Database, get_database
 from setia.core.errors import SetiaError
 from setia.core.migrate import check_schema, upgrade
@@ -83,7 +84,7 @@ def ready_db() -> Database:
 
 
 def emit(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+    typer.echo(jsontext.dumps(data))
 
 
 def tenant_and_program(session: Any, tenant: str, program: str | None) -> tuple[Any, Any]:

@@ -69,12 +69,13 @@ def test_create_list_show_progress_leaderboard_archive(
     shown = json.loads(run("badges", "show", "dua", "--tenant", t).output)
     assert shown["name"] == "Dua Kali"
 
-    send(
+    answers = send(
         client,
         tenant,
         purchase("M1", "2026-10-01T10:00:00+07:00"),
         purchase("M1", "2026-10-02T10:00:00+07:00"),
     )
+    m1 = answers[0]["member_id"]
     member = client.post(
         "/v1/members", json={"external_id": "M2", "name": "Dewi Lestari"}, headers=tenant.headers
     ).json()
@@ -86,6 +87,10 @@ def test_create_list_show_progress_leaderboard_archive(
     )
     prog = json.loads(run("badges", "progress", "M1", "--tenant", t, "--locale", "en").output)
     assert prog["badges"] == ["dua"]
+    # what GET /v1/members/{id}/badges answers, written the same way (completed_at: "...Z")
+    api = client.get(f"/v1/members/{m1}/badges?locale=en", headers=tenant.headers).json()
+    assert prog == api
+    assert prog["earned"][0]["completed_at"] == "2026-10-02T03:00:00Z"
     board = run("badges", "leaderboard", "tiga-sebulan", "--tenant", t, "--period", "2026-10")
     assert board.exit_code == 0, board.output
     assert [r["display_name"] for r in json.loads(board.output)["data"]] == ["Dewi L."]

@@ -10,6 +10,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
+from setia.core import jsontext
 from setia.core.errors import SetiaError
 
 
@@ -19,7 +20,7 @@ def _fail(message: str) -> NoReturn:
 
 
 def _print(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    typer.echo(jsontext.dumps(data))
 
 
 def recompute_command(

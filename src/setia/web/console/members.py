@@ -6,7 +6,6 @@ commits once, after the service raised or succeeded as a whole (nothing half-sav
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 import uuid
@@ -21,6 +20,7 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
 from setia.badges import service as badges
+from setia.core import jsontext
 from setia.core.errors import IdempotencyKeyReused, SetiaError
 from setia.core.i18n import pick
 from setia.core.time import utcnow
@@ -780,7 +780,7 @@ def export(
     if not isinstance(found, Member):
         return found
     data = members.export_member(web.session, web.tenant, found)
-    body = json.dumps(data, ensure_ascii=False, indent=2, default=str)
+    body = jsontext.dumps(data)
     return Response(
         body,
         media_type="application/json",

@@ -4,7 +4,6 @@ Mounted on ``pages.router``."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import date
 from typing import Any
@@ -14,6 +13,7 @@ from fastapi.responses import Response
 
 from setia.badges import service as badges
 from setia.causes import service as causes
+from setia.core import jsontext
 from setia.core.api import write
 from setia.core.errors import SetiaError
 from setia.core.i18n import pick
@@ -409,7 +409,7 @@ def save_consents(request: Request, form: PortalForm, web: MemberWeb) -> Respons
 def export(request: Request, web: MemberWeb) -> Response:
     assert web.member is not None
     data = members.export_member(web.session, web.tenant, web.member)
-    body = json.dumps(data, ensure_ascii=False, indent=2, default=str)
+    body = jsontext.dumps(data)
     name = f"my-data-{local_today(web).isoformat()}.json"
     return Response(
         body,
