@@ -118,6 +118,21 @@ def test_mistakes_are_explained(run: Invoke, tenant: TenantFixture, tmp_path: Pa
     bad = run("badges", "create", str(path), "--tenant", t)
     assert bad.exit_code == 1
     assert "criteria.field" in bad.output
+    # In a file of many, the error says which definition; the good one is not written either.
+    good = {
+        "code": "ok",
+        "names": {"id": "Oke"},
+        "criteria": {"event_type": "purchase", "measure": "count", "target": 2},
+    }
+    path.write_text(json.dumps([good, json.loads(path.read_text())]))
+    bad = run("badges", "create", str(path), "--tenant", t)
+    assert bad.exit_code == 1
+    assert "definition 2 of 2 ('x')" in bad.output
+    assert "criteria.field" in bad.output
+    path.write_text(json.dumps([good, {"code": "y"}]))  # refused by the schema
+    bad = run("badges", "create", str(path), "--tenant", t)
+    assert bad.exit_code == 1
+    assert "definition 2 of 2 ('y')" in bad.output
     assert run("badges", "show", "nope", "--tenant", t).exit_code == 1
     assert run("badges", "progress", "nobody", "--tenant", t).exit_code == 1
     assert run("badges", "list", "--tenant", t).output.strip() == "[]"

@@ -47,21 +47,34 @@ def create(
     except (OSError, ValueError) as exc:
         cli.fail(f"cannot read {file}: {exc}")
     items = raw if isinstance(raw, list) else [raw]
-    try:
-        bodies = [DefinitionIn.model_validate(item) for item in items]
-    except ValidationError as exc:
-        cli.fail(f"{file}: {exc}")
+
+    def which(n: int) -> str:
+        """The definition an error is about, for a file of many: its place and code."""
+        if len(items) == 1:
+            return f"{file}"
+        code = items[n].get("code") if isinstance(items[n], dict) else None
+        return f"{file}, definition {n + 1} of {len(items)}" + (f" ({code!r})" if code else "")
+
+    bodies: list[DefinitionIn] = []
+    for n, item in enumerate(items):
+        try:
+            bodies.append(DefinitionIn.model_validate(item))
+        except ValidationError as exc:
+            cli.fail(f"{which(n)}: {exc}; nothing was written")
     out: list[dict[str, Any]] = []
+    current: int | None = None  # the definition being created, when an error comes
     try:
         with cli.ready_db().session() as session:
             t, p = cli.tenant_and_program(session, tenant, program)
-            for body in bodies:
+            for n, body in enumerate(bodies):
+                current = n
                 d, created = service.create_definition(session, t, p, body)
                 row = definition_out(d, t, t.locale).model_dump(mode="json")
                 out.append({"created": created, **row})
             session.commit()
     except SetiaError as exc:
-        cli.fail(exc.detail)
+        where = "" if current is None else f"{which(current)}: "
+        cli.fail(f"{where}{exc.detail}" + ("; nothing was written" if where else ""))
     cli.emit(out)
 
 
