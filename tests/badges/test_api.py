@@ -329,6 +329,9 @@ def test_leaderboard_shows_only_members_who_opted_in(
         client.get(f"/v1/badges/{d['id']}/leaderboard?period=2026-09", headers=h).json()["data"]
         == []
     )
+    # A monthly challenge has no all-time board: said so, not answered with an empty one.
+    r = client.get(f"/v1/badges/{d['id']}/leaderboard?period=all", headers=h)
+    assert (r.status_code, r.json()["code"], r.json()["field"]) == (422, "invalid_period", "period")
     r = client.put(
         f"/v1/members/{ids['A']}/leaderboard-consent",
         json={"opted_in": True, "source": " "},

@@ -94,6 +94,9 @@ def test_create_list_show_progress_leaderboard_archive(
     board = run("badges", "leaderboard", "tiga-sebulan", "--tenant", t, "--period", "2026-10")
     assert board.exit_code == 0, board.output
     assert [r["display_name"] for r in json.loads(board.output)["data"]] == ["Dewi L."]
+    wrong = run("badges", "leaderboard", "dua", "--tenant", t, "--period", "2026-10")
+    assert wrong.exit_code == 1
+    assert "counts over all time" in wrong.output
 
     archived = json.loads(run("badges", "archive", "dua", "--tenant", t).output)
     assert archived["status"] == "archived"

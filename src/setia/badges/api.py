@@ -249,7 +249,9 @@ def get_leaderboard_consent(
 
 
 @router.get(
-    "/badges/{badge}/leaderboard", response_model=LeaderboardOut, responses=problems(403, 404)
+    "/badges/{badge}/leaderboard",
+    response_model=LeaderboardOut,
+    responses=problems(403, 404, 422),
 )
 def leaderboard(
     badge: BadgeRef,
@@ -267,9 +269,14 @@ def leaderboard(
     locale: LocaleQ = None,
 ) -> LeaderboardOut:
     """Members who opted in, best first (completed earliest, then most progress), with their
-    display name only."""
+    display name only. `422 invalid_period`: `all` for a monthly challenge, or a month for
+    one that counts over all time."""
     d = service.get_definition(session, caller.tenant.id, badge)
-    key = period or service.current_period(d, caller.tenant.timezone)
+    key = (
+        service.check_period(d, period)
+        if period
+        else service.current_period(d, caller.tenant.timezone)
+    )
     rows = service.leaderboard(session, d, key, limit)
     return LeaderboardOut(
         badge_id=d.id,

@@ -182,7 +182,9 @@ def leaderboard(
         with cli.ready_db().session() as session:
             t, _p = cli.tenant_and_program(session, tenant, None)
             d = service.get_definition(session, t.id, badge)
-            key = period or service.current_period(d, t.timezone)
+            key = (
+                service.check_period(d, period) if period else service.current_period(d, t.timezone)
+            )
             rows = service.leaderboard(session, d, key, limit)
     except SetiaError as exc:
         cli.fail(exc.detail)

@@ -135,6 +135,11 @@ class InvalidBadge(InvalidInput):
     title = "Invalid badge or challenge definition"
 
 
+class InvalidPeriod(InvalidInput):
+    code = "invalid_period"
+    title = "Not a period of this badge or challenge"
+
+
 def _bad(field_path: str, message: str) -> InvalidBadge:
     return InvalidBadge(f"{field_path}: {message}", extra={"field": field_path})
 
@@ -1879,6 +1884,23 @@ def current_period(d: BadgeDefinition, tz_name: str, now: datetime | None = None
         return ALL_TIME
     local = as_utc(now or utcnow()).astimezone(zone(tz_name))
     return f"{local.year:04d}-{local.month:02d}"
+
+
+def check_period(d: BadgeDefinition, key: str) -> str:
+    """``key`` if the definition has such periods: ``all`` for one that is not recurring, a
+    month (YYYY-MM) for a recurring challenge. Asking the other kind is a mistake to
+    explain, not an empty list."""
+    if d.recurring and key == ALL_TIME:
+        raise InvalidPeriod(
+            f"{d.code!r} starts again every month: give the month, as YYYY-MM",
+            extra={"field": "period"},
+        )
+    if not d.recurring and key != ALL_TIME:
+        raise InvalidPeriod(
+            f"{d.code!r} counts over all time, not by month: give the period all, or none",
+            extra={"field": "period"},
+        )
+    return key
 
 
 def member_badges(

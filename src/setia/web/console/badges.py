@@ -427,7 +427,10 @@ def badge_show(
 ) -> HTMLResponse:
     d = _definition_or_404(web, code)
     key = period if period else service.current_period(d, web.tenant.timezone)
-    if key != "all" and not (len(key) == 7 and key[4] == "-" and key.replace("-", "").isdigit()):
+    if (key == "all") == d.recurring or (
+        key != "all" and not (len(key) == 7 and key[4] == "-" and key.replace("-", "").isdigit())
+    ):
+        # not a period of this definition (a link from before it was changed): the current one
         key = service.current_period(d, web.tenant.timezone)
     leaders = service.leaderboard(web.session, d, key, 20)
     members, completed = service.period_counts(web.session, d, key)
