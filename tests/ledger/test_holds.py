@@ -140,6 +140,12 @@ def test_full_capture_spends_the_whole_hold(
     assert again.status_code == 409
     assert again.json()["code"] == "hold_not_open"
     assert redeemed_total(db, tenant) == 70
+    # no body at all: the whole hold too (as documented)
+    h = hold(client, tenant, member, 20)
+    r = client.post(f"/v1/holds/{h['hold_id']}/capture", headers=tenant.headers)
+    assert r.status_code == 200, r.text
+    assert r.json()["resolution"]["points"] == 20
+    assert redeemed_total(db, tenant) == 90
     assert_db_sound(db)
 
 

@@ -80,7 +80,12 @@ def parse_amount(value: object, currency: str, *, allow_zero: bool = False) -> D
     if not amount.is_finite():
         raise MoneyError("invalid_amount", f"{value!r} is not a finite number")
     if amount < 0 or (amount == 0 and not allow_zero):
-        raise MoneyError("invalid_amount", "the amount must be greater than zero")
+        raise MoneyError(
+            "invalid_amount",
+            "the amount must not be negative"
+            if allow_zero
+            else "the amount must be greater than zero",
+        )
     if amount >= MAX_AMOUNT:
         raise MoneyError("invalid_amount", f"the amount must be less than {MAX_AMOUNT:,}")
     exponent = amount.normalize().as_tuple().exponent

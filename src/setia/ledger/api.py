@@ -271,14 +271,16 @@ def _resolve(
 @router.post("/holds/{hold_id}/capture", response_model=HoldOut, responses=problems(403, 404, 409))
 def capture_hold(
     hold_id: uuid.UUID,
-    body: CaptureIn,
     session: SessionDep,
     caller: PosCaller,
     response: Response,
     idempotency_key: IdempotencyKey = None,
+    body: CaptureIn | None = None,
 ) -> HoldOut:
-    """Spend all or part of a hold; the rest goes back to the member. 409 `hold_not_open` if already resolved."""
-    return _resolve(session, caller, hold_id, "capture", body.points, idempotency_key, response)
+    """Spend all or part of a hold; the rest goes back to the member. Without a body (or
+    without `points`) the whole hold. 409 `hold_not_open` if already resolved."""
+    points = body.points if body is not None else None
+    return _resolve(session, caller, hold_id, "capture", points, idempotency_key, response)
 
 
 @router.post("/holds/{hold_id}/void", response_model=HoldOut, responses=problems(403, 404, 409))
