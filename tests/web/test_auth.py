@@ -256,6 +256,11 @@ def test_the_language_switch_is_kept_on_the_session_and_the_user(
         assert s.scalars(select(WebSession.locale)).one() == "ms"
     r = c.post("/console/lang", {"lang": "id", "next": "https://evil.example/"})
     assert r.headers["location"] == "/console"
+    # The switch comes back to the same page with its query (a search, a tab, a period).
+    page = c.get("/console/members?q=Siti&status=active")
+    assert 'name="next" value="/console/members?q=Siti&amp;status=active"' in page.text
+    r = c.post("/console/lang", {"lang": "en", "next": "/console/members?q=Siti&status=active"})
+    assert r.headers["location"] == "/console/members?q=Siti&status=active"
 
 
 def test_password_reset_end_to_end(
