@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from setia.web import catalogs, i18n
 from setia.web.templating import translate
 
@@ -48,3 +50,12 @@ def test_every_template_that_uses_the_form_macros_imports_them_with_context() ->
         if 'import "macros/forms.html" as f %}' in p.read_text()
     ]
     assert bad == []
+
+
+@pytest.mark.parametrize("country", ["ID", "MY", "SG", "TH", "US"])
+def test_phone_examples_pass_the_shops_own_check(country: str) -> None:
+    """The example a page gives is one the tenant's phone check accepts."""
+    from setia.members.service import normalize_phone
+
+    local, international = i18n.phone_example(country), i18n.phone_example(country, True)
+    assert normalize_phone(local, country) == normalize_phone(international, country)

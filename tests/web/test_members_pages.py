@@ -282,6 +282,12 @@ def test_edit_profile_and_consents(console_as, client, tenant, db) -> None:
     bad = c.post(f"/console/members/{mid}/edit", {**base, "phone": "12"})
     assert bad.status_code == 422
     assert 'id="err-phone"' in bad.text
+    # The example is the shop's country's, whatever the page's language: an Indonesian shop
+    # in Malay still shows a number its phone check accepts.
+    c_ms = console_as("admin", lang="ms")
+    bad = c_ms.post(f"/console/members/{mid}/edit", {**base, "phone": "12"})
+    assert "contohnya 0812-3456-7890" in bad.text
+    assert "012-345 6789" not in bad.text
     taken = c.post(f"/console/members/{mid}/edit", {**base, "email": "budi@example.com"})
     assert taken.status_code == 409
     assert 'id="err-email"' in taken.text

@@ -198,12 +198,14 @@ class FieldErrors:
         exc: SetiaError,
         fields: Mapping[str, str] | None = None,
         messages: Mapping[str, str] | None = None,
+        **values: Any,
     ) -> None:
         """A service error onto the field its ``code`` is about (``fields``: code -> field
         name, else ``"__all__"``), with the translated text from ``messages`` (code -> English
-        msgid) when given, else the service's own detail."""
+        msgid, its placeholders filled from ``values``) when given, else the service's own
+        detail."""
         name = (fields or {}).get(exc.code, "__all__")
         if messages and exc.code in messages:
-            self.add(name, messages[exc.code])
+            self.add(name, messages[exc.code], **values)
         else:
             self.add_text(name, exc.detail)

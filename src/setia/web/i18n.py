@@ -19,6 +19,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import phonenumbers
 from babel import Locale as BabelLocale
 from babel.dates import format_date, format_datetime
 from babel.messages.pofile import read_po
@@ -188,3 +189,29 @@ def day(
 
 def language_name(lang: str) -> str:
     return LANGUAGE_NAMES.get(lang) or BabelLocale.parse(lang).display_name or lang
+
+
+# How people write a mobile number in the shop's country: the examples the pages give.
+_PHONE_EXAMPLES = {
+    "ID": ("0812-3456-7890", "+62 812 3456 7890"),
+    "MY": ("012-345 6789", "+60 12-345 6789"),
+}
+
+
+@cache
+def phone_example(country: str | None, international: bool = False) -> str:
+    """A mobile number as typed in ``country`` (the tenant's), or in the international
+    form: an example the shop's own phone check accepts, whatever the page's language."""
+    code = (country or "ID").upper()
+    known = _PHONE_EXAMPLES.get(code)
+    if known is not None:
+        return known[1 if international else 0]
+    number = phonenumbers.example_number_for_type(code, phonenumbers.PhoneNumberType.MOBILE)
+    if number is None:
+        return _PHONE_EXAMPLES["ID"][1]
+    style = (
+        phonenumbers.PhoneNumberFormat.INTERNATIONAL
+        if international
+        else phonenumbers.PhoneNumberFormat.NATIONAL
+    )
+    return str(phonenumbers.format_number(number, style))

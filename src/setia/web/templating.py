@@ -54,6 +54,7 @@ def environment(lang: str) -> Environment:
         qr_svg=qr_svg,
         languages=[(code, i18n.LANGUAGE_NAMES[code]) for code in i18n.LOCALES],
         lang=lang,
+        phone_example=i18n.phone_example,
     )
     env.filters.update(
         money=lambda amount, currency: i18n.money(amount, currency, lang),

@@ -37,6 +37,7 @@ from setia.tenants.models import Tenant
 from setia.tiers import service as tiers
 from setia.tiers import view as tier_view
 from setia.web import errors as web_errors
+from setia.web import i18n
 from setia.web.console.current import current_program
 from setia.web.deps import ConsoleForm, WebContext, flash, parse_uuid, require
 from setia.web.forms import FieldErrors
@@ -57,7 +58,7 @@ INSUFFICIENT = N_("Not enough points: the member has %(available)s available.")
 REASON_SHORT = N_("Give a reason of at least 3 characters.")
 NOT_ACTIVE = N_("This member was merged or erased; nothing can be changed.")
 KEY_REUSED = N_("This form was already used for a different change. Reload the page and try again.")
-PHONE_INVALID = N_("Enter a valid phone number, for example 0812-3456-7890.")
+PHONE_INVALID = N_("Enter a valid phone number, for example %(phone)s.")
 EMAIL_INVALID = N_("Enter a valid email address.")
 IDENTITY_TAKEN = N_("Another member already has this.")
 DATE_INVALID = N_("Enter a date as YYYY-MM-DD.")
@@ -653,6 +654,7 @@ def edit_save(
                 "member_identity_taken": IDENTITY_TAKEN,
                 "member_not_active": NOT_ACTIVE,
             },
+            phone=i18n.phone_example(web.tenant.country),
         )
         return _edit_page(request, web, member, view, errors, 409 if exc.status == 409 else 422)
     flash(request, web.t("Profile saved."), "ok")

@@ -207,7 +207,11 @@ def request_code(request: Request, tenant_id: str, form: AnonForm, session: Sess
     try:
         member, channel, to = find_by_login(session, tenant, login)
     except SetiaError:
-        errors.add("login", "Enter a phone number such as 0812 3456 7890, or an email address.")
+        errors.add(
+            "login",
+            "Enter a phone number such as %(phone)s, or an email address.",
+            phone=i18n.phone_example(tenant.country),
+        )
         return render(request, "portal/sign_in.html", ctx, status_code=422)
     security.record_attempt(session, address_key, success=False)
     challenge = uuid.uuid4()  # the same kind of link when nobody has this number
