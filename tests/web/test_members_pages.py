@@ -288,6 +288,11 @@ def test_edit_profile_and_consents(console_as, client, tenant, db) -> None:
     bad = c_ms.post(f"/console/members/{mid}/edit", {**base, "phone": "12"})
     assert "contohnya 0812-3456-7890" in bad.text
     assert "012-345 6789" not in bad.text
+    # Every mistake at once, not the next one after the first is fixed.
+    bad = c.post(f"/console/members/{mid}/edit", {**base, "phone": "0812-KOPI", "email": "x@@y"})
+    assert bad.status_code == 422
+    assert 'id="err-phone"' in bad.text
+    assert 'id="err-email"' in bad.text
     taken = c.post(f"/console/members/{mid}/edit", {**base, "email": "budi@example.com"})
     assert taken.status_code == 409
     assert 'id="err-email"' in taken.text

@@ -346,13 +346,22 @@ def test_profile_changes_are_saved_and_wrong_input_is_shown_next_to_the_field(
         {"name": "Siti R.", "email": "not-an-email", "birthday": "1994-02-30", "locale": "en"},
     )
     assert bad.status_code == 422
+    # every mistake at once
     assert 'id="err-birthday"' in bad.text
+    assert 'id="err-email"' in bad.text
     bad_email = p.post(
         "/portal/profile",
         {"name": "Siti R.", "email": "not-an-email", "birthday": "1994-03-17", "locale": "en"},
     )
-    assert bad_email.status_code == 409
+    assert bad_email.status_code == 422
     assert 'id="err-email"' in bad_email.text
+    # a date long past is not "not in the past"
+    old = p.post(
+        "/portal/profile",
+        {"name": "Siti R.", "email": "", "birthday": "1899-01-01", "locale": "en"},
+    )
+    assert old.status_code == 422
+    assert "Enter a year from 1900 on." in old.text
     with db.session() as s:
         m = s.get(Member, uuid.UUID(member_id))
         assert m is not None

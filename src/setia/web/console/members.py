@@ -593,6 +593,17 @@ def edit_save(
     tags = sorted({t.strip() for t in tags_raw.split(",") if t.strip()})
     if len(tags) > 100:
         errors.add("tags", N_("Use at most 100 tags."))
+    # Checked here too (the service checks again), so every mistake shows at once.
+    if phone:
+        try:
+            members.normalize_phone(phone, web.tenant.country)
+        except SetiaError:
+            errors.add("phone", PHONE_INVALID, phone=i18n.phone_example(web.tenant.country))
+    if email:
+        try:
+            members.normalize_email(email)
+        except SetiaError:
+            errors.add("email", EMAIL_INVALID)
     # Consents: a checkbox sends "1" when ticked, nothing when not.
     wanted = {c: bool(form.get(f"consent_{c}")) for c in CHANNELS}
     view: dict[str, Any] = dict(form)

@@ -345,9 +345,18 @@ def save_profile(request: Request, form: PortalForm, web: MemberWeb) -> Response
         except ValueError:
             errors.add("birthday", "Enter a date such as 1990-08-17.")
         else:
-            if birthday.year < 1900 or birthday >= local_today(web):
+            if birthday.year < 1900:
+                errors.add("birthday", "Enter a year from 1900 on.")
+                birthday = None
+            elif birthday >= local_today(web):
                 errors.add("birthday", "Enter a date in the past.")
                 birthday = None
+    if email:
+        # checked here too, so a bad email shows with the form's other mistakes at once
+        try:
+            members.normalize_email(email)
+        except SetiaError:
+            errors.add("email", "Enter an email address such as name@example.com.")
     if errors:
         return _profile(request, web, errors, form, 422)
     wanted: dict[str, Any] = {
