@@ -184,6 +184,12 @@ def test_settings_errors_are_next_to_the_fields_and_nothing_is_saved(
     r = c.post("/console/referrals/settings", {**SETTINGS_FORM, "share_text_en": "Hi {nama}"})
     assert r.status_code == 422
     assert 'id="err-share_text_en"' in r.text
+    # in the reader's language, with the placeholders to use, not the service's English
+    c_id = console_as("owner", lang="id")
+    r = c_id.post("/console/referrals/settings", {**SETTINGS_FORM, "share_text_ms": "{programme}"})
+    assert r.status_code == 422
+    shown = r.text.split('id="err-share_text_ms"')[1][:300]
+    assert "Gunakan hanya placeholder berikut: {code}, {link}, {program}, {name}." in shown
     r = c.post("/console/referrals/settings", {**SETTINGS_FORM, "velocity_count": "1"})
     assert r.status_code == 422
     assert "Enter 2 or more." in r.text.split('id="err-velocity_count"')[1][:200]

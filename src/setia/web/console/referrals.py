@@ -65,6 +65,10 @@ FIELDS = {
 MESSAGES = {
     "referral_not_held": N_("This referral is no longer held; someone decided already."),
 }
+# A share text or link with a placeholder the service does not know (its own message is
+# English, with the offending name as Python writes it).
+PLACEHOLDER_FIELDS = {"share_url", "share_texts.id", "share_texts.ms", "share_texts.en"}
+PLACEHOLDERS_ONLY = N_("Use only these placeholders: %(placeholders)s.")
 
 
 def _names(web: WebContext, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
@@ -270,7 +274,15 @@ def settings_save(
             validation_errors(errors, exc, FIELDS)
         except SetiaError as exc:
             web.session.rollback()
-            place_error(errors, exc, FIELDS, MESSAGES)
+            field = str(exc.extra.get("field") or "")
+            if exc.code == "invalid_input" and field in PLACEHOLDER_FIELDS:
+                errors.add(
+                    FIELDS.get(field, field),
+                    PLACEHOLDERS_ONLY,
+                    placeholders=", ".join("{" + p + "}" for p in service.PLACEHOLDERS),
+                )
+            else:
+                place_error(errors, exc, FIELDS, MESSAGES)
     if errors:
         return _settings_page(request, web, form_dict(form), errors, status_code=422)
     flash(request, web.t(N_("The referral settings were saved.")))
