@@ -49,7 +49,7 @@ def test_campaign_generate_import_export_validate(
     short = ok_json(cli("coupons", "validate", "partner-0002", "--tenant", t, "--cart", cart))
     assert short["valid"] is False
     assert short["reason_code"] == "min_spend_not_met"
-    assert "IDR5,000" in short["reason"]
+    assert "Rp\xa05,000" in short["reason"]
     fine = cart.replace('"quantity": 1', '"quantity": 2')
     good = ok_json(cli("coupons", "validate", gen["codes"][0], "--tenant", t, "--cart", fine))
     assert good["valid"] is True

@@ -116,14 +116,15 @@ def test_progress_on_the_first_and_last_day_of_the_window(
     assert (p["next_tier"]["code"], p["deadline"]) == ("silver", "2025-12-31")
     assert [r["missing"] for r in p["remaining"]] == ["900000", "2"]
     assert (
-        p["message"] == "Rp900.000 atau 2 kunjungan lagi sebelum 31 Des 2025 untuk mencapai Perak"
+        p["message"]
+        == "Rp\xa0900.000 atau 2 kunjungan lagi sebelum 31 Des 2025 untuk mencapai Perak"
     )
     # 31 Dec 2024, the last day of the previous window, counted for that one.
     clock.set(2024, 12, 31, 23, 59)
     v = view(api, m, locale="en")
     assert [f["value"] for f in v["figures"]] == ["900000", "1"]
     assert v["progress"]["message"] == (
-        "IDR100,000 or 2 visits to go before 31 Dec 2024 for Silver"
+        "Rp\xa0100,000 or 2 visits to go before 31 Dec 2024 for Silver"
     )
     api.purchase(200_000, at=local(2025, 6, 1))
     api.purchase(300_000, at=local(2025, 12, 31, 23, 59))
@@ -136,7 +137,7 @@ def test_progress_on_the_first_and_last_day_of_the_window(
     assert [f["value"] for f in v["figures"]] == ["600000", "3"]
     assert v["tier"]["code"] == "silver"  # three visits reached Perak on 31 Dec
     assert v["progress"]["message"] == (
-        "IDR4,400,000 atau 7 lawatan lagi sebelum 31 Dis 2025 untuk mencapai Emas"
+        "Rp\xa04,400,000 atau 7 lawatan lagi sebelum 31 Dis 2025 untuk mencapai Emas"
     )
 
 
@@ -146,9 +147,9 @@ def test_progress_sentence_for_spend_only(api: Api, clock: Clock) -> None:
     clock.set(2025, 3, 1)
     msgs = {lang: view(api, m, locale=lang)["progress"]["message"] for lang in ("id", "ms", "en")}
     assert msgs == {
-        "id": "Rp250.000 lagi sebelum 31 Des 2025 untuk mencapai Perak",
-        "ms": "IDR250,000 lagi sebelum 31 Dis 2025 untuk mencapai Perak",
-        "en": "IDR250,000 to go before 31 Dec 2025 for Silver",
+        "id": "Rp\xa0250.000 lagi sebelum 31 Des 2025 untuk mencapai Perak",
+        "ms": "Rp\xa0250,000 lagi sebelum 31 Dis 2025 untuk mencapai Perak",
+        "en": "Rp\xa0250,000 to go before 31 Dec 2025 for Silver",
     }
     api.purchase(5_000_000, at=local(2025, 3, 1))
     assert view(api, m, locale="id")["progress"]["message"] == "Anda sudah di tingkat tertinggi."

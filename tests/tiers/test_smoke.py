@@ -43,7 +43,7 @@ def test_progress_sentence(client: TestClient, tenant: TenantFixture) -> None:
     assert v["progress"]["message"].startswith("Rp")
     assert "Perak" in v["progress"]["message"]
     en = view(api, m, locale="en")["progress"]["message"]
-    assert en.startswith("IDR250,000 to go before 31 Dec")
+    assert en.startswith("Rp\xa0250,000 to go before 31 Dec")
     assert en.endswith("for Silver")
 
 

@@ -10,7 +10,12 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 
-from babel.numbers import format_currency, get_currency_precision, list_currencies
+from babel.numbers import (
+    format_currency,
+    format_decimal,
+    get_currency_precision,
+    list_currencies,
+)
 
 _PRECISION_OVERRIDES = {"IDR": 0}
 # Amounts are stored as NUMERIC(18, 4): fourteen digits before the point.
@@ -102,7 +107,19 @@ def to_str(amount: Decimal, currency: str) -> str:
     return str(amount.quantize(Decimal(1).scaleb(-precision(currency))))
 
 
+# Rupiah and ringgit in their own symbols whatever the reader's language (English CLDR
+# writes "IDR800", "MYR12.50"): "Rp 25.000" (no sen), "RM12.50", as people there read them.
+LOCAL_SYMBOL = {"IDR": ("Rp\u00a0", 0), "MYR": ("RM", 2)}
+
+
 def display(amount: Decimal, currency: str, locale: str = "id_ID") -> str:
+    """An amount for people: grouped and with the currency's symbol, in ``locale``'s way."""
+    local = LOCAL_SYMBOL.get(currency)
+    if local is not None:
+        symbol, places = local
+        fmt = "#,##0" if places == 0 else "#,##0." + "0" * places
+        text = format_decimal(abs(amount), format=fmt, locale=locale)
+        return ("-" if amount < 0 else "") + symbol + text
     digits = precision(currency)
     return (
         format_currency(

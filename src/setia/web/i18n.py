@@ -41,9 +41,6 @@ BABEL_LOCALE = {"id": "id_ID", "ms": "ms_MY", "en": "en_US"}
 DIR = Path(__file__).resolve().parent / "locales"
 
 
-_LOCAL_SYMBOL = {"IDR": ("Rp\u00a0", 0), "MYR": ("RM", 2)}
-
-
 class Catalog(gettext.NullTranslations):
     """All ``.po`` files of one language, merged. Missing messages fall back to the msgid
     (English)."""
@@ -142,15 +139,6 @@ def choose_locale(*candidates: str | None, accept_language: str | None = None) -
 def money(amount: Decimal | str | int | None, currency: str, lang: str) -> str:
     if amount is None:
         return "—"
-    local = _LOCAL_SYMBOL.get(currency)
-    if local is not None:
-        # Rupiah and ringgit in their own symbols whatever the reader's language (English
-        # CLDR would write "IDR 800", "MYR 12.50"): "Rp 25.000" (no sen), "RM12.50".
-        symbol, digits = local
-        fmt = "#,##0" if digits == 0 else "#,##0." + "0" * digits
-        value = Decimal(str(amount))
-        text = format_decimal(abs(value), format=fmt, locale=BABEL_LOCALE.get(lang, "id_ID"))
-        return ("-" if value < 0 else "") + symbol + text
     return display(Decimal(str(amount)), currency, BABEL_LOCALE.get(lang, "id_ID"))
 
 
