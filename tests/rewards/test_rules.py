@@ -182,7 +182,10 @@ def test_tier_eligibility_exact_and_or_above(api: Api, db: Database) -> None:
     api.redeem_ok(gold, "SILVER_UP")
     view = {r["code"]: r for r in api.catalog(bronze, locale="id")["rewards"]}
     assert view["SILVER"]["reason"]["code"] == "not_eligible_tier"
-    assert "silver" in view["SILVER"]["reason"]["message"]
+    # the tier by its name in the member's language, not its code
+    assert view["SILVER"]["reason"]["message"] == "Khusus anggota tier Perak"
+    view = {r["code"]: r for r in api.catalog(bronze, locale="en")["rewards"]}
+    assert view["SILVER"]["reason"]["message"] == "Only for Silver members"
     # unknown tier codes are refused when the reward is saved
     r = api.put(
         f"/v1/programs/{api.tenant.program_id}/rewards/X",

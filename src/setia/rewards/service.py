@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import uuid
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
@@ -410,6 +410,15 @@ def _stock_left(info: dict[str, Any]) -> int | None:
 # --------------------------------------------------------------------------- eligibility
 
 
+def _tier_names(session: Session, program_id: uuid.UUID) -> dict[str, dict[str, str]]:
+    rows = session.execute(
+        select(Tier.code, Tier.names)
+        .join(TierSet, TierSet.id == Tier.tier_set_id)
+        .where(TierSet.program_id == program_id)
+    ).all()
+    return {code: dict(names or {}) for code, names in rows}
+
+
 def _tier_ranks(session: Session, program_id: uuid.UUID) -> dict[str, int]:
     rows = session.execute(
         select(Tier.code, Tier.rank)
@@ -426,6 +435,8 @@ class Block:
     code: str
     detail: str
     extra: dict[str, Any]
+    # The tiers' names by code, for the member's text (not part of an API answer's facts).
+    tier_names: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 REASONS: dict[str, dict[str, str]] = {
@@ -498,7 +509,13 @@ def reason_text(block: Block, locale: str, points_name: str = "Poin") -> str:
         elif isinstance(v, str):
             facts[k] = v
     if "tiers" in block.extra:
-        facts["tiers"] = "/".join(block.extra["tiers"])
+        # each tier by its name in the member's language ("Emas", "Gold"), not its code
+        facts["tiers"] = "/".join(
+            block.tier_names.get(code, {}).get(locale)
+            or block.tier_names.get(code, {}).get("en")
+            or code
+            for code in block.extra["tiers"]
+        )
     try:
         return template.format(**facts)
     except (KeyError, IndexError):
@@ -557,6 +574,7 @@ def eligibility_block(
                 "not_eligible_tier",
                 f"this reward is for {wording} members; the member is {tier or 'in no tier'}",
                 {"reason": "tier", "tiers": tiers, "member_tier": tier},
+                tier_names=_tier_names(session, reward.program_id),
             )
     if reward.requires_membership and benefits.get("plan") is None:
         return Block(
