@@ -195,3 +195,58 @@ def test_erasure_leaves_no_personal_data_in_the_audit_trail(
     text = json.dumps(export)
     for value in PERSONAL:
         assert value not in text, value
+
+
+def test_erasure_takes_the_records_merged_into_the_member_with_it(
+    client: TestClient, db: Database, tenant: TenantFixture
+) -> None:
+    """A duplicate folded into the member keeps its own identities when the survivor has
+    its own (they resolve to the survivor): erasing the survivor erases them too, and a
+    till that later names one meets a new customer, as with the survivor's own."""
+    h = tenant.headers
+    a = enrol(client, tenant, external_id="M-A", name="Ani", phone="0812-1111-0001")
+    b = enrol(
+        client,
+        tenant,
+        external_id="M-B",
+        name="Ani W.",
+        phone="0813-1111-0002",
+        email="ani.w@example.id",
+    )
+    c = enrol(client, tenant, external_id="M-C", name="Ani Wulandari", email="ani@example.id")
+    for survivor, source in ((b, c), (a, b)):  # a chain: C into B, then B into A
+        r = client.post(
+            f"/v1/members/{survivor['id']}/merge",
+            json={"source_member_id": source["id"], "reason": "same person"},
+            headers=h,
+        )
+        assert r.status_code == 200, r.text
+    found = client.get("/v1/members/lookup", params={"phone": "0813-1111-0002"}, headers=h)
+    assert found.json()["id"] == a["id"]
+
+    r = client.post(
+        f"/v1/members/{a['id']}/erase", json={"reason": "request", "confirm": True}, headers=h
+    )
+    assert r.status_code == 200, r.text
+    for record in (b, c):
+        body = client.get(f"/v1/members/{record['id']}", headers=h).json()
+        for field in ("name", "phone", "email", "external_id"):
+            assert body[field] is None, (record["external_id"], field)
+        text = json.dumps(client.get(f"/v1/members/{record['id']}/export", headers=h).json())
+        for value in ("Ani W", "Wulandari", "+6281311110002", "ani.w@example.id", "M-B", "M-C"):
+            assert value not in text, value
+    for params in (
+        {"phone": "0813-1111-0002"},
+        {"email": "ani@example.id"},
+        {"external_id": "M-B"},
+    ):
+        problem(client.get("/v1/members/lookup", params=params, headers=h), 404, "member_not_found")
+    export = client.get(f"/v1/members/{a['id']}/export", headers=h).json()
+    assert export["audit"][-1]["details"]["merged_records"] == sorted([b["id"], c["id"]])
+    # The duplicate's old phone is free again: a new customer, like the survivor's own.
+    for n, phone in enumerate(("0813-1111-0002", "0812-1111-0001")):
+        r = client.post(
+            "/v1/events", json=purchase(f"after-{n}", member={"phone": phone}), headers=h
+        )
+        assert r.status_code == 201, r.text
+        assert r.json()["member_created"] is True

@@ -562,19 +562,38 @@ def erase_member(
 
     if member.status == "erased":
         return member
-    member.external_id = member.name = member.phone = member.email = member.timezone = None
-    member.birthday = None
-    member.tags = []
-    member.attributes = {}
+    now = utcnow()
+    # The records merged into this member (duplicates folded in, and theirs) are the same
+    # person: their personal data goes too, and their identities stop resolving here.
+    merged: list[Member] = []
+    wanted = [member.id]
+    while wanted:
+        found = list(
+            session.execute(
+                select(Member).where(
+                    Member.tenant_id == tenant.id,
+                    Member.merged_into_id.in_(wanted),
+                    Member.status == "merged",
+                )
+            ).scalars()
+        )
+        merged.extend(found)
+        wanted = [m.id for m in found]
+    for record in (member, *merged):
+        record.external_id = record.name = record.phone = record.email = None
+        record.timezone = record.birthday = None
+        record.tags = []
+        record.attributes = {}
+        record.erased_at = record.updated_at = now
+        for channel in CHANNELS:
+            set_consent(session, record, channel, False, source="erasure")
     member.status = "erased"
-    member.erased_at = member.updated_at = utcnow()
     # Event payloads may carry names, phones and addresses: keep only what accounting needs.
-    session.execute(update(Event).where(Event.member_id == member.id).values(payload={}))
+    ids = [member.id, *(m.id for m in merged)]
+    session.execute(update(Event).where(Event.member_id.in_(ids)).values(payload={}))
     from setia.referrals import service as referrals
 
     referrals.on_erase(session, tenant.id, member.id)
-    for channel in CHANNELS:
-        set_consent(session, member, channel, False, source="erasure")
     audit.record(
         session,
         tenant_id=tenant.id,
@@ -582,7 +601,7 @@ def erase_member(
         action="member.erased",
         subject_type="member",
         subject_id=member.id,
-        details={"reason": reason},
+        details={"reason": reason, "merged_records": sorted(str(m.id) for m in merged)},
     )
     publish(session, tenant.id, "member.erased", {"member_id": str(member.id)})
     session.flush()
