@@ -263,25 +263,47 @@ def import_events(
     batch_size: Annotated[int, typer.Option(min=1, max=1000)] = 500,
 ) -> None:
     """Load events. Valid rows are kept, bad rows are listed with their line; re-running changes nothing."""
-    from setia.events.importer import run_import
+    from setia.events.importer import ImportInterrupted, ImportReport, run_import
 
     db = ready_db()
+    report = ImportReport()
+
+    def summary(stopped: bool) -> None:
+        # Also when the import stopped: what was saved, and the rows rejected until then.
+        rejected = sorted(report.errors, key=lambda e: int(e["line"]))
+        read = f"of {report.rows} rows"
+        if stopped:
+            read += f" read before it stopped; saved up to line {report.last_line}"
+        typer.echo(
+            f"{report.created} recorded, {report.duplicates} already present, "
+            f"{len(rejected)} rejected ({read})"
+        )
+        for err in rejected[:50]:
+            typer.echo(f"  line {err['line']}: {err['error']}", err=True)
+        if len(rejected) > 50:
+            typer.echo(f"  ... and {len(rejected) - 50} more", err=True)
+        if errors_file is not None:
+            errors_file.write_text(
+                "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in rejected)
+            )
+
     try:
-        report = run_import(db, _uuid(tenant, "tenant"), file, batch_size=batch_size, progress=True)
+        run_import(
+            db, _uuid(tenant, "tenant"), file, batch_size=batch_size, progress=True, report=report
+        )
+    except ImportInterrupted as exc:
+        summary(stopped=True)
+        fail(exc.detail, 2)
+    except KeyboardInterrupt:
+        summary(stopped=True)
+        fail(
+            "interrupted; run the same import again to finish it: events already recorded "
+            "are skipped",
+            130,
+        )
     except SetiaError as exc:
         fail(exc.detail, 2)
-    typer.echo(
-        f"{report.created} recorded, {report.duplicates} already present, {len(report.errors)} rejected "
-        f"(of {report.rows} rows)"
-    )
-    for err in report.errors[:50]:
-        typer.echo(f"  line {err['line']}: {err['error']}", err=True)
-    if len(report.errors) > 50:
-        typer.echo(f"  ... and {len(report.errors) - 50} more", err=True)
-    if errors_file is not None:
-        errors_file.write_text(
-            "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in report.errors)
-        )
+    summary(stopped=False)
     if report.errors:
         raise typer.Exit(1)
 

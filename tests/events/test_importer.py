@@ -12,7 +12,7 @@ from sqlalchemy import select, text
 
 from setia.core.db import Database
 from setia.core.errors import NotFound
-from setia.events.importer import ImportFileError, ImportInterrupted, run_import
+from setia.events.importer import ImportFileError, ImportInterrupted, ImportReport, run_import
 from setia.events.models import Event
 from setia.members.models import Member
 from tests.conftest import TenantFixture
@@ -226,6 +226,39 @@ def test_non_utf8_file_is_refused(db: Database, tenant: TenantFixture, tmp_path:
     assert row_counts(db)["events"] == 0
 
 
+def test_a_bad_byte_deep_in_a_file_refuses_all_of_it_and_names_its_line(
+    db: Database, tenant: TenantFixture, tmp_path: Path
+) -> None:
+    """Checked before anything is recorded: no first chunks saved behind the error."""
+    rows = [f"g{i},visit,C-{i % 7},Ani\n".encode() for i in range(3000)]
+    rows[2499] = "g2499,visit,C-1,Jos\xe9\n".encode("latin-1")  # line 2501 (after the header)
+    path = tmp_path / "mixed.csv"
+    path.write_bytes(b"id,type,member_external_id,member_name\n" + b"".join(rows))
+    with pytest.raises(ImportFileError, match="line 2501 is not UTF-8") as exc:
+        run_import(db, tenant.tenant_id, path, batch_size=500)
+    assert "column 20" in exc.value.detail
+    assert "Nothing was imported" in exc.value.detail
+    assert row_counts(db)["events"] == 0
+
+
+def test_semicolon_separated_csv_from_a_spreadsheet(
+    db: Database, tenant: TenantFixture, tmp_path: Path
+) -> None:
+    """Spreadsheets set to Indonesian or Malay save CSV with semicolons."""
+    path = write(
+        tmp_path,
+        "excel.csv",
+        "\ufeffid;type;member_external_id;member_name;order_id;amount;currency\r\n"
+        'p1;purchase;C-1;"Siti; Rahayu";INV-1;85000;IDR\r\n'
+        "p2;purchase;C-2;Budi;INV-2;78.000;IDR\r\n",
+    )
+    report = run_import(db, tenant.tenant_id, path)
+    assert (report.rows, report.created) == (2, 1)
+    assert [(e["line"], e["code"]) for e in report.errors] == [(3, "too_many_decimals")]
+    with db.session() as s:
+        assert s.scalars(select(Member.name)).all() == ["Siti; Rahayu"]
+
+
 def test_progress_bar_runs(db: Database, tenant: TenantFixture, tmp_path: Path) -> None:
     rows = "".join(f"g{i},visit,C-{i % 7}\n" for i in range(30))
     path = write(tmp_path, "many.csv", "id,type,member_external_id\n" + rows)
@@ -261,8 +294,11 @@ def test_a_database_failure_stops_the_import_with_advice(
         "id,type,member_external_id\n"
         + "".join(f"{i},visit,C-1\n" for i in ("ok1", "ok2", "ok3", "boom", "ok5")),
     )
+    report = ImportReport()
     with pytest.raises(ImportInterrupted, match="lines 4-5") as exc:
-        run_import(db, tenant.tenant_id, path, batch_size=2)
+        run_import(db, tenant.tenant_id, path, batch_size=2, report=report)
+    # what was saved before the stop, for the operator's summary
+    assert (report.created, report.last_line) == (2, 3)
     assert "disk says no" in exc.value.detail
     assert "run the same import again" in exc.value.detail
     assert exc.value.extra["created"] == 2

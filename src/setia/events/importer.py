@@ -7,7 +7,9 @@ Two formats, chosen by the file's extension:
     (see ``setia.events.schemas.EventIn``). Blank lines are skipped.
 
 ``.csv``
-    UTF-8 (a byte-order mark from Excel is fine), comma-separated, with a header row.
+    UTF-8 (a byte-order mark from Excel is fine), comma-separated (or semicolon-separated,
+    as spreadsheets set to Indonesian or Malay save it: told by the header), with a header
+    row.
     Column order does not matter; an empty cell means "not given". Columns:
 
     ====================  ========  ===========================================================
@@ -37,16 +39,20 @@ Two formats, chosen by the file's extension:
 A timestamp without a UTC offset (in either format) is read in the tenant's time zone,
 because that is how tills and spreadsheets write them.
 
-Rows are recorded in chunks of ``batch_size``, one transaction per chunk, each row in its
-own savepoint (``setia.events.api.record_batch``): valid rows are kept, a bad row is
-reported with its line number, a readable reason and a stable code, and never spoils the
-others. Events are idempotent by ``id``, so importing the same file again changes nothing:
-rows already recorded are counted as duplicates.
+The whole file is checked to be UTF-8 before anything is recorded (a file that is not is
+refused with the line to fix, nothing imported). Rows are then recorded in chunks of
+``batch_size``, one transaction per chunk, each row in its own savepoint
+(``setia.events.api.record_batch``): valid rows are kept, a bad row is reported with its
+line number, a readable reason and a stable code, and never spoils the others. Events are
+idempotent by ``id``, so importing the same file again changes nothing: rows already
+recorded are counted as duplicates; an import that stopped (the database refused a chunk,
+or the operator pressed Ctrl-C) is finished by running it again.
 """
 
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import uuid
 from collections.abc import Iterator
@@ -112,6 +118,7 @@ class ImportReport:
     created: int = 0
     duplicates: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
+    last_line: int = 0  # the last line whose chunk was recorded
 
 
 @dataclass
@@ -141,9 +148,28 @@ def _file_format(path: Path) -> str:
     )
 
 
-def _count_lines(path: Path) -> int:
-    with path.open("rb") as fh:
-        return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))
+def _scan(path: Path) -> int:
+    """The file's line count, once it is known to be UTF-8 throughout: a file that is not
+    is refused before anything is recorded, with the line and column to fix. (Line by line
+    is exact: no byte of a UTF-8 sequence is a newline.)"""
+    lines = 0
+    try:
+        with path.open("rb") as fh:
+            for lines, raw in enumerate(fh, start=1):
+                try:
+                    raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    column = len(raw[: exc.start].decode("utf-8", errors="replace")) + 1
+                    raise ImportFileError(
+                        f"line {lines} is not UTF-8 text (byte {raw[exc.start]:#04x} at "
+                        f"column {column}); save the file as UTF-8 (in a spreadsheet: CSV "
+                        "UTF-8) and import again. Nothing was imported.",
+                        code="invalid_encoding",
+                        extra={"line": lines},
+                    ) from None
+    except OSError as exc:
+        raise ImportFileError(f"cannot read {path}: {exc.strerror}") from None
+    return lines
 
 
 def _local_time(data: dict[str, Any], tz_name: str) -> None:
@@ -161,7 +187,13 @@ def _local_time(data: dict[str, Any], tz_name: str) -> None:
 
 def _csv_rows(fh: Any) -> Iterator[tuple[int, _Row]]:
     """(lines consumed, row) for each record of a CSV file with a header row."""
-    reader = csv.reader(fh)
+    first = fh.readline()
+    if not first.strip():
+        raise ImportFileError("the CSV file is empty; it needs a header row")
+    # A spreadsheet set to Indonesian or Malay saves "CSV" with semicolons (the comma is
+    # its decimal mark): the header says which.
+    delimiter = ";" if first.count(";") > first.count(",") else ","
+    reader = csv.reader(itertools.chain([first], fh), delimiter=delimiter)
     try:
         header = next(reader)
     except StopIteration:
@@ -273,8 +305,11 @@ def run_import(
     *,
     batch_size: int = 500,
     progress: bool = False,
+    report: ImportReport | None = None,
 ) -> ImportReport:
-    """Record every event in ``path`` for the tenant; see the module docstring for formats."""
+    """Record every event in ``path`` for the tenant; see the module docstring for formats.
+    ``report``, when given, is filled as the import goes: after an interruption (an
+    exception, Ctrl-C) it holds what was recorded and rejected up to then."""
     if batch_size < 1:
         raise InvalidInput("batch_size must be at least 1")
     kind = _file_format(path)
@@ -288,8 +323,9 @@ def run_import(
             ) from None
         tz_name = tenant.timezone
 
-    report = ImportReport()
+    report = report if report is not None else ImportReport()
     chunk: list[_Row] = []
+    total_lines = _scan(path)
 
     def flush() -> None:
         if not chunk:
@@ -319,6 +355,7 @@ def run_import(
                 )
         report.created += out.created
         report.duplicates += out.duplicates
+        report.last_line = chunk[-1].line
         chunk.clear()
 
     with ExitStack() as stack:
@@ -347,7 +384,7 @@ def run_import(
                     transient=True,
                 )
             )
-            task = bar.add_task("import", total=_count_lines(path), name=path.name)
+            task = bar.add_task("import", total=total_lines, name=path.name)
         rows = _csv_rows(fh) if kind == "csv" else _jsonl_rows(fh)
         try:
             for lines, row in rows:
