@@ -175,6 +175,34 @@ def test_the_leaderboard_shows_consented_members_by_display_name(
     assert "Budi Santoso" not in page.text  # the display name only
     assert "Rahasia" not in page.text  # no consent, not shown
     assert "3 / 3" in page.text
+    # the period picker names the months
+    page = console_as("analyst").get(f"/console/badges/{d['code']}?period=2026-09")
+    assert "selected>September 2026</option>" in page.text
+    assert ">October 2026</option>" in page.text
+
+
+def test_a_spend_badge_shows_money(
+    console_as: Any, client: TestClient, tenant: TenantFixture
+) -> None:
+    d = define(
+        client,
+        tenant,
+        "sultan",
+        {"event_type": "purchase", "measure": "sum", "field": "event.amount", "target": "1000000"},
+    )
+    r = client.post(
+        "/v1/members", json={"external_id": "B", "name": "Budi"}, headers=tenant.headers
+    )
+    client.put(
+        f"/v1/members/{r.json()['id']}/leaderboard-consent",
+        json={"opted_in": True, "source": "app"},
+        headers=tenant.headers,
+    )
+    send(client, tenant, purchase("B", "2026-10-01T10:00:00+07:00"))
+    page = console_as("analyst", lang="id").get(f"/console/badges/{d['code']}")
+    assert page.status_code == 200
+    assert "Rp\xa01.000.000" in page.text  # the target
+    assert "1000000" not in page.text
 
 
 def test_archive_asks_first_then_activate(

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from babel.dates import format_date
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
@@ -32,6 +33,7 @@ from setia.core.errors import SetiaError
 from setia.core.i18n import pick
 from setia.core.time import as_utc, zone
 from setia.coupons import service as coupons
+from setia.web import i18n
 from setia.web.console.rewards import (
     CHECK_FIELD,
     LANG_LABELS,
@@ -107,6 +109,27 @@ def _definition_or_404(web: WebContext, code: str) -> BadgeDefinition:
     if d.program_id != program_of(web).id:
         raise service.BadgeNotFound(f"badge {code!r} not found")
     return d
+
+
+def _amount_text(web: WebContext, d: BadgeDefinition, value: Any) -> str:
+    """A target or progress value as people read it: money for a sum of amounts
+    ("Rp 1.000.000"), else a number in the reader's way."""
+    number = Decimal(str(value))
+    if d.measure == "sum" and d.field in ("event.amount", "items.amount"):
+        return i18n.money(number, program_of(web).currency, web.lang)
+    places = max(0, -int(number.normalize().as_tuple().exponent))
+    return i18n.number(number, web.lang, places)
+
+
+def _period_label(web: WebContext, key: str) -> str:
+    """``all`` or ``YYYY-MM`` as the period picker shows it ("November 2026")."""
+    if key == "all":
+        return web.t(N_("All time"))
+    try:
+        first = date(int(key[:4]), int(key[5:7]), 1)
+    except ValueError:
+        return key
+    return format_date(first, "MMMM yyyy", locale=i18n.BABEL_LOCALE.get(web.lang, "id_ID"))
 
 
 def _period_text(web: WebContext, d: BadgeDefinition) -> str:
@@ -449,12 +472,12 @@ def badge_show(
             "units": STREAK_UNITS,
             "statuses": STATUSES,
             "period_text": _period_text(web, d),
-            "target": service._number_text(Decimal(d.target)),
-            "leaders": leaders,
+            "target": _amount_text(web, d, d.target),
+            "leaders": [{**row, "value": _amount_text(web, d, row["value"])} for row in leaders],
             "members": members,
             "completed": completed,
             "key": key,
-            "periods": periods,
+            "periods": [(p, _period_label(web, p)) for p in periods],
             "conditions": json.dumps(d.conditions, ensure_ascii=False, indent=1)
             if d.conditions
             else "",
