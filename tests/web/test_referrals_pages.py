@@ -210,6 +210,12 @@ def test_valid_settings_are_saved_and_shown(console_as: Any, db: Database) -> No
     page = c.get("/console/referrals/settings")
     assert 'value="600"' in page.text
     assert "trash.example" in page.text
+    # an amount typed with its currency, the Indonesian way
+    r = c.post("/console/referrals/settings", {**SETTINGS_FORM, "min_amount": "Rp 50.000"})
+    assert r.status_code == 303, r.text
+    row = _stored(db)
+    assert row is not None
+    assert row.min_amount == 50000
 
 
 def test_roles_and_csrf(

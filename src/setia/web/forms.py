@@ -22,6 +22,7 @@ Templates show ``errors.get("points")`` next to the field (``macros/forms.html``
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -37,6 +38,7 @@ from setia.web.i18n import N_
 REQUIRED = N_("This field is required.")
 NOT_A_NUMBER = N_("Enter a whole number.")
 NOT_AN_AMOUNT = N_("Enter an amount, for example 25000 or 12.50.")
+_CURRENCY_PREFIX = re.compile(r"^(rp|rm|idr|myr)\.?", re.IGNORECASE)
 TOO_SMALL = N_("Enter %(minimum)s or more.")
 TOO_LARGE = N_("Enter %(maximum)s or less.")
 TOO_LONG = N_("Use at most %(max_length)s characters.")
@@ -125,9 +127,10 @@ class FieldErrors:
     def amount(
         self, form: FormData | Mapping[str, Any], name: str, *, required: bool = False
     ) -> Decimal | None:
-        """A money amount as typed by a person: "25000", "25.000" (id), "12.50"; returned as
-        ``Decimal``. Currency precision is the service's to check."""
-        raw = str(form.get(name) or "").strip().replace(" ", "")
+        """A money amount as typed by a person: "25000", "25.000" (id), "Rp 25.000", "RM12.50",
+        "12.50"; returned as ``Decimal``. Currency precision is the service's to check."""
+        raw = str(form.get(name) or "").strip().replace(" ", "").replace("\u00a0", "")
+        raw = _CURRENCY_PREFIX.sub("", raw)  # the symbol people type with it
         if not raw:
             if required:
                 self.add(name, REQUIRED)
