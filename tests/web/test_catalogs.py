@@ -59,3 +59,13 @@ def test_phone_examples_pass_the_shops_own_check(country: str) -> None:
 
     local, international = i18n.phone_example(country), i18n.phone_example(country, True)
     assert normalize_phone(local, country) == normalize_phone(international, country)
+
+
+def test_system_reasons_in_the_statement_are_words_not_codes() -> None:
+    from setia.web.templating import environment
+
+    page = '{% import "console/members/_words.html" as w %}{{ w.ledger_reason(r) }}'
+    assert environment("id").from_string(page).render(r="expiry") == "masa berlaku habis"
+    assert environment("en").from_string(page).render(r="expiry") == "validity ended"
+    # a reason a person typed stays theirs, quoted
+    assert environment("ms").from_string(page).render(r="salah input") == "“salah input”"
