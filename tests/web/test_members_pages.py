@@ -127,6 +127,7 @@ def test_member_page_shows_profile_balance_statement_and_consents(
     assert re.search(r'id="balance-available">\s*1\.234\s*<', r.text)
     assert "opening balance" in r.text  # the statement line's reason
     assert "pos-form" in r.text  # consent history
+    assert "<dd>Bahasa Indonesia</dd>" in r.text  # the member's language by name
     # an analyst reads but sees no action buttons
     assert "/adjust" not in r.text
     assert "/erase" not in r.text
