@@ -223,6 +223,11 @@ def test_erasure_takes_the_records_merged_into_the_member_with_it(
         assert r.status_code == 200, r.text
     found = client.get("/v1/members/lookup", params={"phone": "0813-1111-0002"}, headers=h)
     assert found.json()["id"] == a["id"]
+    # what is held about the person includes the duplicates folded in
+    export = client.get(f"/v1/members/{a['id']}/export", headers=h).json()
+    held = {m["id"]: m for m in export["merged_records"]}
+    assert set(held) == {b["id"], c["id"]}
+    assert (held[b["id"]]["phone"], held[c["id"]]["email"]) == ("+6281311110002", "ani@example.id")
 
     r = client.post(
         f"/v1/members/{a['id']}/erase", json={"reason": "request", "confirm": True}, headers=h

@@ -484,6 +484,27 @@ def merge_members(
     return details
 
 
+def merged_records(session: Session, tenant_id: uuid.UUID, member_id: uuid.UUID) -> list[Member]:
+    """The members merged into this one, and those merged into them: the same person."""
+    merged: list[Member] = []
+    wanted = [member_id]
+    while wanted:
+        found = list(
+            session.execute(
+                select(Member)
+                .where(
+                    Member.tenant_id == tenant_id,
+                    Member.merged_into_id.in_(wanted),
+                    Member.status == "merged",
+                )
+                .order_by(Member.id)
+            ).scalars()
+        )
+        merged.extend(found)
+        wanted = [m.id for m in found]
+    return merged
+
+
 def export_member(session: Session, tenant: Tenant, member: Member) -> dict[str, Any]:
     """Everything Setia holds about a member, for a data-access request."""
     from setia.audit.models import AuditRecord
@@ -541,6 +562,15 @@ def export_member(session: Session, tenant: Tenant, member: Member) -> dict[str,
             for e in events
         ],
         "points": ledgers,
+        # duplicates merged into this member: their identities still find it
+        "merged_records": [
+            {
+                "id": str(m.id),
+                **{k: _jsonable(getattr(m, k)) for k in PROFILE_FIELDS},
+                "merged_into": str(m.merged_into_id),
+            }
+            for m in merged_records(session, tenant.id, member.id)
+        ],
         "referrals": referrals.export_member(session, tenant.id, member.id),
         "audit": [
             {
@@ -565,20 +595,7 @@ def erase_member(
     now = utcnow()
     # The records merged into this member (duplicates folded in, and theirs) are the same
     # person: their personal data goes too, and their identities stop resolving here.
-    merged: list[Member] = []
-    wanted = [member.id]
-    while wanted:
-        found = list(
-            session.execute(
-                select(Member).where(
-                    Member.tenant_id == tenant.id,
-                    Member.merged_into_id.in_(wanted),
-                    Member.status == "merged",
-                )
-            ).scalars()
-        )
-        merged.extend(found)
-        wanted = [m.id for m in found]
+    merged = merged_records(session, tenant.id, member.id)
     for record in (member, *merged):
         record.external_id = record.name = record.phone = record.email = None
         record.timezone = record.birthday = None
