@@ -27,7 +27,7 @@ from setia.causes.api import router as causes_router
 from setia.checkout.api import router as checkout_router
 from setia.core.config import get_settings
 from setia.core.db import Database, get_database
-from setia.core.errors import SetiaError
+from setia.core.errors import SetiaError, validation_message
 from setia.core.migrate import check_schema
 from setia.core.runtime import tune_gc
 from setia.coupons.api import router as coupons_router
@@ -170,7 +170,7 @@ def create_app(db: Database | None = None) -> FastAPI:
         if web_errors.is_web(request):
             return web_errors.page(request, 422)
         errors = [
-            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            {"loc": list(e.get("loc", ())), "msg": validation_message(e), "type": e.get("type", "")}
             for e in exc.errors()
         ]
         detail = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors)

@@ -515,3 +515,34 @@ def test_batch_entry_that_is_not_an_object_refuses_the_batch(
     body = assert_problem(r, 422, "validation_error")
     assert [e["loc"][-1] for e in body["errors"]] == [1, 2]
     assert row_counts(db)["events"] == 0
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [
+        ("type", "PURCHASE", "use lower-case letters"),
+        ("occurred_at", "31/01/2026", "ISO 8601 with its UTC offset"),
+        ("occurred_at", "2026-01-31T23:30:00", "with its UTC offset"),
+    ],
+)
+def test_common_mistakes_are_answered_with_what_to_write(
+    client: TestClient, tenant: TenantFixture, field: str, value: str, words: str
+) -> None:
+    """Pydantic's own words ("String should match pattern '^[a-z]...'", "invalid character
+    in year") say what is wrong, not what to write: replaced, one by one and in a batch."""
+    r = client.post("/v1/events", json=purchase(**{field: value}), headers=tenant.headers)
+    body = assert_problem(r, 422, "validation_error")
+    assert words in body["detail"], body["detail"]
+    r = client.post(
+        "/v1/events/batch",
+        json={"events": [purchase(**{field: value})]},
+        headers=tenant.headers,
+    )
+    assert words in r.json()["results"][0]["error"]["detail"]
+
+
+def test_the_event_type_pattern_is_the_one_explained() -> None:
+    from setia.core import errors
+    from setia.events.schemas import EVENT_TYPE_PATTERN
+
+    assert errors._EVENT_TYPE_PATTERN == EVENT_TYPE_PATTERN

@@ -8,6 +8,7 @@ conflicts are 409; another tenant's objects are 404.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 
@@ -84,3 +85,30 @@ class SchemaMissing(SetiaError):
     status = 503
     code = "schema_missing"
     title = "Database schema missing"
+
+
+# Pydantic's own words for a few mistakes people make often, replaced by what to write.
+_ISO_TIME = "give a date and time in ISO 8601 with its UTC offset, e.g. 2026-01-31T23:30:00+07:00"
+_VALIDATION_WORDS = {
+    "datetime_from_date_parsing": _ISO_TIME,
+    "datetime_parsing": _ISO_TIME,
+    "datetime_type": _ISO_TIME,
+    "timezone_aware": "give the time with its UTC offset, e.g. 2026-01-31T23:30:00+07:00",
+}
+# The event type's pattern (``setia.events.schemas.EVENT_TYPE_PATTERN``): said in words.
+_EVENT_TYPE_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$"
+_EVENT_TYPE_WORDS = (
+    "use lower-case letters, digits and '_', in parts joined by '.', each starting with a "
+    "letter: purchase, refund, review.submitted"
+)
+
+
+def validation_message(error: Mapping[str, Any]) -> str:
+    """A request validation error's message, in words that say what to write instead where
+    pydantic's own would not (a date in another format, a type in capitals)."""
+    kind = str(error.get("type", ""))
+    if kind == "string_pattern_mismatch":
+        ctx = error.get("ctx") or {}
+        if ctx.get("pattern") == _EVENT_TYPE_PATTERN:
+            return _EVENT_TYPE_WORDS
+    return _VALIDATION_WORDS.get(kind) or str(error.get("msg", ""))

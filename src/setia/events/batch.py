@@ -42,7 +42,7 @@ from setia.analytics import store_fields
 from setia.badges import service as badges
 from setia.core import bulk
 from setia.core.db import new_id
-from setia.core.errors import SetiaError
+from setia.core.errors import SetiaError, validation_message
 from setia.core.money import MoneyError, check_currency, parse_amount, to_str
 from setia.core.time import as_utc, utcnow
 from setia.events import benefits, earning
@@ -158,7 +158,7 @@ _OUTBOX_COLUMNS = ("id", "topic", "payload")
 
 def validation_problem(exc: ValidationError) -> dict[str, Any]:
     errors = [
-        {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
+        {"loc": list(e["loc"]), "msg": validation_message(e), "type": e["type"]}
         for e in exc.errors(include_url=False)
     ]
     return {
