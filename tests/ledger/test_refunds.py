@@ -117,8 +117,14 @@ def test_small_refunds_reverse_nothing_until_a_whole_point_is_due(
 ) -> None:
     purchase(db, tenant, "O1", 10_000)  # 10 points: one per 1,000 refunded
     member = member_by_external_id(db, tenant, "C-1")
-    reversed_ = [refund(db, tenant, "O1", 600)["points_reversed"] for _ in range(5)]
+    answers = [refund(db, tenant, "O1", 600) for _ in range(5)]
+    reversed_ = [a["points_reversed"] for a in answers]
     assert reversed_ == [0, 1, 0, 1, 1]  # floor(0.6), floor(1.2), floor(1.8), floor(2.4), 3
+    # one shape for every refund: where the points came from, zeros when none were due
+    assert all(set(a) == set(answers[1]) for a in answers)
+    assert {k: answers[0][k] for k in ledger.REVERSAL_PARTS} == dict.fromkeys(
+        ledger.REVERSAL_PARTS, 0
+    )
     assert now_balance(db, tenant, member) == (7, 0, 0)
     assert_db_sound(db)
 

@@ -479,10 +479,12 @@ def _refund(
         )
     )
     to_reverse = max(0, target - order.points_reversed)
+    # Every refund answers the same keys; a refund with no points to take back, zeros.
     out: dict[str, Any] = {
         "amount": to_str(refund, order.currency),
         "order_id": order.order_id,
         "points_reversed": to_reverse,
+        **dict.fromkeys(ledger.REVERSAL_PARTS, 0),
     }
     if to_reverse:
         ctx = ledger.Context(

@@ -908,6 +908,10 @@ def transfer_between_members(
     return Result(transfer_id, created=True, amounts={"amount": amount, "debt_repaid": repaid})
 
 
+# Where a refund's points came back from (``reverse_order_points``' answer).
+REVERSAL_PARTS = ("already_expired", "from_pending", "from_available", "debt", "written_off")
+
+
 def reverse_order_points(
     session: Session,
     ctx: Context,
@@ -930,13 +934,7 @@ def reverse_order_points(
     issuance = program_account(session, ctx.program_id, ISSUANCE)
     write_off = program_account(session, ctx.program_id, WRITE_OFF)
     _lock(session, [accounts.points, accounts.pending, accounts.debt, issuance, write_off])
-    out = {
-        "already_expired": 0,
-        "from_pending": 0,
-        "from_available": 0,
-        "debt": 0,
-        "written_off": 0,
-    }
+    out = dict.fromkeys(REVERSAL_PARTS, 0)
     expired = -int(
         session.execute(
             select(func.coalesce(func.sum(LotMovement.amount), 0))
