@@ -61,6 +61,21 @@ def parse_amount(value: object, currency: str, *, allow_zero: bool = False) -> D
             if grouped
             else f'{value!r} is not an amount: write digits with an optional decimal point, e.g. "15000" or "12.50"',
         )
+    try:
+        amount = Decimal(text)
+    except InvalidOperation:
+        raise MoneyError("invalid_amount", f"{value!r} is not a number") from None
+    if not amount.is_finite():
+        raise MoneyError("invalid_amount", f"{value!r} is not a finite number")
+    if amount < 0 or (amount == 0 and not allow_zero):
+        raise MoneyError(
+            "invalid_amount",
+            "the amount must not be negative"
+            if allow_zero
+            else "the amount must be greater than zero",
+        )
+    if amount >= MAX_AMOUNT:
+        raise MoneyError("invalid_amount", f"the amount must be less than {MAX_AMOUNT:,}")
     digits = precision(currency)
     point = text.find(".")
     # Trailing zeros up to two places are a machine's way of writing a whole amount
@@ -78,21 +93,6 @@ def parse_amount(value: object, currency: str, *, allow_zero: bool = False) -> D
                 else ""
             ),
         )
-    try:
-        amount = Decimal(text)
-    except InvalidOperation:
-        raise MoneyError("invalid_amount", f"{value!r} is not a number") from None
-    if not amount.is_finite():
-        raise MoneyError("invalid_amount", f"{value!r} is not a finite number")
-    if amount < 0 or (amount == 0 and not allow_zero):
-        raise MoneyError(
-            "invalid_amount",
-            "the amount must not be negative"
-            if allow_zero
-            else "the amount must be greater than zero",
-        )
-    if amount >= MAX_AMOUNT:
-        raise MoneyError("invalid_amount", f"the amount must be less than {MAX_AMOUNT:,}")
     exponent = amount.normalize().as_tuple().exponent
     assert isinstance(exponent, int)
     if -exponent > digits:
