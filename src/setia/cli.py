@@ -273,7 +273,9 @@ def import_events(
         rejected = sorted(report.errors, key=lambda e: int(e["line"]))
         read = f"of {report.rows} rows"
         if stopped:
-            read += f" read before it stopped; saved up to line {report.last_line}"
+            read += " read before it stopped; " + (
+                f"saved up to line {report.last_line}" if report.last_line else "nothing saved"
+            )
         typer.echo(
             f"{report.created} recorded, {report.duplicates} already present, "
             f"{len(rejected)} rejected ({read})"
@@ -302,6 +304,8 @@ def import_events(
             130,
         )
     except SetiaError as exc:
+        if report.rows:
+            summary(stopped=True)
         fail(exc.detail, 2)
     summary(stopped=False)
     if report.errors:

@@ -332,6 +332,8 @@ def test_leaderboard_shows_only_members_who_opted_in(
     # A monthly challenge has no all-time board: said so, not answered with an empty one.
     r = client.get(f"/v1/badges/{d['id']}/leaderboard?period=all", headers=h)
     assert (r.status_code, r.json()["code"], r.json()["field"]) == (422, "invalid_period", "period")
+    r = client.get(f"/v1/badges/{d['id']}/leaderboard?period=2026-13", headers=h)
+    assert r.status_code == 422
     r = client.put(
         f"/v1/members/{ids['A']}/leaderboard-consent",
         json={"opted_in": True, "source": " "},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -227,6 +228,8 @@ def test_erasure_takes_the_records_merged_into_the_member_with_it(
     export = client.get(f"/v1/members/{a['id']}/export", headers=h).json()
     held = {m["id"]: m for m in export["merged_records"]}
     assert set(held) == {b["id"], c["id"]}
+    assert "consents" in held[b["id"]]
+    assert "referrals" in held[b["id"]]
     assert (held[b["id"]]["phone"], held[c["id"]]["email"]) == ("+6281311110002", "ani@example.id")
 
     r = client.post(
@@ -248,6 +251,20 @@ def test_erasure_takes_the_records_merged_into_the_member_with_it(
         problem(client.get("/v1/members/lookup", params=params, headers=h), 404, "member_not_found")
     export = client.get(f"/v1/members/{a['id']}/export", headers=h).json()
     assert export["audit"][-1]["details"]["merged_records"] == sorted([b["id"], c["id"]])
+    # Erased before this rule: its merged records kept their data. Erasing again clears them.
+    with db.session() as session:
+        from setia.members.models import Member
+
+        stale = session.get(Member, uuid.UUID(b["id"]))
+        assert stale is not None
+        stale.name, stale.phone = "Ani W.", "+6281311110002"
+        session.commit()
+    r = client.post(
+        f"/v1/members/{a['id']}/erase", json={"reason": "again", "confirm": True}, headers=h
+    )
+    assert r.status_code == 200, r.text
+    body = client.get(f"/v1/members/{b['id']}", headers=h).json()
+    assert (body["name"], body["phone"]) == (None, None)
     # The duplicate's old phone is free again: a new customer, like the survivor's own.
     for n, phone in enumerate(("0813-1111-0002", "0812-1111-0001")):
         r = client.post(

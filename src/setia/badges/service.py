@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -1886,11 +1887,14 @@ def current_period(d: BadgeDefinition, tz_name: str, now: datetime | None = None
     return f"{local.year:04d}-{local.month:02d}"
 
 
+_MONTH_KEY = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
+
+
 def check_period(d: BadgeDefinition, key: str) -> str:
     """``key`` if the definition has such periods: ``all`` for one that is not recurring, a
     month (YYYY-MM) for a recurring challenge. Asking the other kind is a mistake to
     explain, not an empty list."""
-    if d.recurring and key == ALL_TIME:
+    if d.recurring and (key == ALL_TIME or not _MONTH_KEY.fullmatch(key)):
         raise InvalidPeriod(
             f"{d.code!r} starts again every month: give the month, as YYYY-MM",
             extra={"field": "period"},

@@ -78,12 +78,13 @@ def parse_amount(value: object, currency: str, *, allow_zero: bool = False) -> D
         raise MoneyError("invalid_amount", f"the amount must be less than {MAX_AMOUNT:,}")
     digits = precision(currency)
     point = text.find(".")
-    # Trailing zeros up to two places are a machine's way of writing a whole amount
-    # ("85000.00" from a shop exporting every price with cents); three or more, in a currency
-    # with fewer places, read as a dot grouping thousands, the Indonesian way ("78.000" is
-    # Rp 78.000, not Rp 78): refused rather than taken a thousand times too small.
-    if point >= 0 and len(text) - point - 1 > max(digits, 2):
-        grouped = digits == 0 and _GROUPED.fullmatch(text) is not None
+    # In a currency without decimals (rupiah), trailing zeros up to two places are a
+    # machine's way of writing a whole amount ("85000.00" from a shop exporting every price
+    # with cents); three or more read as a dot grouping thousands, the Indonesian way
+    # ("78.000" is Rp 78.000, not Rp 78): refused rather than taken a thousand times too
+    # small. A currency with decimals keeps its trailing zeros ("12.500" ringgit is 12.50).
+    if digits == 0 and point >= 0 and len(text) - point - 1 > 2:
+        grouped = _GROUPED.fullmatch(text) is not None
         raise MoneyError(
             "too_many_decimals",
             f"{currency} amounts allow {digits} decimal place(s); got {value}"

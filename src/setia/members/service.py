@@ -568,6 +568,17 @@ def export_member(session: Session, tenant: Tenant, member: Member) -> dict[str,
                 "id": str(m.id),
                 **{k: _jsonable(getattr(m, k)) for k in PROFILE_FIELDS},
                 "merged_into": str(m.merged_into_id),
+                # a merge leaves the duplicate's consent history and some referrals on it
+                "consents": [
+                    {
+                        "channel": c.channel,
+                        "granted": c.granted,
+                        "source": c.source,
+                        "at": c.changed_at.isoformat(),
+                    }
+                    for c in consent_history(session, m.id)
+                ],
+                "referrals": referrals.export_member(session, tenant.id, m.id),
             }
             for m in merged_records(session, tenant.id, member.id)
         ],
@@ -584,33 +595,52 @@ def export_member(session: Session, tenant: Tenant, member: Member) -> dict[str,
     }
 
 
+def _holds_personal_data(m: Member) -> bool:
+    return any(
+        (m.external_id, m.name, m.phone, m.email, m.timezone, m.birthday, m.tags, m.attributes)
+    )
+
+
+def _clear_personal_data(session: Session, record: Member, now: datetime) -> None:
+    record.external_id = record.name = record.phone = record.email = None
+    record.timezone = record.birthday = None
+    record.tags = []
+    record.attributes = {}
+    record.erased_at = record.updated_at = now
+    for channel in CHANNELS:
+        set_consent(session, record, channel, False, source="erasure")
+
+
 def erase_member(
     session: Session, tenant: Tenant, member: Member, *, actor: str, reason: str
 ) -> Member:
     """Remove personal data; keep the anonymous member row so the ledger still balances."""
     from setia.events.models import Event
+    from setia.referrals import service as referrals
 
-    if member.status == "erased":
-        return member
     now = utcnow()
     # The records merged into this member (duplicates folded in, and theirs) are the same
     # person: their personal data goes too, and their identities stop resolving here.
     merged = merged_records(session, tenant.id, member.id)
+    if member.status == "erased":
+        # Erased before merged records were erased with it: clear what is left of them.
+        left = [m for m in merged if _holds_personal_data(m)]
+        for record in left:
+            _clear_personal_data(session, record, now)
+            referrals.on_erase(session, tenant.id, record.id)
+        if left:
+            ids = [m.id for m in left]
+            session.execute(update(Event).where(Event.member_id.in_(ids)).values(payload={}))
+            session.flush()
+        return member
     for record in (member, *merged):
-        record.external_id = record.name = record.phone = record.email = None
-        record.timezone = record.birthday = None
-        record.tags = []
-        record.attributes = {}
-        record.erased_at = record.updated_at = now
-        for channel in CHANNELS:
-            set_consent(session, record, channel, False, source="erasure")
+        _clear_personal_data(session, record, now)
     member.status = "erased"
     # Event payloads may carry names, phones and addresses: keep only what accounting needs.
     ids = [member.id, *(m.id for m in merged)]
     session.execute(update(Event).where(Event.member_id.in_(ids)).values(payload={}))
-    from setia.referrals import service as referrals
-
-    referrals.on_erase(session, tenant.id, member.id)
+    for member_id in ids:
+        referrals.on_erase(session, tenant.id, member_id)
     audit.record(
         session,
         tenant_id=tenant.id,

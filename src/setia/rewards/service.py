@@ -411,12 +411,20 @@ def _stock_left(info: dict[str, Any]) -> int | None:
 
 
 def _tier_names(session: Session, program_id: uuid.UUID) -> dict[str, dict[str, str]]:
-    rows = session.execute(
-        select(Tier.code, Tier.names)
-        .join(TierSet, TierSet.id == Tier.tier_set_id)
-        .where(TierSet.program_id == program_id)
-    ).all()
-    return {code: dict(names or {}) for code, names in rows}
+    """The program's tiers' names by code, read once per session (a catalog page asks for
+    every reward a member cannot have)."""
+    cache: dict[uuid.UUID, dict[str, dict[str, str]]] = session.info.setdefault(
+        "reward_tier_names", {}
+    )
+    names = cache.get(program_id)
+    if names is None:
+        rows = session.execute(
+            select(Tier.code, Tier.names)
+            .join(TierSet, TierSet.id == Tier.tier_set_id)
+            .where(TierSet.program_id == program_id)
+        ).all()
+        names = cache[program_id] = {code: dict(texts or {}) for code, texts in rows}
+    return names
 
 
 def _tier_ranks(session: Session, program_id: uuid.UUID) -> dict[str, int]:

@@ -38,7 +38,9 @@ from setia.web.i18n import N_
 REQUIRED = N_("This field is required.")
 NOT_A_NUMBER = N_("Enter a whole number.")
 NOT_AN_AMOUNT = N_("Enter an amount, for example 25000 or 12.50.")
-_CURRENCY_PREFIX = re.compile(r"^(rp|rm|idr|myr)\.?", re.IGNORECASE)
+# "Rp." is how some write rupiah; in ringgit a dot after the symbol is the decimal point
+# ("RM.50" is 50 sen), so it stays.
+_CURRENCY_PREFIX = re.compile(r"^(?:(?:rp|idr)\.?|rm|myr)", re.IGNORECASE)
 TOO_SMALL = N_("Enter %(minimum)s or more.")
 TOO_LARGE = N_("Enter %(maximum)s or less.")
 TOO_LONG = N_("Use at most %(max_length)s characters.")
