@@ -24,6 +24,8 @@ class Member(Base):
         UniqueConstraint("tenant_id", "phone"),
         UniqueConstraint("tenant_id", "email"),
         Index("ix_members_tenant_created", "tenant_id", "id"),
+        # the records merged into a member (its erasure and export read them)
+        Index("ix_members_merged_into", "merged_into_id", "tenant_id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)

@@ -489,16 +489,17 @@ def merged_records(session: Session, tenant_id: uuid.UUID, member_id: uuid.UUID)
     merged: list[Member] = []
     wanted = [member_id]
     while wanted:
-        found = list(
+        # Sorted here: an ORDER BY id would lead SQLite to the tenant's (tenant_id, id)
+        # index, a walk of its members, instead of the merged_into_id index.
+        found = sorted(
             session.execute(
-                select(Member)
-                .where(
-                    Member.tenant_id == tenant_id,
+                select(Member).where(
                     Member.merged_into_id.in_(wanted),
+                    Member.tenant_id == tenant_id,
                     Member.status == "merged",
                 )
-                .order_by(Member.id)
-            ).scalars()
+            ).scalars(),
+            key=lambda m: m.id,
         )
         merged.extend(found)
         wanted = [m.id for m in found]
