@@ -677,6 +677,17 @@ class _Batch:
         add_transfer, add_entry = transfer_rows.rows.append, entry_rows.rows.append
         add_lot, add_award = lot_rows.rows.append, award_rows.rows.append
         add_message = outbox_rows.rows.append
+
+        def add_entries(transfer_id: uuid.UUID, target: uuid.UUID, points: int) -> None:
+            """An EARN's two entries (issuance debited, ``target`` credited), planned on the
+            accounts' counters as the ledger would post them."""
+            for account_id, dp, cp in ((issuance, points, 0), (target, 0, points)):
+                s = state[account_id]
+                s[0] += dp
+                s[1] += cp
+                s[4] += 1
+                add_entry((new_id(), account_id, transfer_id, cp - dp, s[1] - s[0] - s[2], s[4]))
+
         activity: list[tier_activity.Activity] = []
         last_seen: dict[uuid.UUID, datetime] = {}
         recorded: list[tuple[_Plain, dict[str, Any], uuid.UUID]] = []
@@ -782,13 +793,6 @@ class _Batch:
                     continue
                 target = accounts[PENDING] if is_pending else accounts[POINTS]
                 transfer_id = new_id()
-                planned = []
-                for account_id, dp, cp in ((issuance, award.points, 0), (target, 0, award.points)):
-                    s = state[account_id]
-                    s[0] += dp
-                    s[1] += cp
-                    s[4] += 1
-                    planned.append((account_id, cp - dp, s[1] - s[0] - s[2], s[4]))
                 add_transfer(
                     (
                         transfer_id,
@@ -807,8 +811,7 @@ class _Batch:
                         occurred_at,
                     )
                 )
-                for account_id, change, balance, version in planned:
-                    add_entry((new_id(), account_id, transfer_id, change, balance, version))
+                add_entries(transfer_id, target, award.points)
                 add_lot(
                     (
                         new_id(),
@@ -864,16 +867,6 @@ class _Batch:
             for reward in badge_run.rewards():
                 transfer_id = new_id()
                 target = accounts[POINTS]
-                planned = []
-                for account_id, dp, cp in (
-                    (issuance, reward.points, 0),
-                    (target, 0, reward.points),
-                ):
-                    s = state[account_id]
-                    s[0] += dp
-                    s[1] += cp
-                    s[4] += 1
-                    planned.append((account_id, cp - dp, s[1] - s[0] - s[2], s[4]))
                 add_transfer(
                     (
                         transfer_id,
@@ -888,8 +881,7 @@ class _Batch:
                         reward.at,
                     )
                 )
-                for account_id, change, balance, version in planned:
-                    add_entry((new_id(), account_id, transfer_id, change, balance, version))
+                add_entries(transfer_id, target, reward.points)
                 add_lot(
                     (
                         new_id(),
