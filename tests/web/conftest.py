@@ -234,6 +234,31 @@ def shot(driver: Any, name: str) -> Path:
     return path
 
 
+def browser_wait(browser: Any, timeout: float = 15) -> Any:
+    """A ``WebDriverWait`` that retries through a page being replaced under it.
+
+    While a form submit or a link loads the next page, Chrome can answer a read of the old
+    page with a stale element, or with "unhandled inspector error" (a ``WebDriverException``);
+    both mean "not there yet", so the condition is asked again until ``timeout`` runs out.
+    """
+    from selenium.common.exceptions import (
+        NoSuchElementException,
+        StaleElementReferenceException,
+        WebDriverException,
+    )
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(
+        browser,
+        timeout,
+        ignored_exceptions=(
+            NoSuchElementException,
+            StaleElementReferenceException,
+            WebDriverException,
+        ),
+    )
+
+
 def browser_session(browser: Any, server: LiveServer, login: StaffLogin) -> None:
     """Sign the browser in as ``login`` without the sign-in form (a real session row and
     cookie), for journeys that are not about signing in."""

@@ -12,13 +12,12 @@ from zoneinfo import ZoneInfo
 from fastapi.testclient import TestClient
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
-from selenium.webdriver.support.ui import WebDriverWait
 from sqlalchemy import select
 
 from setia.core.db import Database
 from setia.coupons.models import CouponCampaign
 from tests.conftest import TenantFixture
-from tests.web.conftest import LiveServer, StaffLogin, browser_session, shot
+from tests.web.conftest import LiveServer, StaffLogin, browser_session, browser_wait, shot
 
 JAKARTA = ZoneInfo("Asia/Jakarta")
 
@@ -235,19 +234,19 @@ def test_the_campaign_edit_form_in_the_browser(
     cid = _campaign(client, tenant)
     browser_session(browser, live_server, staff_user("owner"))
     browser.get(f"{live_server.url}/console/coupons/{cid}/edit")
-    WebDriverWait(browser, 10).until(ec.presence_of_element_located((By.ID, "f-max_amount")))
+    browser_wait(browser, 10).until(ec.presence_of_element_located((By.ID, "f-max_amount")))
     shot(browser, "console-coupon-edit")
     browser.find_element(By.ID, "f-max_uses").send_keys("250")
     browser.find_element(By.CSS_SELECTOR, "form.form button[type=submit]").click()
-    WebDriverWait(browser, 10).until(ec.url_to_be(f"{live_server.url}/console/coupons/{cid}"))
+    browser_wait(browser, 10).until(ec.url_to_be(f"{live_server.url}/console/coupons/{cid}"))
     assert "250" in browser.find_element(By.ID, "conditions").text
     browser.find_element(By.LINK_TEXT, "Archive").click()
-    WebDriverWait(browser, 10).until(
+    browser_wait(browser, 10).until(
         ec.url_to_be(f"{live_server.url}/console/coupons/{cid}/archive")
     )
     shot(browser, "console-coupon-archive")
     browser.find_element(By.CSS_SELECTOR, "form.actions-bar button[type=submit]").click()
-    WebDriverWait(browser, 10).until(ec.url_to_be(f"{live_server.url}/console/coupons/{cid}"))
+    browser_wait(browser, 10).until(ec.url_to_be(f"{live_server.url}/console/coupons/{cid}"))
     assert "Archived" in browser.find_element(By.TAG_NAME, "h1").text
 
 

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from setia.web import i18n
 from tests.conftest import TenantFixture
-from tests.web.conftest import LiveServer, StaffLogin, browser_session, shot
+from tests.web.conftest import LiveServer, StaffLogin, browser_session, browser_wait, shot
 from tests.web.test_dashboard import build, expected, today
 
 CHARTS = ("points", "tiers", "labels", "types", "rewards")
@@ -32,9 +32,7 @@ def test_the_owner_reads_the_dashboard_and_analytics(
     browser: Any,
     staff_user: Callable[..., StaffLogin],
 ) -> None:
-    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     build(client, tenant)
     want = expected(live_server.db, tenant, today() - timedelta(days=29), today())
@@ -52,7 +50,7 @@ def test_the_owner_reads_the_dashboard_and_analytics(
             )
         )
 
-    WebDriverWait(browser, 20).until(drawn)
+    browser_wait(browser, 20).until(drawn)
     for name in CHARTS:
         state = browser.find_element(By.CSS_SELECTOR, f'[data-chart="{name}"]').get_attribute(
             "data-drawn"
@@ -82,8 +80,8 @@ def test_the_owner_reads_the_dashboard_and_analytics(
     # a 90-day period chosen with the form: weekly points, the same page
     browser.find_element(By.CSS_SELECTOR, '#f-period option[value="90"]').click()
     browser.find_element(By.CSS_SELECTOR, ".period-form button[type=submit]").click()
-    WebDriverWait(browser, 10).until(lambda d: "period=90" in d.current_url)
-    WebDriverWait(browser, 20).until(drawn)
+    browser_wait(browser, 10).until(lambda d: "period=90" in d.current_url)
+    browser_wait(browser, 20).until(drawn)
     labels = browser.execute_script(
         "return window.Chart.getChart(document.getElementById('chart-points')).data.labels.length;"
     )
@@ -101,8 +99,8 @@ def test_the_owner_reads_the_dashboard_and_analytics(
     browser.find_element(By.CSS_SELECTOR, "form.card button[type=submit]").click()
     # The old page's heading may go stale between finding and reading it, and Chromium
     # sometimes answers such a read with an inspector error instead: look again.
-    WebDriverWait(
-        browser, 10, ignored_exceptions=(StaleElementReferenceException, WebDriverException)
-    ).until(lambda d: d.find_element(By.TAG_NAME, "h1").text == "Repeat buyers")
+    browser_wait(browser, 10).until(
+        lambda d: d.find_element(By.TAG_NAME, "h1").text == "Repeat buyers"
+    )
     assert "2 members now" in browser.find_element(By.TAG_NAME, "main").text
     shot(browser, "console-analytics-segment")

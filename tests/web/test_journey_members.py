@@ -14,12 +14,12 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.conftest import TenantFixture
-from tests.web.conftest import LiveServer, StaffLogin, browser_sign_in, shot
+from tests.web.conftest import LiveServer, StaffLogin, browser_sign_in, browser_wait, shot
 from tests.web.test_members_pages import available, grant, new_member
 
 
 def _wait(browser: Any) -> WebDriverWait[Any]:
-    return WebDriverWait(browser, 10)
+    return browser_wait(browser, 10)
 
 
 def test_owner_finds_a_member_by_phone_and_adjusts_points(

@@ -15,7 +15,7 @@ from setia.outbox.models import OutboxMessage
 from setia.rewards import service as rewards
 from setia.rewards.models import RewardRedemption
 from tests.conftest import TenantFixture
-from tests.web.conftest import LiveServer, shot
+from tests.web.conftest import LiveServer, browser_wait, shot
 from tests.web.test_portal_pages import make_cause, make_reward
 
 PHONE = "0812-7777-1234"
@@ -37,10 +37,8 @@ def _code(server: LiveServer, tenant_id: uuid.UUID) -> str:
 def test_member_signs_in_with_a_code_redeems_a_reward_and_switches_to_malay(
     live_server: LiveServer, browser: Any, client: TestClient, tenant: TenantFixture
 ) -> None:
-    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import WebDriverWait
 
     db = live_server.db
     r = client.post(
@@ -71,7 +69,7 @@ def test_member_signs_in_with_a_code_redeems_a_reward_and_switches_to_malay(
     make_cause(db, tenant)
 
     browser.set_window_size(390, 844)
-    wait = WebDriverWait(browser, 15)
+    wait = browser_wait(browser, 15)
 
     # Sign in: the link a shop gives (?login= fills the field), then the code.
     browser.get(f"{live_server.url}/portal/{tenant.tenant_id}/sign-in?login={quote(PHONE)}")
@@ -112,9 +110,9 @@ def test_member_signs_in_with_a_code_redeems_a_reward_and_switches_to_malay(
     browser.find_element(By.CSS_SELECTOR, ".langswitch button[value=ms]").click()
     # The page is replaced meanwhile: an element found on the old one may be stale when read
     # (or answered with a Chromium inspector error): look again.
-    WebDriverWait(
-        browser, 15, ignored_exceptions=(StaleElementReferenceException, WebDriverException)
-    ).until(lambda b: b.find_element(By.TAG_NAME, "html").get_attribute("lang") == "ms")
+    browser_wait(browser, 15).until(
+        lambda b: b.find_element(By.TAG_NAME, "html").get_attribute("lang") == "ms"
+    )
     assert "Tunjukkan kod ini di kaunter bayaran" in browser.page_source
     shot(browser, "portal-redemption-ms")
     browser.get(f"{live_server.url}/portal")

@@ -18,13 +18,13 @@ from setia.core.db import Database
 from setia.coupons.models import CouponRedemption
 from setia.events.models import Event
 from tests.conftest import TenantFixture
-from tests.web.conftest import LiveServer, StaffLogin, browser_session, shot
+from tests.web.conftest import LiveServer, StaffLogin, browser_session, browser_wait, shot
 from tests.web.test_members_pages import available, new_member
 from tests.web.test_pos import coupon_code
 
 
 def _wait(browser: Any) -> WebDriverWait[Any]:
-    return WebDriverWait(browser, 10)
+    return browser_wait(browser, 10)
 
 
 def _count(db: Database, model: Any) -> int:

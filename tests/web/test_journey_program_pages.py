@@ -10,13 +10,12 @@ from typing import Any
 from fastapi.testclient import TestClient
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
-from selenium.webdriver.support.ui import WebDriverWait
 
 from setia.core.db import Database
 from tests.badges.support import define
 from tests.causes.support import donate, member_with_points, put_cause
 from tests.conftest import TenantFixture
-from tests.web.conftest import LiveServer, StaffLogin, browser_session, shot
+from tests.web.conftest import LiveServer, StaffLogin, browser_session, browser_wait, shot
 
 
 def _seed(client: TestClient, db: Database, tenant: TenantFixture) -> dict[str, str]:
@@ -101,7 +100,7 @@ def test_program_pages_in_the_browser(
 ) -> None:
     ids = _seed(client, db, tenant)
     browser_session(browser, live_server, staff_user("owner"))
-    wait = WebDriverWait(browser, 10)
+    wait = browser_wait(browser, 10)
     pages = [
         ("/console/rewards", "program-rewards", "Setia Tumbler"),
         ("/console/rewards/TUMBLER", "program-reward", "Adjust stock"),

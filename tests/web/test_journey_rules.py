@@ -15,7 +15,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from setia.programs.models import Program
 from tests.conftest import TenantFixture
-from tests.web.conftest import LiveServer, browser_session, shot
+from tests.web.conftest import LiveServer, browser_session, browser_wait, shot
 
 
 def _seed(client: TestClient, tenant: TenantFixture) -> None:
@@ -130,7 +130,7 @@ def test_owner_edits_a_rule_sees_the_cost_and_runs_the_simulator(
         program.cost_per_point = Decimal(10)
         s.commit()
     browser_session(browser, live_server, staff_user("owner"))
-    wait = WebDriverWait(browser, 15)
+    wait = browser_wait(browser, 15)
 
     browser.get(live_server.url + "/console/rules")
     wait.until(ec.presence_of_element_located((By.LINK_TEXT, "Kopi pagi")))

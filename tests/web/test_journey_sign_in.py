@@ -11,11 +11,11 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.web.conftest import LiveServer, StaffLogin, browser_sign_in, shot
+from tests.web.conftest import LiveServer, StaffLogin, browser_sign_in, browser_wait, shot
 
 
 def _wait(browser: Any) -> WebDriverWait[Any]:
-    return WebDriverWait(browser, 10)
+    return browser_wait(browser, 10)
 
 
 def test_owner_signs_in_and_walks_the_settings(

@@ -11,14 +11,20 @@ from typing import Any
 from fastapi.testclient import TestClient
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
-from selenium.webdriver.support.ui import WebDriverWait
 from sqlalchemy import select
 
 from setia.analytics import segments as seg_service
 from setia.analytics.tables import AnalyticsSegment
 from setia.core.db import Database
 from tests.conftest import TenantFixture
-from tests.web.conftest import ConsoleClient, LiveServer, StaffLogin, browser_session, shot
+from tests.web.conftest import (
+    ConsoleClient,
+    LiveServer,
+    StaffLogin,
+    browser_session,
+    browser_wait,
+    shot,
+)
 from tests.web.test_dashboard import build, field_error
 
 BUILDER = {
@@ -233,13 +239,13 @@ def test_the_segment_edit_form_in_the_browser(
     seg_id = _segment(db, tenant)
     browser_session(browser, live_server, staff_user("owner"))
     browser.get(f"{live_server.url}/console/analytics/segments/{seg_id}/edit")
-    WebDriverWait(browser, 10).until(ec.presence_of_element_located((By.ID, "f-key")))
+    browser_wait(browser, 10).until(ec.presence_of_element_located((By.ID, "f-key")))
     shot(browser, "console-segment-edit")
     name = browser.find_element(By.ID, "f-name_en")
     name.clear()
     name.send_keys("Loyal buyers")
     browser.find_element(By.CSS_SELECTOR, "form.card button[type=submit]").click()
-    WebDriverWait(browser, 10).until(
+    browser_wait(browser, 10).until(
         ec.url_to_be(f"{live_server.url}/console/analytics/segments/{seg_id}")
     )
     assert "Loyal buyers" in browser.find_element(By.TAG_NAME, "h1").text
