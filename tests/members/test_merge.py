@@ -97,6 +97,9 @@ def test_merge_moves_points_pending_debt_orders_and_events(
     assert (survivor["available"], survivor["pending"], survivor["debt"]) == (420, 50, 0)
     gone = balance(client, tenant, b_id)
     assert (gone["available"], gone["pending"], gone["debt"], gone["held"]) == (0, 0, 0, 0)
+    # The survivor's lifetime is the person's: B's 150 earned, 80 redeemed and 20 taken back
+    # by the refund count with A's 500; the merge's own moves count as none of these.
+    assert survivor["lifetime"] == {"earned": 650, "redeemed": 80, "expired": 0, "reversed": 20}
 
     with db.session() as session:
         owners = dict(session.execute(select(Order.order_id, Order.member_id)).all())
@@ -187,6 +190,40 @@ def test_merge_moves_available_points_with_their_lots(
         f"/v1/members/{a['id']}/points/redeem", json={"points": 100}, headers=tenant.headers
     )
     assert r.status_code == 201, r.text
+    assert_ledger_sound(db)
+
+
+def test_lifetime_follows_a_chain_of_merges(
+    client: TestClient, db: Database, tenant: TenantFixture
+) -> None:
+    """C merged into B, then B into A: A's lifetime holds all three; a member that never had
+    an account in the program adds nothing and breaks nothing."""
+    h = tenant.headers
+    a = enrol(client, tenant, external_id="A-1")["id"]
+    b = post(
+        client, tenant, "/v1/events", purchase("b1", member=B, order_id="OB1", amount="100000")
+    )["member_id"]
+    c = post(
+        client,
+        tenant,
+        "/v1/events",
+        purchase("c1", member={"external_id": "C-1"}, order_id="OC1", amount="30000"),
+    )["member_id"]
+    post(client, tenant, f"/v1/members/{c}/points/redeem", {"points": 10})
+    d = enrol(client, tenant, external_id="D-1")["id"]  # no purchase: no account yet
+    for survivor, source in ((b, c), (a, b), (a, d)):
+        r = client.post(
+            f"/v1/members/{survivor}/merge",
+            json={"source_member_id": source, "reason": "duplicate"},
+            headers=h,
+        )
+        assert r.status_code == 200, r.text
+    after = balance(client, tenant, a)
+    assert after["available"] == 120
+    assert after["lifetime"] == {"earned": 130, "redeemed": 10, "expired": 0, "reversed": 0}
+    # The merged records themselves still tell their own story.
+    assert balance(client, tenant, c)["lifetime"]["earned"] == 30
+    assert balance(client, tenant, b)["lifetime"]["earned"] == 130
     assert_ledger_sound(db)
 
 

@@ -9,8 +9,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from setia.core.errors import NotFound
 from setia.ledger.models import ISSUANCE, Account, Entry, Lot, Transfer
 from setia.ledger.service import MemberAccounts, member_accounts
+from setia.members.models import Member
 
 
 def balance(
@@ -51,7 +53,7 @@ def balance(
         .group_by(Lot.expires_at)
         .order_by(Lot.expires_at)
     ).all()
-    totals = _lifetime(session, accounts) if lifetime else None
+    totals = _lifetime(session, program_id, member_id, accounts) if lifetime else None
     return {
         "available": pts.credits_posted - pts.debits_posted - pts.debits_pending,
         "held": pts.debits_pending,
@@ -66,13 +68,26 @@ def balance(
     }
 
 
-def _lifetime(session: Session, accounts: MemberAccounts) -> dict[str, int]:
+def _lifetime(
+    session: Session, program_id: uuid.UUID, member_id: uuid.UUID, accounts: MemberAccounts
+) -> dict[str, int]:
     """Lifetime totals by transfer code, from the member's point of view.
+
+    A member's lifetime is the person's: the records merged into it (and those merged into
+    them) count with it, so a merge does not lose what the duplicate earned, redeemed or saw
+    expire. The MERGE transfers between them are moves inside that one person and count as
+    none of these.
 
     Read through the member's entries (every transfer writes one on each of its two
     accounts; indexed by account) rather than the transfers' account columns, which have no
     index: that walked the program's whole ledger on every balance."""
     member_accs = [accounts.points, accounts.pending]
+    for merged_id in _merged_ids(session, member_id):
+        try:
+            merged = member_accounts(session, program_id, merged_id, create=False)
+        except NotFound:  # merged before it ever had an account in this program
+            continue
+        member_accs += [merged.points, merged.pending]
 
     def totals(side: Any, kinds: list[str], codes: list[str]) -> dict[str, Any]:
         return dict(
@@ -90,9 +105,7 @@ def _lifetime(session: Session, accounts: MemberAccounts) -> dict[str, int]:
             ).all()
         )
 
-    credited = totals(
-        Transfer.credit_account_id, ["POSTED"], ["EARN", "ADJUST", "TRANSFER", "MERGE"]
-    )
+    credited = totals(Transfer.credit_account_id, ["POSTED"], ["EARN"])
     debited = totals(
         Transfer.debit_account_id, ["POSTED", "POST_PENDING"], ["REDEEM", "EXPIRE", "REVERSAL"]
     )
@@ -102,6 +115,22 @@ def _lifetime(session: Session, accounts: MemberAccounts) -> dict[str, int]:
         "expired": int(debited.get("EXPIRE") or 0),
         "reversed": int(debited.get("REVERSAL") or 0),
     }
+
+
+def _merged_ids(session: Session, member_id: uuid.UUID) -> list[uuid.UUID]:
+    """The records merged into this member, and those merged into them."""
+    found: list[uuid.UUID] = []
+    wanted = [member_id]
+    while wanted:
+        wanted = list(
+            session.execute(
+                select(Member.id).where(
+                    Member.merged_into_id.in_(wanted), Member.status == "merged"
+                )
+            ).scalars()
+        )
+        found += wanted
+    return found
 
 
 ACCOUNT_LABELS = {"POINTS": "available", "PENDING": "pending", "DEBT": "debt"}

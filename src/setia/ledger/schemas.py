@@ -22,6 +22,8 @@ class ExpiringLot(BaseModel):
 
 
 class Lifetime(BaseModel):
+    """Points over the member's whole history, the records merged into it included."""
+
     earned: int
     redeemed: int
     expired: int
