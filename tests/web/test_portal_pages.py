@@ -19,6 +19,7 @@ from setia.causes import service as causes
 from setia.causes.models import Donation
 from setia.causes.schemas import CauseIn
 from setia.core.db import Database
+from setia.core.i18n import babel_locale
 from setia.core.time import utcnow, zone
 from setia.coupons import service as coupons
 from setia.coupons.schemas import CampaignIn
@@ -651,14 +652,14 @@ def test_home_shows_pending_and_expiring_points_with_their_dates(
         .astimezone(zone("Asia/Jakarta"))
         .date(),
         "medium",
-        locale="en_US",
+        locale=babel_locale("en"),
     )
     when_expiring = format_date(
         datetime.fromisoformat(balance["expiring_soon"][0]["expires_at"])
         .astimezone(zone("Asia/Jakarta"))
         .date(),
         "medium",
-        locale="en_US",
+        locale=babel_locale("en"),
     )
     assert f"Available from {when_pending}" in r.text
     assert f"Expire on {when_expiring}" in r.text

@@ -40,7 +40,7 @@ from sqlalchemy.orm import Session
 from setia.causes.models import Cause, Donation, ReceiptSequence
 from setia.causes.schemas import CauseIn
 from setia.core.errors import Conflict, IdempotencyKeyReused, InvalidInput, NotFound
-from setia.core.i18n import pick
+from setia.core.i18n import babel_locale, pick
 from setia.core.money import precision, to_str
 from setia.core.time import as_utc, utcnow, zone
 from setia.ledger import service as ledger
@@ -121,12 +121,11 @@ def points_value(points: int, rate: Decimal, currency: str) -> Decimal:
     return exact.quantize(Decimal(1).scaleb(-precision(currency)), rounding=ROUND_HALF_UP)
 
 
-_NUMBER_LOCALES = {"id": "id_ID", "ms": "ms_MY", "en": "en_US"}
 _HOME_LOCALE = {"IDR": "id_ID", "MYR": "ms_MY", "SGD": "en_SG"}
 
 
 def format_points(points: int, locale: str) -> str:
-    return str(format_decimal(points, locale=_NUMBER_LOCALES.get(locale, "id_ID")))
+    return str(format_decimal(points, locale=babel_locale(locale)))
 
 
 def format_money(amount: Decimal, currency: str, locale: str) -> str:
@@ -137,7 +136,7 @@ def format_money(amount: Decimal, currency: str, locale: str) -> str:
     number = format_decimal(
         amount,
         format=pattern,
-        locale=_NUMBER_LOCALES.get(locale, "id_ID"),
+        locale=babel_locale(locale),
         decimal_quantization=True,
     )
     symbol = get_currency_symbol(currency, locale=_HOME_LOCALE.get(currency, "en_US"))

@@ -10,6 +10,16 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Locale = Literal["id", "ms", "en"]
 LOCALES: tuple[str, ...] = ("id", "ms", "en")
+# Babel's locale for each language: how numbers, dates and money are written. English is
+# Malaysia's ("26 Nov 2026", "1,200"), the English our English-speaking readers use.
+BABEL_LOCALES: dict[str, str] = {"id": "id_ID", "ms": "ms_MY", "en": "en_MY"}
+
+
+def babel_locale(lang: str) -> str:
+    """Babel's locale for one of our languages (Indonesian's for any other)."""
+    return BABEL_LOCALES.get(lang, "id_ID")
+
+
 # Malay and Indonesian readers understand each other's language better than English.
 FALLBACKS: dict[str, tuple[str, ...]] = {
     "id": ("id", "ms", "en"),

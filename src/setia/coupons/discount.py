@@ -13,6 +13,7 @@ from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
+from setia.core.i18n import babel_locale
 from setia.core.money import display, precision, to_str
 from setia.core.time import as_utc, zone
 from setia.coupons.models import Coupon, CouponCampaign
@@ -97,7 +98,6 @@ REASONS: dict[str, dict[str, str]] = {
     },
 }
 LOCALES = ("id", "ms", "en")
-_BABEL = {"id": "id_ID", "ms": "ms_MY", "en": "en_US"}
 _AMOUNTS = ("min_spend", "shortfall")
 
 
@@ -118,7 +118,11 @@ def message(
     if currency:
         for key in _AMOUNTS:
             if key in shown:
-                shown[key] = display(Decimal(shown[key]), currency, _BABEL.get(locale, "en_US"))
+                shown[key] = display(
+                    Decimal(shown[key]),
+                    currency,
+                    babel_locale(locale if locale in LOCALES else "en"),
+                )
     return text.format(**shown)
 
 

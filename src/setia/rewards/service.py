@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from setia.audit import service as audit
 from setia.core.db import new_id
 from setia.core.errors import Conflict, IdempotencyKeyReused, InvalidInput, NotFound
+from setia.core.i18n import babel_locale
 from setia.core.money import MoneyError, parse_amount, to_str
 from setia.core.time import as_utc, utcnow, zone
 from setia.ledger import service as ledger
@@ -502,9 +503,6 @@ REASONS: dict[str, dict[str, str]] = {
 }
 
 
-_NUMBER_LOCALES = {"id": "id_ID", "ms": "ms_MY", "en": "en"}
-
-
 def reason_text(block: Block, locale: str, points_name: str = "Poin") -> str:
     """The reason in the member's language, with the program's name for points and numbers
     written the local way ("5.279" in Indonesian, "5,279" in Malay and English)."""
@@ -513,7 +511,7 @@ def reason_text(block: Block, locale: str, points_name: str = "Poin") -> str:
     facts: dict[str, Any] = {"points_name": points_name}
     for k, v in block.extra.items():
         if isinstance(v, int) and not isinstance(v, bool):
-            facts[k] = format_decimal(v, locale=_NUMBER_LOCALES.get(locale, "id_ID"))
+            facts[k] = format_decimal(v, locale=babel_locale(locale))
         elif isinstance(v, str):
             facts[k] = v
     if "tiers" in block.extra:

@@ -14,6 +14,7 @@ from babel.numbers import format_decimal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
+from setia.core.i18n import babel_locale
 from setia.core.money import display
 from setia.members.models import Member
 from setia.programs.models import Program
@@ -29,7 +30,6 @@ from setia.tiers.service import (
     require_structure,
 )
 
-BABEL = {"id": "id_ID", "ms": "ms_MY", "en": "en_GB"}
 WORDS: dict[str, dict[str, str]] = {
     "id": {
         "points": "poin",
@@ -94,15 +94,15 @@ def _ref(t: TierDef, locale: str) -> dict[str, Any]:
 def _amount(metric: dict[str, Any], value: Decimal, program: Program, locale: str) -> str:
     words = WORDS[locale]
     if metric["metric"] == "spend":
-        return display(value, program.currency, BABEL[locale])
-    number = format_decimal(value, locale=BABEL[locale])
+        return display(value, program.currency, babel_locale(locale))
+    number = format_decimal(value, locale=babel_locale(locale))
     if metric["metric"] == "event":
         return f"{number} {words['event'].format(event=metric['event_type'])}"
     return f"{number} {words[metric['metric']]}"
 
 
 def _day(d: date, locale: str) -> str:
-    return format_date(d, "d MMM yyyy", locale=BABEL[locale])
+    return format_date(d, "medium", locale=babel_locale(locale))
 
 
 def progress(

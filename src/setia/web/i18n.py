@@ -25,6 +25,7 @@ from babel.dates import format_date, format_datetime
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
 
+from setia.core.i18n import BABEL_LOCALES
 from setia.core.money import display
 from setia.core.time import zone
 
@@ -37,7 +38,7 @@ def N_(message: str) -> str:
 
 
 LANGUAGE_NAMES = {"id": "Bahasa Indonesia", "ms": "Bahasa Melayu", "en": "English"}
-BABEL_LOCALE = {"id": "id_ID", "ms": "ms_MY", "en": "en_US"}
+BABEL_LOCALE = BABEL_LOCALES
 DIR = Path(__file__).resolve().parent / "locales"
 
 
