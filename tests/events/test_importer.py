@@ -241,6 +241,27 @@ def test_a_bad_byte_deep_in_a_file_refuses_all_of_it_and_names_its_line(
     assert row_counts(db)["events"] == 0
 
 
+def test_a_file_with_carriage_returns_only(
+    db: Database, tenant: TenantFixture, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lines ending in a lone CR ("CSV (Macintosh)"): read, counted and named like any."""
+    from setia.events import importer
+
+    body = "".join(f"m{i},visit,C-{i},Ani\r" for i in range(4))
+    path = tmp_path / "mac.csv"
+    path.write_bytes(f"id,type,member_external_id,member_name\r{body}".encode())
+    totals: list[int] = []
+    scan = importer._scan
+    monkeypatch.setattr(importer, "_scan", lambda p: totals.append(scan(p)) or totals[-1])
+    report = run_import(db, tenant.tenant_id, path)
+    assert (report.rows, report.created, report.last_line, totals) == (4, 4, 5, [5])
+    # a bad byte on the fourth line is named as line 4
+    bad = path.read_bytes().replace(b"m2,visit", "m\xe92,visit".encode("latin-1"))
+    path.write_bytes(bad)
+    with pytest.raises(ImportFileError, match="line 4 is not UTF-8"):
+        run_import(db, tenant.tenant_id, path)
+
+
 def test_semicolon_separated_csv_from_a_spreadsheet(
     db: Database, tenant: TenantFixture, tmp_path: Path
 ) -> None:

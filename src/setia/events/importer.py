@@ -155,18 +155,22 @@ def _scan(path: Path) -> int:
     lines = 0
     try:
         with path.open("rb") as fh:
-            for lines, raw in enumerate(fh, start=1):
-                try:
-                    raw.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    column = len(raw[: exc.start].decode("utf-8", errors="replace")) + 1
-                    raise ImportFileError(
-                        f"line {lines} is not UTF-8 text (byte {raw[exc.start]:#04x} at "
-                        f"column {column}); save the file as UTF-8 (in a spreadsheet: CSV "
-                        "UTF-8) and import again. Nothing was imported.",
-                        code="invalid_encoding",
-                        extra={"line": lines},
-                    ) from None
+            for chunk in fh:
+                # Lines end as the reader's text mode ends them (\n, \r\n or a lone \r, as
+                # "CSV (Macintosh)" saves them): a chunk ends at \n, so \r\n stays whole.
+                for raw in chunk.splitlines():
+                    lines += 1
+                    try:
+                        raw.decode("utf-8")
+                    except UnicodeDecodeError as exc:
+                        column = len(raw[: exc.start].decode("utf-8", errors="replace")) + 1
+                        raise ImportFileError(
+                            f"line {lines} is not UTF-8 text (byte {raw[exc.start]:#04x} at "
+                            f"column {column}); save the file as UTF-8 (in a spreadsheet: CSV "
+                            "UTF-8) and import again. Nothing was imported.",
+                            code="invalid_encoding",
+                            extra={"line": lines},
+                        ) from None
     except OSError as exc:
         raise ImportFileError(f"cannot read {path}: {exc.strerror}") from None
     return lines
