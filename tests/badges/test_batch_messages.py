@@ -10,10 +10,23 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from setia.badges.service import matcher
 from setia.core.db import Database
-from setia.rules.conditions import compile_condition
+from setia.rules.conditions import (
+    ANY,
+    BOOL,
+    DATE,
+    NUMBER,
+    OPS,
+    STRING,
+    STRINGS,
+    ConditionError,
+    compile_condition,
+    validate,
+)
 from tests.badges.support import define, purchase, send, send_batch, topics
 from tests.conftest import TenantFixture
 
@@ -127,3 +140,109 @@ def test_matchers_agree_with_the_rules(condition: dict[str, Any]) -> None:
         for items in (LINES, LINES[1:], []):
             ctx = {"event": event, "items": items}
             assert yes_no(ctx) is rule(ctx).ok, (event, items)
+
+
+# Any condition the rules accept, against contexts whose values are of any JSON-ish type:
+# the matcher's decided-once comparisons must agree with the rules everywhere.
+_FIELDS = {
+    "event.channel": STRING,
+    "event.amount": NUMBER,
+    "event.local_date": DATE,
+    "event.local_day_of_week": STRING,
+    "event.attributes.tier": ANY,
+    "member.is_first_purchase": BOOL,
+    "member.tags": STRINGS,
+    "item.category": STRING,
+    "item.quantity": NUMBER,
+}
+_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 200_000),
+    st.decimals(-10, 200_000, allow_nan=False, places=2),
+    st.floats(allow_nan=True, allow_infinity=True, width=32),
+    st.sampled_from(["app", "pos", "sat", "coffee", "2026-11-25", "150000", " 7 ", "x", ""]),
+)
+_VALUES = st.one_of(_SCALARS, st.lists(_SCALARS, max_size=3))
+
+
+@st.composite
+def _leaf(draw: st.DrawFn, item: bool = False) -> dict[str, Any]:
+    names = [n for n in _FIELDS if n.startswith("item.") == item]
+    name = draw(st.sampled_from(names))
+    op = draw(st.sampled_from([op for op, kinds in OPS.items() if _FIELDS[name] in kinds]))
+    node: dict[str, Any] = {"field": name, "op": op}
+    if op != "exists" or draw(st.booleans()):
+        node["value"] = draw(_VALUES)
+    return node
+
+
+def _tree(item: bool = False) -> st.SearchStrategy[dict[str, Any]]:
+    leaves: st.SearchStrategy[dict[str, Any]] = _leaf(item)
+    if not item:
+        leaves = leaves | st.builds(
+            lambda where, q: {"items": {**({"where": where} if where else {}), **q}},
+            st.none() | _tree(item=True),
+            st.sampled_from([{}, {"min_quantity": 3}, {"min_amount": "40000"}]),
+        )
+    return st.recursive(
+        leaves,
+        lambda inner: st.one_of(
+            st.lists(inner, min_size=1, max_size=3).map(lambda c: {"all": c}),
+            st.lists(inner, min_size=1, max_size=3).map(lambda c: {"any": c}),
+            inner.map(lambda c: {"not": c}),
+        ),
+        max_leaves=4,
+    )
+
+
+_LINE = st.fixed_dictionaries(
+    {},
+    optional={"category": _SCALARS, "quantity": _SCALARS, "amount": _SCALARS, "sku": _SCALARS},
+)
+_CONTEXT = st.fixed_dictionaries(
+    {
+        "event": st.fixed_dictionaries(
+            {},
+            optional={
+                "channel": _VALUES,
+                "amount": _VALUES,
+                "local_date": _VALUES,
+                "local_day_of_week": _VALUES,
+                "attributes": st.fixed_dictionaries({}, optional={"tier": _VALUES}) | _SCALARS,
+            },
+        ),
+        "member": st.fixed_dictionaries(
+            {}, optional={"is_first_purchase": _VALUES, "tags": _VALUES}
+        ),
+        "items": st.lists(_LINE, max_size=3),
+    }
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(condition=_tree(), contexts=st.lists(_CONTEXT, min_size=1, max_size=4))
+def test_matchers_agree_with_the_rules_on_any_values(
+    condition: dict[str, Any], contexts: list[dict[str, Any]]
+) -> None:
+    try:
+        validate(condition)
+    except ConditionError:
+        assume(False)
+    yes_no, rule = matcher(condition), compile_condition(condition)
+    for ctx in contexts:
+        assert yes_no(ctx) is rule(ctx).ok, ctx
+
+
+@settings(max_examples=300, deadline=None)
+@given(where=_tree(item=True), lines=st.lists(_LINE, min_size=1, max_size=4))
+def test_line_matchers_agree_with_the_rules(
+    where: dict[str, Any], lines: list[dict[str, Any]]
+) -> None:
+    try:
+        validate(where, item=True)
+    except ConditionError:
+        assume(False)
+    on_line, rule = matcher(where, line=True), compile_condition(where)
+    for line in lines:
+        assert on_line(line) is rule({"item": line}).ok, line

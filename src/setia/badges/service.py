@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import operator
 import re
 import uuid
 from collections import defaultdict
@@ -71,6 +72,10 @@ from setia.programs import service as programs
 from setia.programs.models import Program
 from setia.rules.conditions import (
     ANY,
+    DATE,
+    NUMBER,
+    STRING,
+    TIME,
     ConditionError,
     _compare,
     _number,
@@ -589,59 +594,148 @@ def archive_definition(session: Session, d: BadgeDefinition) -> BadgeDefinition:
 Match = Callable[[dict[str, Any]], bool]
 
 
-def matcher(node: dict[str, Any]) -> Match:
+def matcher(node: dict[str, Any], *, line: bool = False) -> Match:
     """A validated condition tree as a yes/no function of the context: the rules'
     ``compile_condition`` with the same comparisons (``_compare``), without the reasons a
-    failing rule explains itself with (a definition only needs to know whether it counts)."""
+    failing rule explains itself with (a definition only needs to know whether it counts).
+
+    With ``line``, the function takes one item line instead of the context: the ``where``
+    of an items condition or of a definition's ``items_where``, asked of ``{"item": line}``
+    by the rules, asked of the line itself here (no dict built per line)."""
     if "all" in node:
-        children = [matcher(child) for child in node["all"]]
+        children = [matcher(child, line=line) for child in node["all"]]
         return lambda ctx: all(child(ctx) for child in children)
     if "any" in node:
-        options = [matcher(child) for child in node["any"]]
+        options = [matcher(child, line=line) for child in node["any"]]
         return lambda ctx: any(option(ctx) for option in options)
     if "not" in node:
-        inner = matcher(node["not"])
+        inner = matcher(node["not"], line=line)
         return lambda ctx: not inner(ctx)
     if "items" in node:
+        if line:  # a line has no lines of its own: the condition meets an empty basket
+            empty = matcher(node)({})
+            return lambda _line: empty
         spec = node["items"]
-        where = matcher(spec["where"]) if "where" in spec else None
+        where = matcher(spec["where"], line=True) if "where" in spec else None
         need_q = _number(spec.get("min_quantity")) if "min_quantity" in spec else None
         need_a = _number(spec.get("min_amount")) if "min_amount" in spec else None
+        if need_q is None and need_a is None:
+            if where is None:
+                return lambda ctx: bool(ctx.get("items"))
+            return lambda ctx: any(where(item) for item in ctx.get("items") or ())
 
         def items(ctx: dict[str, Any]) -> bool:
             lines = ctx.get("items") or []
-            matching = [line for line in lines if where is None or where({"item": line})]
-            if need_q is None and need_a is None:
-                return bool(matching)
-            qty = sum((_number(line.get("quantity")) or Decimal(0)) for line in matching)
-            amount = sum((_number(line.get("amount")) or Decimal(0)) for line in matching)
+            matching = [item for item in lines if where is None or where(item)]
+            qty = sum((_number(item.get("quantity")) or Decimal(0)) for item in matching)
+            amount = sum((_number(item.get("amount")) or Decimal(0)) for item in matching)
             return (need_q is None or qty >= need_q) and (need_a is None or amount >= need_a)
 
         return items
     name, op = node["field"], node["op"]
-    parts = _parts(name)
-
-    def find(ctx: dict[str, Any]) -> tuple[bool, Any]:
-        cur: Any = ctx
-        for part in parts:
-            if isinstance(cur, dict) and part in cur:
-                cur = cur[part]
-            else:
-                return False, None
-        return cur is not None, cur
-
+    find = _finder(_parts(name), line)
     if op == "exists":
         want = node.get("value", True)
-        return lambda ctx: find(ctx)[0] == want
+        return lambda ctx: (find(ctx) is not None) == want
     expected = node.get("value")
     kind = field_type(name, item=name.startswith("item.")) or ANY
-    negative = op in ("ne", "not_in", "not_contains")
+    test = _tester(kind, op, expected)
+    if op in ("ne", "not_in", "not_contains"):  # true of a field that is not there
+
+        def negative(ctx: dict[str, Any]) -> bool:
+            actual = find(ctx)
+            return actual is None or test(actual)
+
+        return negative
 
     def compare(ctx: dict[str, Any]) -> bool:
-        found, actual = find(ctx)
-        return (found and _compare(kind, op, actual, expected)) or (not found and negative)
+        actual = find(ctx)
+        return actual is not None and test(actual)
 
     return compare
+
+
+def _finder(parts: tuple[str, ...], line: bool) -> Callable[[Any], Any]:
+    """The value at a dotted path (None: not there, or null, which conditions treat alike).
+    On a line, ``item.x`` is the line's ``x``; any other path is not there."""
+    if line:
+        if not parts or parts[0] != "item":
+            return lambda _line: None
+        parts = parts[1:]
+    if len(parts) == 1:
+        (only,) = parts
+        return lambda cur: cur.get(only) if isinstance(cur, dict) else None
+    if len(parts) == 2:
+        first, second = parts
+
+        def two(cur: Any) -> Any:
+            if isinstance(cur, dict):
+                cur = cur.get(first)
+                if isinstance(cur, dict):
+                    return cur.get(second)
+            return None
+
+        return two
+
+    def walk(cur: Any) -> Any:
+        for part in parts:
+            if not isinstance(cur, dict):
+                return None
+            cur = cur.get(part)
+        return cur
+
+    return walk
+
+
+_TEXT_KINDS = frozenset((STRING, DATE, TIME))
+_ORDERINGS: dict[str, Callable[[Any, Any], bool]] = {
+    "eq": operator.eq,
+    "ne": operator.ne,
+    "gt": operator.gt,
+    "gte": operator.ge,
+    "lt": operator.lt,
+    "lte": operator.le,
+}
+
+
+def _tester(kind: str, op: str, expected: Any) -> Callable[[Any], bool]:
+    """``_compare(kind, op, actual, expected)`` as a function of ``actual`` (present, not
+    null), the common cases decided once: text against text, numbers against a number."""
+    compare_to = _ORDERINGS.get(op)
+    text = isinstance(expected, str)
+    if kind in _TEXT_KINDS and compare_to is not None and text:
+        if op == "ne":
+            return lambda actual: not isinstance(actual, str) or actual != expected
+        return lambda actual: isinstance(actual, str) and compare_to(actual, expected)
+    if (
+        kind in _TEXT_KINDS
+        and op in ("in", "not_in")
+        and isinstance(expected, list)
+        and all(isinstance(option, str) for option in expected)
+    ):
+        options = frozenset(expected)
+        if op == "in":
+            return lambda actual: isinstance(actual, str) and actual in options
+        return lambda actual: not (isinstance(actual, str) and actual in options)
+    if kind == NUMBER and compare_to is not None and not isinstance(expected, bool):
+        bound = _number(expected)
+        if bound is None:  # never comparable: only ``ne`` holds
+            result = op == "ne"
+            return lambda _actual: result
+        if op == "ne":
+
+            def differs(actual: Any) -> bool:
+                number = _number(actual)
+                return number is None or number != bound
+
+            return differs
+
+        def ordered(actual: Any) -> bool:
+            number = _number(actual)
+            return number is not None and compare_to(number, bound)
+
+        return ordered
+    return lambda actual: _compare(kind, op, actual, expected)
 
 
 @dataclass(frozen=True)
@@ -694,7 +788,7 @@ def _bare_spec(d: BadgeDefinition) -> Spec:
         target=Decimal(d.target),
         field=d.field,
         check=matcher(d.conditions) if d.conditions else None,
-        items_check=matcher(d.items_where) if d.items_where else None,
+        items_check=matcher(d.items_where, line=True) if d.items_where else None,
         items_key=json.dumps(d.items_where, sort_keys=True) if d.items_where else "",
         id_text=str(d.id),
         key=d.id.int,
@@ -764,7 +858,7 @@ def _lines(spec: Spec, ctx: dict[str, Any]) -> list[dict[str, Any]]:
     found = picked.get(spec.items_key)
     if found is None:
         check = spec.items_check
-        found = picked[spec.items_key] = [line for line in lines if check({"item": line})]
+        found = picked[spec.items_key] = [line for line in lines if check(line)]
     return found
 
 
