@@ -765,9 +765,10 @@ class Spec:
     contribute: Callable[[dict[str, Any], datetime], Any] = dataclasses.field(
         default=lambda _ctx, _at: None, compare=False, repr=False
     )
-    # Adds a contribution to a row (``_apply``, its branches decided for this definition).
-    step: Callable[[Row, Any, datetime], str | None] = dataclasses.field(
-        default=lambda _row, _c, _at: None, compare=False, repr=False
+    # Adds a contribution to a tally's entry (``_apply``, its branches decided for this
+    # definition).
+    step: Callable[[list[Any], Any, str], str | None] = dataclasses.field(
+        default=lambda _entry, _c, _at: None, compare=False, repr=False
     )
 
 
@@ -1051,23 +1052,46 @@ _PROGRESSED = "progressed"
 _COMPLETED = "completed"
 
 
-def _stepper(spec: Spec) -> Callable[[Row, Any, datetime], str | None]:
-    """``_apply`` for one definition: a count or a sum (most definitions, on most events)
-    without the measure's branches; distinct values and streaks through ``_apply``."""
+def _whole(text: str) -> int:
+    """A stored count as an int ("7"; "7.0" from an older writer too)."""
+    try:
+        return int(text)
+    except ValueError:
+        return int(Decimal(text))
+
+
+def _decoded(state: Any) -> dict[str, Any]:
+    if not state:
+        return {}
+    if isinstance(state, str):
+        return cast(dict[str, Any], json.loads(state))
+    return cast(dict[str, Any], state)
+
+
+# A tally's entry, as stored and as counted: [value (text), events, last event (UTC ISO
+# text), completed at (UTC ISO text or null), state (distinct values or streak buckets)].
+Entry = list[Any]
+
+
+def _stepper(spec: Spec) -> Callable[[Entry, Any, str], str | None]:
+    """``_apply`` for one definition, on a tally's entry in place (no ``Row`` per entry):
+    ``progressed``, ``completed`` or None. Instants are UTC ISO texts, which order as the
+    instants do (one format throughout: ``datetime.isoformat`` of a UTC instant). A
+    completed entry keeps no state (its completion row does)."""
     measure, target = spec.measure, spec.target
     if measure in ("count", "first"):
 
-        def count(row: Row, _contribution: Any, at: datetime) -> str | None:
-            if row.completed_at is not None:
+        def count(entry: Entry, _contribution: Any, at: str) -> str | None:
+            if entry[3] is not None:
                 return None
-            value = row.value = row.value + _ONE
-            row.events += 1
-            last = row.last_event_at
+            value = _whole(entry[0]) + 1
+            entry[0] = str(value)
+            entry[1] += 1
+            last = entry[2]
             if last is None or at > last:
-                row.last_event_at = at
-            row.dirty = True
+                entry[2] = at
             if value >= target:
-                row.completed_at = at
+                entry[3] = at
                 return _COMPLETED
             return _PROGRESSED
 
@@ -1075,18 +1099,18 @@ def _stepper(spec: Spec) -> Callable[[Row, Any, datetime], str | None]:
     if measure == "sum":
         hundred = Decimal(100)
 
-        def add(row: Row, contribution: Any, at: datetime) -> str | None:
-            if row.completed_at is not None:
+        def add(entry: Entry, contribution: Any, at: str) -> str | None:
+            if entry[3] is not None:
                 return None
-            before = row.value
-            value = row.value = before + contribution
-            row.events += 1
-            last = row.last_event_at
+            before = Decimal(entry[0])
+            value = before + contribution
+            entry[0] = str(value)
+            entry[1] += 1
+            last = entry[2]
             if last is None or at > last:
-                row.last_event_at = at
-            row.dirty = True
+                entry[2] = at
             if value >= target:
-                row.completed_at = at
+                entry[3] = at
                 return _COMPLETED
             if value == before:
                 return None
@@ -1098,49 +1122,49 @@ def _stepper(spec: Spec) -> Callable[[Row, Any, datetime], str | None]:
         return add
     whole = int(target)
 
-    def _counted(row: Row, before: Decimal, at: datetime) -> str | None:
+    def _counted(entry: Entry, before: int, value: int, at: str) -> str | None:
         # the end of ``_apply`` for a distinct or streak measure (no sum: any change shows)
-        row.events += 1
-        last = row.last_event_at
+        entry[1] += 1
+        last = entry[2]
         if last is None or at > last:
-            row.last_event_at = at
-        row.dirty = True
-        value = row.value
+            entry[2] = at
         if value >= target:
-            row.completed_at = at
+            entry[3] = at
             return _COMPLETED
         return None if value == before else _PROGRESSED
 
     if measure == "distinct":
 
-        def distinct(row: Row, contribution: Any, at: datetime) -> str | None:
-            if row.completed_at is not None:
+        def distinct(entry: Entry, contribution: Any, at: str) -> str | None:
+            if entry[3] is not None:
                 return None
-            before = row.value
-            seen: list[str] = _state(row).get("values", [])
+            before = value = _whole(entry[0])
+            seen: list[str] = _decoded(entry[4]).get("values", [])
             fresh = [v for v in contribution if v not in seen]
             if fresh:
                 merged = [*seen, *fresh][: max(len(seen), whole)]
                 if len(merged) != len(seen):
-                    row.state = {"values": merged}
-                    row.value = Decimal(len(merged))
-            return _counted(row, before, at)
+                    entry[4] = {"values": merged}
+                    value = len(merged)
+                    entry[0] = str(value)
+            return _counted(entry, before, value, at)
 
         return distinct
 
-    def streak(row: Row, contribution: Any, at: datetime) -> str | None:
-        if row.completed_at is not None:
+    def streak(entry: Entry, contribution: Any, at: str) -> str | None:
+        if entry[3] is not None:
             return None
-        before = row.value
-        buckets: list[int] = _state(row).get("buckets", [])
+        before = value = _whole(entry[0])
+        buckets: list[int] = _decoded(entry[4]).get("buckets", [])
         if contribution not in buckets:
             merged = sorted([*buckets, contribution])
             oldest = merged[-1] - STREAK_MEMORY * whole
             kept = [b for b in merged if b >= oldest]
             if kept != buckets:
-                row.state = {"buckets": kept}
-                row.value = max(before, Decimal(min(longest_run(kept), whole)))
-        return _counted(row, before, at)
+                entry[4] = {"buckets": kept}
+                value = max(before, min(longest_run(kept), whole))
+                entry[0] = str(value)
+        return _counted(entry, before, value, at)
 
     return streak
 
@@ -1243,20 +1267,19 @@ def _reward_terms(c: Completion) -> PlannedReward:
 
 @dataclass
 class _Tally:
-    """Tallies, rows, messages and completions of one event or one run.
+    """Tallies, messages and completions of one event or one run.
 
-    ``tallies`` are the members' stored tallies read for the run; ``rows`` are the entries
-    events counted toward, as ``Row``\\s, by (member, definition, period). Messages are kept as (topic, spec, row, value, completed_at,
-    event_id) until ``write``; a challenge's ``challenge.progressed`` is replaced by any
-    later message of the same member, definition and period in the same run, so a run sends
-    at most one per row (with the latest progress), and none once the run completed the
-    challenge."""
+    ``tallies`` are the members' stored tallies read for the run (a tally not stored yet is
+    created on first count); events change their entries in place. Messages are kept as
+    (topic, spec, member, period, value, completed_at, event_id) until ``write``; a
+    challenge's ``challenge.progressed`` is replaced by any later message of the same member,
+    definition and period in the same run, so a run sends at most one per entry (with the
+    latest progress), and none once the run completed the challenge."""
 
     tenant: Tenant
     program: Program
     tallies: dict[tuple[int, str], Tally] = field(default_factory=dict)
-    rows: dict[tuple[int, int, str], Row] = field(default_factory=dict)
-    outbox: dict[Any, tuple[str, Spec, Row, Decimal, datetime | None, uuid.UUID]] = field(
+    outbox: dict[Any, tuple[str, Spec, uuid.UUID, str, str, str | None, uuid.UUID]] = field(
         default_factory=dict
     )
     completions: list[Completion] = field(default_factory=list)
@@ -1268,9 +1291,6 @@ class _Tally:
     # The members and periods whose tallies ``read`` read (absent ones have no tally yet).
     read_members: set[int] = field(default_factory=set)
     read_periods: set[str] = field(default_factory=set)
-    # Decoded entry values and instants: the same text recurs on many entries.
-    _numbers: dict[str, Decimal] = field(default_factory=dict)
-    _times: dict[Any, Any] = field(default_factory=lambda: {None: None})
 
     def __post_init__(self) -> None:
         self.program_id = self.program.id
@@ -1283,31 +1303,16 @@ class _Tally:
         self.read_members.update(m.int for m in members)
         self.read_periods.update(periods)
 
-    def _row(self, member_id: uuid.UUID, spec: Spec, period: str, entry: list[Any]) -> Row:
-        """A stored entry of the member's tally as a ``Row``."""
-        value, events, last, done, state = entry
-        number = self._numbers.get(value)
-        if number is None:
-            number = self._numbers[value] = Decimal(value)
-        times = self._times
-        last_at = times.get(last, _MISSING)
-        if last_at is _MISSING:
-            last_at = times[last] = datetime.fromisoformat(last)
-        done_at = times.get(done, _MISSING)
-        if done_at is _MISSING:
-            done_at = times[done] = datetime.fromisoformat(done)
-        return Row(
-            None,
-            self.program_id,
-            spec.id,
-            member_id,
-            period,
-            number,
-            state if state is not None else {},
-            events,
-            last_at,
-            done_at,
-        )
+    def _tally(self, member_id: uuid.UUID, period: str) -> Tally:
+        """The member's tally of the period, as read or new. One not read (``replay``
+        counts without reading) is marked: ``write`` folds it into the stored one."""
+        key = (member_id.int, period)
+        tally = self.tallies.get(key)
+        if tally is None:
+            tally = self.tallies[key] = Tally(None, member_id, period, {})
+            if key[0] not in self.read_members or period not in self.read_periods:
+                tally.id = _UNREAD
+        return tally
 
     def count(
         self,
@@ -1319,70 +1324,89 @@ class _Tally:
     ) -> None:
         local = ctx["_local"]
         month = f"{local.year:04d}-{local.month:02d}"
-        rows = self.rows
         outbox = self.outbox
         member_key = member_id.int  # ints as keys: a UUID hashes in Python, an int in C
-        tallies = self.tallies
-        stored_month = tallies.get((member_key, month))
-        stored_all = tallies.get((member_key, ALL_TIME))
+        monthly: Tally | None = None
+        lasting: Tally | None = None
+        at_text = ""  # ``at`` as entries store instants, once an event counts
         for spec in specs:
-            period = month if spec.recurring else ALL_TIME
-            key = (member_key, spec.key, period)
-            row = rows.get(key)
-            if row is None:
-                # not counted yet in this run: the stored entry, if any, becomes a Row only
-                # if this event counts
-                stored = stored_month if spec.recurring else stored_all
-                entry = stored.entries.get(spec.id_text) if stored is not None else None
-                if entry is not None and entry[3] is not None:
-                    continue  # complete in this period: nothing counts any more
-                contribution = spec.contribute(ctx, at)
-                if contribution is None:
-                    continue
-                row = rows[key] = (
-                    self._row(member_id, spec, period, entry)
-                    if entry is not None
-                    else Row(None, self.program_id, spec.id, member_id, period)
-                )
-            elif row.completed_at is not None:
-                continue
+            if spec.recurring:
+                tally = monthly
+                if tally is None:
+                    tally = monthly = self._tally(member_id, month)
             else:
-                contribution = spec.contribute(ctx, at)
-                if contribution is None:
-                    continue
-            change = spec.step(row, contribution, at)
+                tally = lasting
+                if tally is None:
+                    tally = lasting = self._tally(member_id, ALL_TIME)
+            entries = tally.entries
+            entry = entries.get(spec.id_text)
+            if entry is not None and entry[3] is not None:
+                continue  # complete in this period: nothing counts any more
+            contribution = spec.contribute(ctx, at)
+            if contribution is None:
+                continue
+            if not at_text:
+                at_text = at.isoformat()
+            if entry is None:
+                entry = entries[spec.id_text] = ["0", 0, None, None, None]
+            change = spec.step(entry, contribution, at_text)
+            tally.dirty = True
             if change is None:
                 continue
+            period = tally.period_key
+            key = (member_key, spec.key, period)
             if change == _COMPLETED:
                 topic = "badge.earned" if spec.kind == "badge" else "challenge.completed"
-                self.completions.append(Completion(spec, row, self.tenant_id))
+                self.completions.append(
+                    Completion(
+                        spec, self._completed(spec, member_id, period, entry, at), self.tenant_id
+                    )
+                )
+                entry[4] = None  # the completion row keeps the state
                 self.earned[member_id].add(spec.code)
             elif spec.kind == "challenge":
                 topic = "challenge.progressed"
             else:
                 continue
-            message = (topic, spec, row, row.value, row.completed_at, event_id)
+            message = (topic, spec, member_id, period, entry[0], entry[3], event_id)
             if topic == "challenge.progressed" or key in outbox:
-                # the latest progress of this row replaces an earlier progress message
+                # the latest progress of this entry replaces an earlier progress message
                 outbox.pop(key, None)
                 outbox[key] = message
             else:
                 outbox[(key, len(outbox))] = message
 
+    def _completed(
+        self, spec: Spec, member_id: uuid.UUID, period: str, entry: Entry, at: datetime
+    ) -> Row:
+        """The completion row of an entry an event just completed."""
+        last = entry[2]
+        return Row(
+            None,
+            self.program_id,
+            spec.id,
+            member_id,
+            period,
+            Decimal(entry[0]),
+            _decoded(entry[4]),
+            entry[1],
+            at if last == entry[3] else datetime.fromisoformat(last),
+            at,
+            dirty=True,
+        )
+
     def write(self, session: Session) -> None:
-        dirty = [r for r in self.rows.values() if r.dirty]
-        if dirty:
-            self._write_rows(session, dirty)
+        self._write_tallies(session)
         if self.outbox:
             now = utcnow()
             program_id = str(self.program.id)
             texts: dict[Any, str] = {}
             topics: list[str] = []
             payloads: list[Any] = []
-            for topic, spec, row, value, done, event_id in self.outbox.values():
-                member = texts.get(row.member_id)
+            for topic, spec, member_id, period, value, done, event_id in self.outbox.values():
+                member = texts.get(member_id)
                 if member is None:
-                    member = texts[row.member_id] = str(row.member_id)
+                    member = texts[member_id] = str(member_id)
                 event = texts.get(event_id)
                 if event is None:
                     event = texts[event_id] = str(event_id)
@@ -1390,7 +1414,7 @@ class _Tally:
                 if head is None:
                     head = texts[spec.id] = _message_head(spec, program_id)
                 topics.append(topic)
-                payloads.append(_message_text(head, spec, row, value, done, member, event))
+                payloads.append(_message_text(head, spec, period, value, done, member, event))
             n = len(topics)
             bulk.executemany(
                 session,
@@ -1424,40 +1448,24 @@ class _Tally:
             bulk.executemany(session, _SET_REWARD, {"row_id": reward_ids, "reward": rewards})
         self.completions = []
 
-    def _write_rows(self, session: Session, dirty: list[Row]) -> None:
-        """The changed entries into their tallies (one row written per member and period),
-        and a ``BadgeProgress`` row for each entry completed since it was read."""
+    def _write_tallies(self, session: Session) -> None:
+        """The changed tallies (one row written per member and period), and a
+        ``BadgeProgress`` row for each entry completed since they were read."""
         tallies = self.tallies
-        unread = {
-            (r.member_id, r.period_key)
-            for r in dirty
-            if r.member_id.int not in self.read_members or r.period_key not in self.read_periods
-        }
+        unread = [t for t in tallies.values() if t.id is _UNREAD and t.dirty]
         if unread:  # counted without reading (``replay``): other entries may be stored
             found = _read_tallies(
-                session, self.program_id, [m for m, _p in unread], {p for _m, p in unread}
+                session,
+                self.program_id,
+                [t.member_id for t in unread],
+                {t.period_key for t in unread},
             )
-            for k, t in found.items():
-                tallies.setdefault(k, t)
-        names: dict[uuid.UUID, str] = {}
-        times: dict[Any, Any] = {None: None}
-        for r in dirty:
-            tk = (r.member_id.int, r.period_key)
-            tally = tallies.get(tk)
-            if tally is None:
-                tally = tallies[tk] = Tally(None, r.member_id, r.period_key, {})
-            name = names.get(r.definition_id)
-            if name is None:
-                name = names[r.definition_id] = str(r.definition_id)
-            last = times.get(r.last_event_at, _MISSING)
-            if last is _MISSING:
-                last = times[r.last_event_at] = as_utc(cast(datetime, r.last_event_at)).isoformat()
-            done = times.get(r.completed_at, _MISSING)
-            if done is _MISSING:
-                done = times[r.completed_at] = as_utc(cast(datetime, r.completed_at)).isoformat()
-            state = r.state if (r.state and done is None) else None
-            tally.entries[name] = [str(r.value), r.events, last, done, state]
-            tally.dirty = True
+            for t in unread:
+                stored = found.get((t.member_id.int, t.period_key))
+                t.id = None
+                if stored is not None:
+                    t.id = stored.id
+                    t.entries = {**stored.entries, **t.entries}
         now = utcnow()
         fresh = [t for t in tallies.values() if t.dirty and t.id is None]
         changed = [t for t in tallies.values() if t.dirty and t.id is not None]
@@ -1499,10 +1507,11 @@ class _Tally:
             t.dirty = False
         for t in changed:
             t.dirty = False
-        done_rows = [r for r in dirty if r.completed_at is not None]
+        done_rows = [c.row for c in self.completions if c.row.dirty]
         if done_rows:
             for r in done_rows:
                 r.id = new_id()
+                r.dirty = False
             bulk.executemany(
                 session,
                 _INSERT_PROGRESS,
@@ -1520,8 +1529,9 @@ class _Tally:
                     "reward": [None] * len(done_rows),
                 },
             )
-        for r in dirty:
-            r.dirty = False
+
+
+_UNREAD = object()  # the id of a tally counted before it was read
 
 
 def _entries_text(entries: dict[str, list[Any]]) -> bulk.JsonText:
@@ -1560,18 +1570,20 @@ def _message_head(spec: Spec, program_id: str) -> str:
 def _message_text(
     head: str,
     spec: Spec,
-    row: Row,
-    value: Decimal,
-    completed_at: datetime | None,
+    period: str,
+    value: str,
+    completed_at: str | None,
     member: str,
     event: str,
 ) -> bulk.JsonText:
     """``json.dumps(_message(...))`` without encoding a dict per message (ids, period keys,
-    numbers and instants need no escaping; the definition's part is encoded once)."""
-    done = f'"{as_utc(completed_at).isoformat()}"' if completed_at else "null"
+    numbers and instants need no escaping; the definition's part is encoded once). ``value``
+    and ``completed_at`` are as a tally's entry stores them."""
+    done = f'"{completed_at}"' if completed_at else "null"
+    shown_value = value if value.isdigit() else _number_text(Decimal(value))
     return bulk.JsonText(
-        f'{{"member_id": "{member}", {head}, "period": "{row.period_key}", '
-        f'"value": "{_number_text(value)}", "target": "{spec.target_text}", "completed_at": {done}, '
+        f'{{"member_id": "{member}", {head}, "period": "{period}", '
+        f'"value": "{shown_value}", "target": "{spec.target_text}", "completed_at": {done}, '
         f'"event_id": "{event}"}}'
     )
 
