@@ -5,6 +5,7 @@ after event."""
 from __future__ import annotations
 
 import copy
+import json
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 
 from setia.badges.models import BadgeDefinition
-from setia.badges.service import Row, _apply, _spec
+from setia.badges.service import Row, _apply, _message, _message_head, _message_text, _spec
 
 
 def definition(measure: str, target: str, **extra: Any) -> BadgeDefinition:
@@ -97,3 +98,30 @@ def test_each_step_changes_a_row_as_the_reference_does(
             at = start + timedelta(hours=rng.randint(0, 2000))  # late events too
             assert spec.step(entry, copy.deepcopy(c), at.isoformat()) == _apply(spec, slow, c, at)
             assert as_row(entry) == as_row(as_entry(slow)), (entry, slow)
+
+
+@pytest.mark.parametrize(
+    ("measure", "target", "value", "done"),
+    [
+        ("count", "5", "3", None),
+        ("count", "5", "5", "2026-03-01T10:00:00+00:00"),
+        ("sum", "100000", "12000.50", None),
+        ("sum", "100000", "100000.00", "2026-03-31T16:59:59.250000+00:00"),
+        ("distinct", "4", "2", None),
+    ],
+)
+def test_message_text_is_the_message(
+    measure: str, target: str, value: str, done: str | None
+) -> None:
+    """The payload written as text is the payload ``_message`` describes."""
+    extra = {"field": "event.amount"} if measure == "sum" else {}
+    if measure == "distinct":
+        extra = {"field": "item.sku"}
+    spec = _spec(definition(measure, target, **extra))
+    member, event = uuid.uuid4(), uuid.uuid4()
+    program = str(uuid.uuid4())
+    text = _message_text(
+        _message_head(spec, program), spec, "2026-03", value, done, str(member), str(event)
+    ).text
+    at = datetime.fromisoformat(done) if done else None
+    assert json.loads(text) == _message(spec, member, "2026-03", program, Decimal(value), at, event)

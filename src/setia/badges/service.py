@@ -1590,25 +1590,25 @@ def _message_text(
 
 def _message(
     spec: Spec,
-    row: Row,
+    member_id: uuid.UUID,
+    period: str,
     program_id: str,
     value: Decimal,
     completed_at: datetime | None,
     event_id: uuid.UUID,
-    member_text: str | None = None,
-    event_text: str | None = None,
 ) -> dict[str, Any]:
+    """A badge message's payload: the reference ``_message_text`` is held to."""
     return {
-        "member_id": member_text or str(row.member_id),
+        "member_id": str(member_id),
         "program_id": program_id,
         "badge_id": spec.id_text,
         "code": spec.code,
         "kind": spec.kind,
-        "period": row.period_key,
+        "period": period,
         "value": _number_text(value),
         "target": spec.target_text,
         "completed_at": as_utc(completed_at).isoformat() if completed_at else None,
-        "event_id": event_text or str(event_id),
+        "event_id": str(event_id),
     }
 
 
