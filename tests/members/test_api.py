@@ -286,3 +286,23 @@ def test_member_with_a_bad_consent_channel_is_not_created(
     )
     problem(r, 422, "invalid_input")
     assert row_counts(db, ("members", "consent_changes", "ledger_accounts")) == before
+
+
+def test_null_clears_attributes_and_tags_and_a_null_locale_is_refused(
+    client: TestClient, tenant: TenantFixture
+) -> None:
+    """A PATCH with null for a field that cannot be empty clears it (attributes, tags) or is
+    refused with what to give (locale); the member stays readable either way."""
+    m = enrol(client, tenant, external_id="N-1", tags=["vip"], attributes={"kota": "Bandung"})
+    url = f"/v1/members/{m['id']}"
+    r = client.patch(url, json={"attributes": None, "tags": None}, headers=tenant.headers)
+    assert r.status_code == 200, r.text
+    assert (r.json()["attributes"], r.json()["tags"]) == ({}, [])
+    body = problem(
+        client.patch(url, json={"locale": None}, headers=tenant.headers), 422, "validation_error"
+    )
+    assert "locale cannot be null" in body["detail"]
+    got = client.get(url, headers=tenant.headers)
+    assert got.status_code == 200, got.text
+    assert (got.json()["attributes"], got.json()["locale"]) == ({}, m["locale"])
+    assert client.get("/v1/members", headers=tenant.headers).status_code == 200

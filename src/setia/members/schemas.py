@@ -4,7 +4,7 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class Strict(BaseModel):
@@ -68,8 +68,25 @@ class MemberUpdate(Strict):
     locale: str | None = Field(default=None, pattern="^(id|ms|en)$")
     birthday: date | None = None
     timezone: str | None = Field(default=None, max_length=64)
-    tags: list[str] | None = Field(default=None, max_length=100)
-    attributes: dict[str, Any] | None = None
+    tags: list[str] | None = Field(
+        default=None, max_length=100, description="null clears the member's tags"
+    )
+    attributes: dict[str, Any] | None = Field(
+        default=None, description="null clears the member's attributes"
+    )
+
+    @field_validator("tags", "attributes", mode="after")
+    @classmethod
+    def _null_clears(cls, value: Any, info: Any) -> Any:
+        if value is None:
+            return [] if info.field_name == "tags" else {}
+        return value
+
+    @model_validator(mode="after")
+    def _locale_given(self) -> MemberUpdate:
+        if "locale" in self.model_fields_set and self.locale is None:
+            raise ValueError("locale cannot be null: give id, ms or en")
+        return self
 
 
 class MemberOut(BaseModel):
