@@ -68,6 +68,24 @@ def test_refund_inside_the_window_cancels(world: World) -> None:
     assert world.run(after_window(20)).qualified == 0
 
 
+def test_with_no_minimum_a_fully_refunded_order_cancels_a_kept_one_qualifies(
+    world: World,
+) -> None:
+    """"Any first purchase" (a minimum of zero) means one that was kept."""
+    world.settings(min_amount="0")
+    siti = world.member("Siti")
+    budi, refunded = world.referred(siti, "Budi")
+    order = world.buy(budi, "60000")
+    world.refund(budi, order, "60000")
+    ani, kept = world.referred(siti, "Ani")
+    world.buy(ani, "60000")
+    report = world.run(after_window())
+    assert (report.cancelled, report.rewarded) == (1, 1)
+    assert world.referral(refunded["id"])["status"] == "cancelled"
+    assert world.referral(kept["id"])["status"] == "rewarded"
+    assert world.referral_points(budi) == 0
+
+
 def test_a_small_refund_inside_the_window_still_qualifies(world: World) -> None:
     siti = world.member("Siti")
     budi, _referral = world.referred(siti, "Budi")

@@ -413,6 +413,38 @@ def test_missing_fields_are_422(world: World) -> None:
 # --------------------------------------------------------------------------- velocity & review
 
 
+def test_zero_days_to_attach_means_only_at_sign_up(world: World) -> None:
+    world.settings(attach_within_days=0)
+    siti = world.member("Siti")
+    _budi, referral = world.referred(siti, "Budi")  # the code given with the sign-up
+    assert referral["status"] == "pending"
+    ani = world.member("Ani")  # signed up a moment ago, without a code
+    _refused(
+        world,
+        409,
+        "referral_attach_too_late",
+        lambda: world.client.post(
+            "/v1/referrals", json={"member_id": str(ani), "code": world.code(siti)}, headers=world.h
+        ),
+    )
+
+
+def test_a_later_burst_keeps_what_a_person_approved(world: World) -> None:
+    world.settings(velocity_count=3)
+    siti = world.member("Siti")
+    first = [world.referred(siti)[1] for _ in range(3)]
+    assert {world.referral(r["id"])["status"] for r in first} == {"held"}
+    for r in first:
+        ok = world.client.post(
+            f"/v1/referrals/{r['id']}/approve", json={"reason": "a family"}, headers=world.h
+        )
+        assert ok.status_code == 200, ok.text
+    _late, fourth = world.referred(siti)
+    assert fourth["status"] == "held"
+    after = [world.referral(r["id"]) for r in first]
+    assert {(r["status"], r["decision_reason"]) for r in after} == {("pending", "a family")}
+
+
 def test_a_burst_is_held_not_refused(world: World) -> None:
     siti = world.member("Siti")
     referees = [world.referred(siti)[0] for _ in range(6)]

@@ -582,7 +582,8 @@ def attach(
 ) -> tuple[Referral, bool]:
     """Link a new member to the owner of ``raw_code``. Idempotent: the same member with the
     same code returns the referral already made (``created`` False). Every guard raises
-    before anything is written. A burst on one code is accepted but held for review."""
+    before anything is written. A burst on one code is accepted but held for review; the
+    sign-ups of a burst a person already decided on keep that decision."""
     now = now or utcnow()
     settings = get_settings(session, program.id)
     if settings is None or not settings.enabled:
@@ -622,7 +623,9 @@ def attach(
             "use a permanent address",
             extra={"field": "email"},
         )
-    if as_utc(referee.created_at) < now - timedelta(days=settings.attach_within_days):
+    # A code given with the sign-up itself is always in time (so 0 days means "only then").
+    late = now - timedelta(days=settings.attach_within_days)
+    if source != "signup" and as_utc(referee.created_at) < late:
         raise AttachTooLate(
             f"a referral code can be added within {settings.attach_within_days} days of signing up",
             extra={"created_at": as_utc(referee.created_at).isoformat()},
@@ -685,7 +688,7 @@ def attach(
     if burst:
         # The whole burst waits for a person, not only the sign-ups past the limit.
         for other in recent:
-            if other.status == "pending":
+            if other.status == "pending" and other.decided_at is None:
                 other.status, other.held_reason, other.updated_at = "held", "velocity", now
                 _decide(
                     session,
@@ -925,7 +928,9 @@ def process(
     referral.order_id, referral.order_amount = order.order_id, order.amount
     referral.updated_at = now
     net = order.amount - order.refunded_amount
-    if net < settings.min_amount:
+    # Refunded below the minimum, or refunded in full (with a minimum of zero, "any first
+    # purchase" still means one that was kept).
+    if net < settings.min_amount or (order.refunded_amount > 0 and net <= 0):
         referral.status, referral.cancelled_reason = "cancelled", "order_refunded"
         _decide(
             session,
