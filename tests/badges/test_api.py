@@ -156,6 +156,16 @@ BAD: list[tuple[dict[str, Any], str]] = [
         "period.ends_at",
     ),
     ({"period": {"type": "month"}}, "period.month"),
+    (
+        {
+            "period": {
+                "type": "month",
+                "month": "2026-12",
+                "starts_at": "2026-12-05T00:00:00+07:00",
+            }
+        },
+        "period.starts_at",
+    ),
     ({"period": {"type": "all_time", "recurring": True}}, "period.recurring"),
     (
         {"rewards": {"coupon_campaign_id": "01a20b9c-4456-7e5a-b918-9a3fe5f78cb6"}},
@@ -219,6 +229,34 @@ def test_patch_and_archive(client: TestClient, db: Database, tenant: TenantFixtu
     assert client.get("/v1/badges", headers=h).json() == []
     assert len(client.get("/v1/badges?status=all", headers=h).json()) == 1
     assert client.get("/v1/badges/nope", headers=h).status_code == 404
+
+
+def test_a_one_month_definition_can_be_edited_and_posted_back(
+    client: TestClient, tenant: TenantFixture
+) -> None:
+    """A single month answers with its month and its bounds; a patch of its rewards or names
+    keeps it, and its answer posted back is the same definition."""
+    h = tenant.headers
+    body = {**BASE, "code": "desember", "period": {"type": "month", "month": "2026-12"}}
+    r = client.post("/v1/badges", json=body, headers=h)
+    assert r.status_code == 201, r.text
+    assert r.json()["period"] == {
+        "type": "month",
+        "recurring": False,
+        "month": "2026-12",
+        "starts_at": "2026-11-30T17:00:00+00:00",  # midnight in Jakarta
+        "ends_at": "2026-12-31T17:00:00+00:00",
+    }
+    r = client.patch("/v1/badges/desember", json={"rewards": {"points": 50}}, headers=h)
+    assert r.status_code == 200, r.text
+    assert r.json()["rewards"]["points"] == 50
+    r = client.patch("/v1/badges/desember", json={"names": {"id": "Desember"}}, headers=h)
+    assert r.status_code == 200, r.text
+    got = client.get("/v1/badges/desember", headers=h).json()
+    again = {k: got[k] for k in ("code", "kind", "names", "descriptions", "criteria", "period")}
+    r = client.post("/v1/badges", json={**again, "rewards": {"points": 50}}, headers=h)
+    assert r.status_code == 200, r.text
+    assert r.json()["id"] == got["id"]
 
 
 def test_another_tenant_cannot_see_or_change_a_definition(

@@ -94,6 +94,7 @@ def test_create_list_show_progress_leaderboard_archive(
     board = run("badges", "leaderboard", "tiga-sebulan", "--tenant", t, "--period", "2026-10")
     assert board.exit_code == 0, board.output
     assert [r["display_name"] for r in json.loads(board.output)["data"]] == ["Dewi L."]
+    assert json.loads(board.output)["target"] == "3"
     wrong = run("badges", "leaderboard", "dua", "--tenant", t, "--period", "2026-10")
     assert wrong.exit_code == 1
     assert "counts over all time" in wrong.output
@@ -139,3 +140,17 @@ def test_mistakes_are_explained(run: Invoke, tenant: TenantFixture, tmp_path: Pa
     assert run("badges", "show", "nope", "--tenant", t).exit_code == 1
     assert run("badges", "progress", "nobody", "--tenant", t).exit_code == 1
     assert run("badges", "list", "--tenant", t).output.strip() == "[]"
+
+
+def test_the_leaderboard_writes_a_round_target_as_the_api_does(
+    run: Invoke, client: TestClient, tenant: TenantFixture
+) -> None:
+    ten = {
+        "code": "sepuluh",
+        "names": {"id": "Sepuluh"},
+        "criteria": {"event_type": "purchase", "measure": "count", "target": 10},
+    }
+    assert client.post("/v1/badges", json=ten, headers=tenant.headers).status_code == 201
+    board = run("badges", "leaderboard", "sepuluh", "--tenant", str(tenant.tenant_id))
+    assert board.exit_code == 0, board.output
+    assert json.loads(board.output)["target"] == "10"  # never "1E+1"

@@ -71,7 +71,7 @@ def test_refund_inside_the_window_cancels(world: World) -> None:
 def test_with_no_minimum_a_fully_refunded_order_cancels_a_kept_one_qualifies(
     world: World,
 ) -> None:
-    """"Any first purchase" (a minimum of zero) means one that was kept."""
+    """A minimum of zero ("any first purchase") means a purchase that was kept."""
     world.settings(min_amount="0")
     siti = world.member("Siti")
     budi, refunded = world.referred(siti, "Budi")

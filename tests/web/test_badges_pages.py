@@ -115,6 +115,23 @@ def test_a_valid_create_and_edit_save(console_as: Any, db: Database) -> None:
     assert 'id="err-code"' in taken.text
 
 
+def test_a_one_month_challenge_is_edited_as_shown(console_as: Any, db: Database) -> None:
+    """The edit form of a single-month challenge, sent back with a new name, saves."""
+    c = console_as("marketer")
+    one_month = {**VALID, "code": "desember", "kind": "challenge", "period_type": "month"}
+    r = c.post("/console/badges/new", {**one_month, "month": "2026-12"})
+    assert r.status_code == 303, r.text
+    form = c.get("/console/badges/desember/edit")
+    assert 'value="2026-12"' in form.text
+    r = c.post(
+        "/console/badges/desember/edit",
+        {**one_month, "month": "2026-12", "status": "active", "name_en": "December"},
+    )
+    assert r.status_code == 303, r.text
+    (d,) = _defs(db)
+    assert (d.names["en"], d.period, d.recurring) == ("December", "month", False)
+
+
 def test_a_monthly_challenge_with_a_coupon_reward_and_streaks(
     console_as: Any, db: Database
 ) -> None:

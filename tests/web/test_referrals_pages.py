@@ -124,6 +124,21 @@ def test_the_review_errors_are_in_the_readers_language(
         )
 
 
+def test_the_advocates_member_page_names_each_referrals_status(
+    console_as: Any, client: TestClient, tenant: TenantFixture
+) -> None:
+    advocate, _referees = _held_pair(client, tenant)
+    for lang, text in (
+        ("id", "Ditahan untuk ditinjau"),
+        ("ms", "Ditahan untuk semakan"),
+        ("en", "Held for review"),
+    ):
+        page = console_as("admin", lang=lang).get(f"/console/members/{advocate}")
+        assert page.status_code == 200
+        assert page.text.count(f'<span class="pill">{text}</span>') == 2, lang
+        assert '<span class="pill">held</span>' not in page.text
+
+
 def test_the_overview_shows_the_funnel_and_top_advocates(
     console_as: Any, client: TestClient, tenant: TenantFixture
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -188,4 +189,11 @@ def leaderboard(
             rows = service.leaderboard(session, d, key, limit)
     except SetiaError as exc:
         cli.fail(exc.detail)
-    cli.emit({"code": d.code, "period": key, "target": str(d.target.normalize()), "data": rows})
+    cli.emit(
+        {
+            "code": d.code,
+            "period": key,
+            "target": service._number_text(Decimal(d.target)),
+            "data": rows,
+        }
+    )

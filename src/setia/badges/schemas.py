@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from setia.core.i18n import Localized
 from setia.events.schemas import EVENT_TYPE_PATTERN
@@ -104,6 +104,11 @@ class DefinitionIn(BaseModel):
     rewards: RewardsIn = Field(default_factory=RewardsIn)
     status: Status = "active"
 
+    @field_validator("descriptions", mode="before")
+    @classmethod
+    def _no_description(cls, value: Any) -> Any:
+        return None if value == {} else value  # as a definition without one is answered
+
 
 class DefinitionPatch(BaseModel):
     """Only the fields sent change. ``criteria`` and ``period`` can change only while no
@@ -118,6 +123,11 @@ class DefinitionPatch(BaseModel):
     period: PeriodIn | None = None
     rewards: RewardsIn | None = None
     status: Status | None = None
+
+    @field_validator("descriptions", mode="before")
+    @classmethod
+    def _no_description(cls, value: Any) -> Any:
+        return None if value == {} else value
 
 
 class DefinitionOut(BaseModel):

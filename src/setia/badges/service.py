@@ -293,9 +293,16 @@ def normalize(
         if not recurring:
             if period.month is None:
                 raise _bad("period.month", 'give the month ("YYYY-MM") or recurring: true')
-            if starts or ends:
-                raise _bad("period.starts_at", "a one-month period is the month itself")
-            starts, ends = _local_month_window(period.month, tenant.timezone)
+            window = _local_month_window(period.month, tenant.timezone)
+            # Bounds other than the month's own (as a definition's answer gives them back)
+            # would say two different things.
+            if (starts and starts != window[0]) or (ends and ends != window[1]):
+                raise _bad(
+                    "period.starts_at",
+                    "a one-month period is the month itself: give the month without "
+                    "starts_at and ends_at",
+                )
+            starts, ends = window
     else:
         if recurring:
             raise _bad("period.recurring", "only a month period recurs")
@@ -362,6 +369,16 @@ def period_of(d: BadgeDefinition, tz_name: str) -> dict[str, Any]:
         out["starts_at"] = as_utc(d.starts_at).isoformat()
     if d.ends_at is not None:
         out["ends_at"] = as_utc(d.ends_at).isoformat()
+    return out
+
+
+def period_input(d: BadgeDefinition, tz_name: str) -> dict[str, Any]:
+    """``period_of`` as a definition is written (``PeriodIn``): a single month by its month
+    alone (its bounds follow from it)."""
+    out = period_of(d, tz_name)
+    if "month" in out:
+        out.pop("starts_at", None)
+        out.pop("ends_at", None)
     return out
 
 
@@ -518,7 +535,7 @@ def update_definition(
     sent = patch.model_fields_set
     if "criteria" in sent or "period" in sent:
         criteria = patch.criteria or CriteriaIn.model_validate(criteria_of(d))
-        period = patch.period or PeriodIn.model_validate(period_of(d, tenant.timezone))
+        period = patch.period or PeriodIn.model_validate(period_input(d, tenant.timezone))
         rewards = patch.rewards or RewardsIn.model_validate(rewards_of(d))
         n = normalize(session, tenant, criteria, period, rewards)
         changed = (
@@ -554,7 +571,7 @@ def update_definition(
             session,
             tenant,
             CriteriaIn.model_validate(criteria_of(d)),
-            PeriodIn.model_validate(period_of(d, tenant.timezone)),
+            PeriodIn.model_validate(period_input(d, tenant.timezone)),
             patch.rewards,
         )
         d.reward_points = n.reward_points

@@ -39,6 +39,7 @@ from setia.tiers import view as tier_view
 from setia.web import errors as web_errors
 from setia.web import i18n
 from setia.web.console.current import current_program
+from setia.web.console.referrals import STATUSES as REFERRAL_STATUSES
 from setia.web.deps import ConsoleForm, WebContext, flash, parse_uuid, require
 from setia.web.forms import FieldErrors
 from setia.web.i18n import N_
@@ -205,6 +206,7 @@ def _referrals(web: WebContext, program: Program, member: Member) -> dict[str, A
         "total": total,
         "made": [(r, m) for r, m in made],
         "referred_by": by,
+        "statuses": REFERRAL_STATUSES,
     }
 
 
