@@ -313,3 +313,40 @@ def test_hold_past_its_timeout_cannot_be_captured_before_the_job_runs(
     assert (b["available"], b["held"]) == (100, 0)
     assert run_due(db, now=utcnow()).expired_holds == 0
     assert_db_sound(db)
+
+
+def test_points_a_hold_gives_back_repay_a_debt_first(
+    db: Database, client: TestClient, tenant: TenantFixture
+) -> None:
+    """A refund while points are held leaves a debt; what the void (or the rest of a partial
+    capture) gives back repays it before the member can spend it again."""
+    from tests.events.helpers import purchase, refund
+
+    h = tenant.headers
+    for n, (action, body, left) in enumerate(
+        (("void", None, (0, 0)), ("capture", {"points": 30}, (0, 30)))
+    ):
+        phone = f"0812-5555-000{n}"
+        r = client.post(
+            "/v1/events",
+            json=purchase(f"p{n}", member={"phone": phone}, amount="100000"),
+            headers=h,
+        )
+        assert r.status_code == 201, r.text
+        member = uuid.UUID(r.json()["member_id"])
+        held = hold(client, tenant, member, 80)
+        r = client.post(
+            "/v1/events",
+            json=refund(f"r{n}", f"O-p{n}", member={"phone": phone}, amount="100000"),
+            headers=h,
+        )
+        assert r.status_code == 201, r.text
+        b = balance(db, tenant, member, utcnow())
+        assert (b["available"], b["held"], b["debt"]) == (0, 80, 80)
+        r = client.post(f"/v1/holds/{held['hold_id']}/{action}", json=body, headers=h)
+        assert r.status_code == 200, r.text
+        b = balance(db, tenant, member, utcnow())
+        assert (b["available"], b["debt"]) == left, action
+        spend = client.post(f"/v1/members/{member}/points/redeem", json={"points": 1}, headers=h)
+        assert spend.status_code == 409, spend.text
+    assert_db_sound(db)

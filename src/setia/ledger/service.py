@@ -795,11 +795,29 @@ def resolve_hold(
     """Capture (all or part), void, or expire a hold. A hold is resolved at most once."""
     if (found := _find(session, ctx)) is not None:
         return Result(found, created=False)
-    _lock(session, [hold.debit_account_id, hold.credit_account_id])
+    # Points a hold gives back land in the member's available balance: like any points that
+    # land there, they repay a debt first (locked with the hold's accounts, in id order).
+    owner = session.get(Account, hold.debit_account_id)
+    accounts = (
+        member_accounts(session, owner.program_id, owner.member_id)
+        if owner is not None and owner.code == POINTS and owner.member_id is not None
+        else None
+    )
+    _lock(
+        session,
+        [hold.debit_account_id, hold.credit_account_id, *([accounts.debt] if accounts else [])],
+    )
     if (found := _found_after_lock(session, ctx)) is not None:
         return Result(found, created=False)
     if hold_resolution(session, hold.id) is not None:
         raise HoldNotOpen(f"hold {hold.id} was already resolved")
+
+    def repaid(released: int) -> dict[str, int]:
+        if accounts is None or released <= 0:
+            return {}
+        paid = _repay_debt(session, ctx, accounts, released)
+        return {"debt_repaid": paid} if paid else {}
+
     if action == "capture":
         # Past its deadline a hold only goes back to the member (void or the expiry job),
         # even before the job has run: a late capture must not spend the points.
@@ -831,7 +849,11 @@ def resolve_hold(
         return Result(
             transfer_id,
             created=True,
-            amounts={"captured": capture, "released": hold.amount - capture},
+            amounts={
+                "captured": capture,
+                "released": hold.amount - capture,
+                **repaid(hold.amount - capture),
+            },
         )
     kind = "VOID_PENDING" if action == "void" else "EXPIRE_PENDING"
     transfer_id = _move(
@@ -845,7 +867,9 @@ def resolve_hold(
         pending=hold,
     )
     _give_back(session, hold.id, hold.amount, transfer_id)
-    return Result(transfer_id, created=True, amounts={"released": hold.amount})
+    return Result(
+        transfer_id, created=True, amounts={"released": hold.amount, **repaid(hold.amount)}
+    )
 
 
 def adjust(
