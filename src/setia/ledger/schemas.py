@@ -88,7 +88,10 @@ class CaptureIn(Strict):
 
 class AdjustIn(Strict):
     points: int = Field(
-        description="Positive adds points, negative removes them", examples=[500, -200]
+        ge=-(10**12),
+        le=10**12,
+        description="Positive adds points, negative removes them",
+        examples=[500, -200],
     )
     reason: str = Field(min_length=3, max_length=500)
     program_id: uuid.UUID | None = None

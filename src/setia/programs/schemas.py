@@ -45,20 +45,30 @@ class ProgramUpdate(BaseModel):
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
     points_name: str | None = Field(default=None, min_length=1, max_length=50)
-    earn_points: int | None = Field(default=None, ge=0)
-    earn_per_amount: Decimal | None = Field(default=None, gt=0)
+    earn_points: int | None = Field(default=None, ge=0, le=1_000_000)
+    earn_per_amount: Decimal | None = Field(
+        default=None, gt=0, le=10**12, decimal_places=4, description="Up to 4 decimals"
+    )
     rounding: Literal["floor", "ceil", "round"] | None = None
     pending_days: int | None = Field(default=None, ge=0, le=365)
     expiry_policy: Literal["none", "after_duration", "end_of_period", "inactivity"] | None = None
     expiry_months: int | None = Field(default=None, ge=0, le=600)
     expiry_period: Literal["month", "quarter", "year"] | None = None
-    min_redeem_points: int | None = Field(default=None, ge=0)
-    cost_per_point: Decimal | None = Field(default=None, ge=0)
+    min_redeem_points: int | None = Field(default=None, ge=0, le=10**9)
+    cost_per_point: Decimal | None = Field(
+        default=None, ge=0, le=10**9, decimal_places=6, description="Up to 6 decimals"
+    )
     refund_shortfall: Literal["debt", "write_off"] | None = None
     allow_member_transfers: bool | None = None
-    hold_timeout_minutes: int | None = Field(default=None, gt=0)
+    hold_timeout_minutes: int | None = Field(
+        default=None, gt=0, le=43_200, description="At most 30 days (43,200 minutes)"
+    )
     points_payment_rate: Decimal | None = Field(
-        default=None, gt=0, description="Currency value of one point at checkout"
+        default=None,
+        gt=0,
+        le=10**9,
+        decimal_places=6,
+        description="Currency value of one point at checkout (up to 6 decimals)",
     )
     points_payment_max_percent: int | None = Field(default=None, ge=1, le=100)
     coupon_cancel_returns_points: bool | None = None
