@@ -206,6 +206,20 @@ def test_effect_pending_days_and_expiry_override_the_programs(
     ledger_ok(db)
 
 
+def test_a_rules_expiry_months_count_in_the_tenants_zone_as_the_programs_do(
+    api: Api, db: Database, tenant: TenantFixture
+) -> None:
+    """Bought at 05:00 on 31 March in Jakarta (still 30 March in UTC): one month on is the
+    last day of April there, for the program's own expiry and a rule's alike."""
+    configure(db, tenant, expiry_policy="after_duration", expiry_months=1)
+    api.add_rule(name="Monthly", effect={"type": "fixed", "points": 100, "expiry_months": 1})
+    res = api.purchase(10_000, at=local(2026, 3, 31, 5))
+    awards = {a["rule_name"]: a for a in res["points"]["awards"]}
+    assert awards["Monthly"]["expires_at"] == awards["Base earn rate"]["expires_at"]
+    assert awards["Monthly"]["expires_at"] == "2026-04-29T22:00:00+00:00"  # 30 Apr, 05:00 WIB
+    ledger_ok(db)
+
+
 def test_every_award_is_its_own_transfer_naming_rule_and_revision(api: Api, db: Database) -> None:
     r = api.add_rule(name="Fixed", effect={"type": "fixed", "points": 70})
     res = api.purchase(30_000)

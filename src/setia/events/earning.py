@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from setia.analytics import store_fields
 from setia.badges import service as badges
 from setia.core.db import UTCDateTime, new_id
-from setia.core.time import add_months, days
+from setia.core.time import days
 from setia.events import benefits
 from setia.events.models import Order
 from setia.events.schemas import EventIn, LineItem
@@ -162,7 +162,7 @@ def to_awards(
             else programs.pending_until(program, occurred_at)
         )
         expires = (
-            add_months(occurred_at, a.expiry_months)
+            programs.months_after(occurred_at, a.expiry_months, tenant.timezone)
             if a.expiry_months is not None
             else programs.expires_at(program, occurred_at, tenant.timezone)
         )

@@ -191,13 +191,18 @@ def pending_until(program: Program, earned_at: datetime) -> datetime | None:
     return earned_at + days(program.pending_days) if program.pending_days else None
 
 
+def months_after(earned_at: datetime, months: int, tz_name: str) -> datetime:
+    """``months`` calendar months after ``earned_at`` in the tenant's zone: bought at 00:30
+    on 31 January in Jakarta (still 30 January in UTC), one month on is the last day of
+    February there, not 1 March."""
+    local = as_utc(earned_at).astimezone(zone(tz_name))
+    return as_utc(add_months(local, months))
+
+
 def expires_at(program: Program, earned_at: datetime, tz_name: str) -> datetime | None:
     """When points earned at ``earned_at`` expire, fixed at earning time."""
     if program.expiry_policy == "after_duration":
-        # Calendar months in the tenant's zone: bought at 00:30 on 31 January in Jakarta (still
-        # 30 January in UTC), one month on is the last day of February there, not 1 March.
-        local = as_utc(earned_at).astimezone(zone(tz_name))
-        return as_utc(add_months(local, program.expiry_months))
+        return months_after(earned_at, program.expiry_months, tz_name)
     if program.expiry_policy == "end_of_period":
         assert program.expiry_period is not None
         return end_of_period(earned_at, tz_name, program.expiry_months, program.expiry_period)
