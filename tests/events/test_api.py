@@ -252,6 +252,50 @@ def test_refund_exceeding_the_order_is_409(
     assert row_counts(db) == before
 
 
+def test_one_sku_on_two_lines_is_returned_line_by_line(
+    client: TestClient, db: Database, tenant: TenantFixture
+) -> None:
+    """KOPI at 10.000 and again at 20.000 (a promotion on one cup): both can be returned,
+    in the order's line order, each at its own price; a third is refused."""
+    items = [
+        {"sku": "KOPI", "quantity": 1, "unit_price": "10000"},
+        {"sku": "ROTI", "quantity": 1, "unit_price": "5000"},
+        {"sku": "KOPI", "quantity": 1, "unit_price": "20000"},
+    ]
+    r = client.post(
+        "/v1/events", json=purchase("e1", amount="35000", items=items), headers=tenant.headers
+    )
+    assert r.status_code == 201, r.text
+    r = client.post(
+        "/v1/events",
+        json=refund("r1", "O-e1", returned_items=[{"sku": "KOPI", "quantity": 2}]),
+        headers=tenant.headers,
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["refund"]["amount"] == "30000"
+    before = row_counts(db)
+    r = client.post(
+        "/v1/events",
+        json=refund("r2", "O-e1", returned_items=[{"sku": "KOPI", "quantity": 1}]),
+        headers=tenant.headers,
+    )
+    assert assert_problem(r, 409, "refund_exceeds_order")["detail"].startswith("only 0 of")
+    assert row_counts(db) == before
+    # one at a time: the first line's price, then the second's
+    r = client.post(
+        "/v1/events", json=purchase("e2", amount="35000", items=items), headers=tenant.headers
+    )
+    got = [
+        client.post(
+            "/v1/events",
+            json=refund(f"s{n}", "O-e2", returned_items=[{"sku": "KOPI", "quantity": 1}]),
+            headers=tenant.headers,
+        ).json()["refund"]["amount"]
+        for n in (1, 2)
+    ]
+    assert got == ["10000", "20000"]
+
+
 def test_refund_by_another_member_is_409(
     client: TestClient, db: Database, tenant: TenantFixture
 ) -> None:

@@ -441,22 +441,32 @@ def _refund(
     left = order.amount - order.refunded_amount
     if event.returned_items is not None:
         lines = [dict(line) for line in order.lines]
-        by_sku = {line["sku"]: line for line in lines}
+        # An order may hold one SKU on several lines (at different prices): its returns
+        # use them up in the order's own line order.
+        by_sku: dict[str, list[dict[str, Any]]] = {}
+        for line in lines:
+            by_sku.setdefault(line["sku"], []).append(line)
         refund = Decimal(0)
         for item in event.returned_items:
-            line = by_sku.get(item.sku)
-            if line is None:
+            same = by_sku.get(item.sku)
+            if same is None:
                 raise RefundExceedsOrder(
                     f"order {order.order_id!r} has no item {item.sku!r}",
                     extra={"field": "returned_items"},
                 )
-            if line["returned"] + item.quantity > line["quantity"]:
+            still = sum(line["quantity"] - line["returned"] for line in same)
+            if item.quantity > still:
                 raise RefundExceedsOrder(
-                    f"only {line['quantity'] - line['returned']} of {item.sku!r} can still be returned",
+                    f"only {still} of {item.sku!r} can still be returned",
                     extra={"field": "returned_items"},
                 )
-            line["returned"] += item.quantity
-            refund += Decimal(line["unit_price"]) * item.quantity
+            wanted = item.quantity
+            for line in same:
+                take = min(wanted, line["quantity"] - line["returned"])
+                if take > 0:
+                    line["returned"] += take
+                    refund += Decimal(line["unit_price"]) * take
+                    wanted -= take
         refund = min(refund, left)
         order.lines = lines
     else:
