@@ -193,6 +193,41 @@ def test_merge_moves_available_points_with_their_lots(
     assert_ledger_sound(db)
 
 
+def test_the_survivors_identity_with_a_duplicates_is_the_survivor(
+    client: TestClient, db: Database, tenant: TenantFixture
+) -> None:
+    """A (C1, one phone) absorbed B (another phone): an event or a look-up naming C1 and B's
+    phone is A's, one by one and in a batch."""
+    h = tenant.headers
+    a = enrol(client, tenant, external_id="C1", phone="0811-1111-1111")["id"]
+    b = enrol(client, tenant, phone="0822-2222-2222")["id"]
+    r = client.post(
+        f"/v1/members/{a}/merge", json={"source_member_id": b, "reason": "same person"}, headers=h
+    )
+    assert r.status_code == 200, r.text
+    both = {"external_id": "C1", "phone": "0822-2222-2222"}
+    r = client.get("/v1/members/lookup", params=both, headers=h)
+    assert r.status_code == 200, r.text
+    assert r.json()["id"] == a
+    one = post(client, tenant, "/v1/events", purchase("x1", member=both, order_id="OX1"))
+    assert one["member_id"] == a
+    r = client.post(
+        "/v1/events/batch",
+        json={"events": [purchase("x2", member=both, order_id="OX2")]},
+        headers=h,
+    )
+    assert r.status_code in (200, 201), r.text
+    assert r.json()["results"][0]["status"] == 201, r.text
+    assert r.json()["results"][0]["result"]["member_id"] == a
+    # two different people are still two
+    c = enrol(client, tenant, phone="0833-3333-3333")["id"]
+    r = client.get(
+        "/v1/members/lookup", params={"external_id": "C1", "phone": "0833-3333-3333"}, headers=h
+    )
+    assert c in problem(r, 409, "member_identity_taken")["detail"]
+    assert_ledger_sound(db)
+
+
 def test_lifetime_follows_a_chain_of_merges(
     client: TestClient, db: Database, tenant: TenantFixture
 ) -> None:

@@ -303,15 +303,25 @@ def find_member(
             },
         ).scalars()
     )
-    if len({m.id for m in rows}) > 1:
+    # A merged record stands for the member it was merged into (its identities keep finding
+    # the survivor), so the survivor's own identity with a duplicate's is one member.
+    found = {m.id: m for m in (_survivor(session, m) for m in rows)}
+    if len(found) > 1:
         raise IdentityTaken(
             "the identities given belong to different members: "
-            + ", ".join(str(m.id) for m in rows),
+            + ", ".join(str(i) for i in found),
         )
-    member = rows[0] if rows else None
+    return next(iter(found.values()), None)
+
+
+def _survivor(session: Session, member: Member) -> Member:
+    """The member a merged record was merged into (through a chain of merges)."""
     seen = 0
-    while member is not None and member.status == "merged" and member.merged_into_id and seen < 10:
-        member = session.get(Member, member.merged_into_id)
+    while member.status == "merged" and member.merged_into_id and seen < 10:
+        into = session.get(Member, member.merged_into_id)
+        if into is None:
+            break
+        member = into
         seen += 1
     return member
 
