@@ -350,3 +350,43 @@ def test_points_a_hold_gives_back_repay_a_debt_first(
         spend = client.post(f"/v1/members/{member}/points/redeem", json={"points": 1}, headers=h)
         assert spend.status_code == 409, spend.text
     assert_db_sound(db)
+
+
+def test_a_retried_operation_answers_what_the_first_did(
+    db: Database, client: TestClient, tenant: TenantFixture
+) -> None:
+    """Redeem, adjust (both ways) and transfer, each sent twice with one Idempotency-Key: the
+    retry is done once and answers the first answer's amounts (a debt repaid included)."""
+    from sqlalchemy import update
+
+    from setia.programs.models import Program
+
+    with db.session() as s:
+        s.execute(
+            update(Program)
+            .where(Program.id == tenant.program_id)
+            .values(allow_member_transfers=True)
+        )
+        s.commit()
+    ani, budi = new_member(db, tenant, "C-1"), new_member(db, tenant, "C-2")
+    grant(db, tenant, ani, 500, None, "g")
+    calls = [
+        (f"/v1/members/{ani}/points/redeem", {"points": 60}, {"amount": 60}),
+        (f"/v1/members/{ani}/points/adjust", {"points": 40, "reason": "goodwill"}, None),
+        (f"/v1/members/{ani}/points/adjust", {"points": -30, "reason": "typo"}, None),
+        (f"/v1/members/{ani}/points/transfer", {"to_member_id": str(budi), "points": 25}, None),
+    ]
+    for n, (url, body, expected) in enumerate(calls):
+        headers = {**tenant.headers, "Idempotency-Key": f"op-{n}"}
+        first = client.post(url, json=body, headers=headers)
+        assert first.status_code == 201, first.text
+        again = client.post(url, json=body, headers=headers)
+        assert again.status_code == 200, again.text
+        assert again.json()["amounts"] == first.json()["amounts"], url
+        assert first.json()["amounts"], url
+        if expected is not None:
+            assert first.json()["amounts"] == expected
+        assert again.json()["transfer_id"] == first.json()["transfer_id"]
+    b = balance(db, tenant, ani, utcnow())
+    assert b["available"] == 500 - 60 + 40 - 30 - 25
+    assert_db_sound(db)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -348,6 +349,32 @@ def _find(session: Session, ctx: Context) -> uuid.UUID | None:
     return found
 
 
+def _again(
+    session: Session,
+    ctx: Context,
+    found: uuid.UUID,
+    amounts: Callable[[Transfer, int], dict[str, int]],
+) -> Result:
+    """A retried operation's answer: the first answer's amounts, read back from the
+    transfers it wrote (its key, then ``key#1``, ``key#2``...; ``amounts`` gets the first
+    and the points they repaid of a debt)."""
+    main = session.execute(select(Transfer).where(Transfer.id == found)).scalar_one()
+    followers = [f"{ctx.idempotency_key}#{n}" for n in range(1, 10)]
+    repaid = session.execute(
+        select(func.coalesce(func.sum(Transfer.amount), 0)).where(
+            Transfer.program_id == ctx.program_id,
+            Transfer.idempotency_key.in_(followers),
+            Transfer.code == "DEBT_REPAY",
+        )
+    ).scalar_one()
+    return Result(found, created=False, amounts=amounts(main, int(repaid)))
+
+
+def _account_code(session: Session, account_id: uuid.UUID) -> str:
+    code: str = session.execute(select(Account.code).where(Account.id == account_id)).scalar_one()
+    return code
+
+
 def _found_after_lock(session: Session, ctx: Context) -> uuid.UUID | None:
     """A retry of this request that committed while this one waited for the account locks.
 
@@ -610,7 +637,20 @@ def earn(
 ) -> Result:
     """Credit points as a lot: to PENDING until ``pending_until``, else straight to POINTS."""
     if check_existing and (found := _find(session, ctx)) is not None:
-        return Result(found, created=False)
+        return _again(
+            session,
+            ctx,
+            found,
+            lambda t, repaid: {
+                "earned": t.amount,
+                # points that landed at once (not pending) repaid a debt first
+                **(
+                    {"debt_repaid": repaid}
+                    if _account_code(session, t.credit_account_id) == POINTS
+                    else {}
+                ),
+            },
+        )
     accounts = member_accounts(session, ctx.program_id, member_id)
     issuance = program_account(session, ctx.program_id, source_account)
     is_pending = pending_until is not None and pending_until > utcnow()
@@ -733,13 +773,17 @@ def spend(
     hold_for: timedelta | None = None,
 ) -> Result:
     """Redeem points now, or reserve them (a hold) when ``hold_for`` is given."""
+
+    def spent(t: Transfer, _repaid: int) -> dict[str, int]:
+        return {"amount": t.amount}
+
     if (found := _find(session, ctx)) is not None:
-        return Result(found, created=False)
+        return _again(session, ctx, found, spent)
     accounts = member_accounts(session, ctx.program_id, member_id)
     target = program_account(session, ctx.program_id, to_account)
     _lock(session, [accounts.points, target])
     if (found := _found_after_lock(session, ctx)) is not None:
-        return Result(found, created=False)
+        return _again(session, ctx, found, spent)
     if min_balance:
         available = _available(session, accounts.points)
         if available < min_balance:
@@ -793,8 +837,17 @@ def resolve_hold(
     amount: int | None = None,
 ) -> Result:
     """Capture (all or part), void, or expire a hold. A hold is resolved at most once."""
+
+    def resolved(t: Transfer, repaid: int) -> dict[str, int]:
+        out = (
+            {"captured": t.amount, "released": hold.amount - t.amount}
+            if t.kind == "POST_PENDING"
+            else {"released": hold.amount}
+        )
+        return {**out, **({"debt_repaid": repaid} if repaid else {})}
+
     if (found := _find(session, ctx)) is not None:
-        return Result(found, created=False)
+        return _again(session, ctx, found, resolved)
     # Points a hold gives back land in the member's available balance: like any points that
     # land there, they repay a debt first (locked with the hold's accounts, in id order).
     owner = session.get(Account, hold.debit_account_id)
@@ -808,7 +861,7 @@ def resolve_hold(
         [hold.debit_account_id, hold.credit_account_id, *([accounts.debt] if accounts else [])],
     )
     if (found := _found_after_lock(session, ctx)) is not None:
-        return Result(found, created=False)
+        return _again(session, ctx, found, resolved)
     if hold_resolution(session, hold.id) is not None:
         raise HoldNotOpen(f"hold {hold.id} was already resolved")
 
@@ -910,7 +963,9 @@ def transfer_between_members(
 ) -> Result:
     """Move available points to another member; the lots keep their expiry dates."""
     if (found := _find(session, ctx)) is not None:
-        return Result(found, created=False)
+        return _again(
+            session, ctx, found, lambda t, repaid: {"amount": t.amount, "debt_repaid": repaid}
+        )
     src = member_accounts(session, ctx.program_id, from_member)
     dst = member_accounts(session, ctx.program_id, to_member)
     _lock(session, [src.points, dst.points, dst.debt])
@@ -1078,8 +1133,14 @@ def return_spent(session: Session, ctx: Context, *, original: Transfer, amount: 
     member is recreated with the same dates). Returned points repay debt like any points
     that land.
     """
+
+    def given_back(t: Transfer, repaid: int) -> dict[str, int]:
+        if _account_code(session, t.credit_account_id) == POINTS:
+            return {"returned": t.amount, "debt_repaid": repaid}
+        return {"returned": t.amount}
+
     if (found := _find(session, ctx)) is not None:
-        return Result(found, created=False)
+        return _again(session, ctx, found, given_back)
     if original.kind not in ("POSTED", "POST_PENDING") or original.program_id != ctx.program_id:
         raise LedgerCorrupt(f"transfer {original.id} is not a spend that can be given back")
     member_account = session.execute(
@@ -1106,7 +1167,7 @@ def return_spent(session: Session, ctx: Context, *, original: Transfer, amount: 
         lock = [original.credit_account_id, target]
     _lock(session, lock)
     if (found := _found_after_lock(session, ctx)) is not None:
-        return Result(found, created=False)
+        return _again(session, ctx, found, given_back)
     returned = int(
         session.execute(
             select(func.coalesce(func.sum(Transfer.amount), 0)).where(
@@ -1241,7 +1302,7 @@ def wallet_credit(
 ) -> Result:
     """Put money (minor units) in a member's wallet: cashback, a gift card, a top-up."""
     if (found := _find(session, ctx)) is not None:
-        return Result(found, created=False)
+        return _again(session, ctx, found, lambda t, _r: {"credited": t.amount})
     wallet = wallet_account(session, ctx.program_id, member_id)
     issued = program_account(session, ctx.program_id, WALLET_ISSUED)
     _lock(session, [wallet, issued])
@@ -1262,13 +1323,17 @@ def wallet_debit(
 
     A hold is captured, voided or expired with ``resolve_hold`` like a points hold.
     """
+
+    def debited(t: Transfer, _repaid: int) -> dict[str, int]:
+        return {"debited": t.amount}
+
     if (found := _find(session, ctx)) is not None:
-        return Result(found, created=False)
+        return _again(session, ctx, found, debited)
     wallet = wallet_account(session, ctx.program_id, member_id)
     spent = program_account(session, ctx.program_id, WALLET_SPENT)
     _lock(session, [wallet, spent])
     if (found := _found_after_lock(session, ctx)) is not None:
-        return Result(found, created=False)
+        return _again(session, ctx, found, debited)
     try:
         transfer_id = _move(
             session,
