@@ -82,3 +82,43 @@ def test_choosing_a_program_switches_every_program_page(
     c.client.cookies.delete("setia_program")
     c.client.cookies.set("setia_program", str(uuid.uuid4()))
     assert "Default-program double points" in c.get("/console/rules").text
+
+
+def test_a_badge_code_used_in_two_programs_is_each_programs_own(
+    console_as: Any, client: TestClient, db: Database, tenant: TenantFixture
+) -> None:
+    """Codes are unique per program: the console shows the chosen program's, and the API
+    finds it with ``program_id`` (without it, the default program's)."""
+    second = _second_program(db, tenant)
+    for program_id, name in ((None, "Kopi Lima (utama)"), (second, "Kopi Lima (mitra)")):
+        body = {
+            "code": "kopi5",
+            "names": {"id": name},
+            "criteria": {"event_type": "purchase", "measure": "count", "target": 5},
+        }
+        params = {"program_id": program_id} if program_id else {}
+        r = client.post("/v1/badges", json=body, params=params, headers=tenant.headers)
+        assert r.status_code == 201, r.text
+    h = tenant.headers
+    assert client.get("/v1/badges/kopi5", headers=h).json()["name"] == "Kopi Lima (utama)"
+    mine = client.get("/v1/badges/kopi5", params={"program_id": second}, headers=h)
+    assert mine.json()["name"] == "Kopi Lima (mitra)"
+    r = client.patch(
+        "/v1/badges/kopi5",
+        params={"program_id": second},
+        json={"rewards": {"points": 40}},
+        headers=h,
+    )
+    assert r.status_code == 200, r.text
+    assert client.get("/v1/badges/kopi5", headers=h).json()["rewards"]["points"] == 0
+    board = client.get("/v1/badges/kopi5/leaderboard", params={"program_id": second}, headers=h)
+    assert board.status_code == 200, board.text
+    unknown = client.get("/v1/badges/kopi5", params={"program_id": str(uuid.uuid4())}, headers=h)
+    assert unknown.status_code == 404
+
+    c = console_as("owner")
+    assert "Kopi Lima (utama)" in c.get("/console/badges/kopi5").text
+    assert c.post("/console/program", {"program": second}).status_code == 303
+    page = c.get("/console/badges/kopi5")
+    assert page.status_code == 200
+    assert "Kopi Lima (mitra)" in page.text

@@ -122,12 +122,26 @@ def list_badges(
     return [definition_out(d, caller.tenant, loc) for d in rows]
 
 
+def _definition(
+    session: Session, tenant_id: uuid.UUID, badge: str, program_id: uuid.UUID | None
+) -> BadgeDefinition:
+    """The definition ``badge`` names, in ``program_id`` (a program of the tenant) if given."""
+    if program_id is not None:
+        program_id = programs.get_program(session, tenant_id, program_id).id
+    return service.get_definition(session, tenant_id, badge, program_id)
+
+
 @router.get("/badges/{badge}", response_model=DefinitionOut, responses=problems(403, 404))
 def get_badge(
-    badge: BadgeRef, session: SessionDep, caller: ReadCaller, locale: LocaleQ = None
+    badge: BadgeRef,
+    session: SessionDep,
+    caller: ReadCaller,
+    program_id: ProgramQ = None,
+    locale: LocaleQ = None,
 ) -> DefinitionOut:
-    """One definition."""
-    d = service.get_definition(session, caller.tenant.id, badge)
+    """One definition (a code in the given program; without one, the default program's
+    first)."""
+    d = _definition(session, caller.tenant.id, badge, program_id)
     return definition_out(d, caller.tenant, _locale(locale, caller.tenant.locale))
 
 
@@ -139,6 +153,7 @@ def update_badge(
     body: DefinitionPatch,
     session: SessionDep,
     caller: AdminCaller,
+    program_id: ProgramQ = None,
     locale: LocaleQ = None,
 ) -> DefinitionOut:
     """Change names, descriptions, image, rewards or status (`archived` stops counting,
@@ -146,7 +161,7 @@ def update_badge(
     (`409 badge_has_progress`: archive it and define a new one)."""
 
     def run() -> BadgeDefinition:
-        d = service.get_definition(session, caller.tenant.id, badge)
+        d = _definition(session, caller.tenant.id, badge, program_id)
         return service.update_definition(session, caller.tenant, d, body)
 
     d = write(session, run)
@@ -154,12 +169,14 @@ def update_badge(
 
 
 @router.post("/badges/{badge}/archive", response_model=DefinitionOut, responses=problems(403, 404))
-def archive_badge(badge: BadgeRef, session: SessionDep, caller: AdminCaller) -> DefinitionOut:
+def archive_badge(
+    badge: BadgeRef, session: SessionDep, caller: AdminCaller, program_id: ProgramQ = None
+) -> DefinitionOut:
     """Stop counting events toward it. What members earned stays (and `member.badges` keeps
     it); archiving again changes nothing."""
 
     def run() -> BadgeDefinition:
-        d = service.get_definition(session, caller.tenant.id, badge)
+        d = _definition(session, caller.tenant.id, badge, program_id)
         return service.archive_definition(session, d)
 
     d = write(session, run)
@@ -266,12 +283,13 @@ def leaderboard(
         ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
+    program_id: ProgramQ = None,
     locale: LocaleQ = None,
 ) -> LeaderboardOut:
     """Members who opted in, best first (completed earliest, then most progress), with their
     display name only. `422 invalid_period`: `all` for a monthly challenge, or a month for
     one that counts over all time."""
-    d = service.get_definition(session, caller.tenant.id, badge)
+    d = _definition(session, caller.tenant.id, badge, program_id)
     key = (
         service.check_period(d, period)
         if period

@@ -482,8 +482,14 @@ def create_definition(
     return d, True
 
 
-def get_definition(session: Session, tenant_id: uuid.UUID, ref: str | uuid.UUID) -> BadgeDefinition:
-    """By id, or by code (in any program of the tenant; the default program's first)."""
+def get_definition(
+    session: Session,
+    tenant_id: uuid.UUID,
+    ref: str | uuid.UUID,
+    program_id: uuid.UUID | None = None,
+) -> BadgeDefinition:
+    """By id, or by code: in ``program_id`` when given (codes are unique per program), else
+    in the tenant's default program first, then its others."""
     badge_id: uuid.UUID | None = None
     if isinstance(ref, uuid.UUID):
         badge_id = ref
@@ -494,19 +500,25 @@ def get_definition(session: Session, tenant_id: uuid.UUID, ref: str | uuid.UUID)
             badge_id = None
     if badge_id is not None:
         d = session.get(BadgeDefinition, badge_id)
-        if d is not None and d.tenant_id == tenant_id:
+        if (
+            d is not None
+            and d.tenant_id == tenant_id
+            and (program_id is None or d.program_id == program_id)
+        ):
             return d
         raise BadgeNotFound(f"no badge or challenge {ref}")
-    rows = list(
-        session.execute(
-            select(BadgeDefinition)
-            .where(BadgeDefinition.tenant_id == tenant_id, BadgeDefinition.code == ref)
-            .order_by(BadgeDefinition.id)
-        ).scalars()
+    stmt = (
+        select(BadgeDefinition)
+        .join(Program, Program.id == BadgeDefinition.program_id)
+        .where(BadgeDefinition.tenant_id == tenant_id, BadgeDefinition.code == ref)
+        .order_by(Program.is_default.desc(), BadgeDefinition.id)
     )
-    if not rows:
+    if program_id is not None:
+        stmt = stmt.where(BadgeDefinition.program_id == program_id)
+    found = session.execute(stmt.limit(1)).scalar_one_or_none()
+    if found is None:
         raise BadgeNotFound(f"no badge or challenge with code {ref!r}")
-    return rows[0]
+    return found
 
 
 def list_definitions(

@@ -308,8 +308,7 @@ def find_member(
     found = {m.id: m for m in (_survivor(session, m) for m in rows)}
     if len(found) > 1:
         raise IdentityTaken(
-            "the identities given belong to different members: "
-            + ", ".join(str(i) for i in found),
+            "the identities given belong to different members: " + ", ".join(str(i) for i in found),
         )
     return next(iter(found.values()), None)
 

@@ -105,10 +105,7 @@ def _field_for(path: str) -> str:
 
 
 def _definition_or_404(web: WebContext, code: str) -> BadgeDefinition:
-    d = service.get_definition(web.session, web.tenant.id, code)
-    if d.program_id != program_of(web).id:
-        raise service.BadgeNotFound(f"badge {code!r} not found")
-    return d
+    return service.get_definition(web.session, web.tenant.id, code, program_of(web).id)
 
 
 def _amount_text(web: WebContext, d: BadgeDefinition, value: Any) -> str:
