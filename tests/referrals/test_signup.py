@@ -38,6 +38,11 @@ def test_settings_defaults_then_change(world: World) -> None:
     [
         ({"share_url": "https://kopi.example/r/"}, "share_url"),
         ({"share_texts": {"id": "Kode {kode}"}}, "share_texts.id"),
+        ({"share_texts": {"id": "Kode {code:>99999999} {link}"}}, "share_texts.id"),
+        ({"share_texts": {"en": "Code {code!r} {link}"}}, "share_texts.en"),
+        ({"share_texts": {"en": "Code {code.__class__} {link}"}}, "share_texts.en"),
+        ({"share_url": "https://kopi.example/r/{code[0]}"}, "share_url"),
+        ({"share_url": "https://kopi.example/r/{code"}, "share_url"),
         ({"share_texts": {"ms": "Kod {code}"}}, "share_texts"),
         ({"referrer_campaign_id": str(uuid.uuid4())}, "referrer_campaign_id"),
         ({"min_amount": "-5"}, "min_amount"),

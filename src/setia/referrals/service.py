@@ -7,6 +7,7 @@ Everything runs in the caller's transaction and never commits.
 from __future__ import annotations
 
 import secrets
+import string
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -270,14 +271,31 @@ SETTING_FIELDS = (
 
 
 def _check_template(text: str, field: str) -> None:
+    """Only the placeholders themselves: no format spec, conversion, attribute or index
+    (``{code:>99999999}`` would build a huge text on every share)."""
+    allowed = ", ".join("{" + p + "}" for p in PLACEHOLDERS)
     try:
-        text.format(**dict.fromkeys(PLACEHOLDERS, "x"))
-    except (KeyError, IndexError, ValueError) as exc:
+        parts = list(string.Formatter().parse(text))
+    except ValueError as exc:
         raise InvalidInput(
-            f"{field} may only use the placeholders {', '.join('{' + p + '}' for p in PLACEHOLDERS)}"
-            f" ({exc})",
+            f"{field} may only use the placeholders {allowed} ({exc}; write a brace as {{{{ or }}}})",
             extra={"field": field},
         ) from None
+    for _literal, name, spec, conversion in parts:
+        if name is None:
+            continue
+        if name not in PLACEHOLDERS or spec or conversion:
+            shown = (
+                "{"
+                + name
+                + (f"!{conversion}" if conversion else "")
+                + (f":{spec}" if spec else "")
+                + "}"
+            )
+            raise InvalidInput(
+                f"{field} may only use the placeholders {allowed}, as they are: not {shown}",
+                extra={"field": field},
+            )
 
 
 def put_settings(
