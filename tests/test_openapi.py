@@ -128,3 +128,41 @@ def test_event_examples_exist_and_are_valid(
     assert doc["paths"]["/v1/events"]["post"]["requestBody"]["content"]["application/json"][
         "schema"
     ] == {"$ref": "#/components/schemas/EventIn"}
+
+
+def test_writes_that_answer_two_successes_declare_both(doc: dict[str, Any]) -> None:
+    """A write safe to repeat answers 201 the first time and 200 when repeated (or, for a
+    PUT, 201 when it creates): both are in the document, with the same body."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import setia
+
+    both = []
+    for info in pkgutil.walk_packages(setia.__path__, "setia."):
+        if not info.name.endswith("api") or info.name == "setia.core.api":
+            continue
+        router = getattr(importlib.import_module(info.name), "router", None)
+        for route in getattr(router, "routes", []):
+            source = inspect.getsource(route.endpoint)
+            if "status_code = 201 if" not in source and "return _operation(" not in source:
+                continue
+            for method in route.methods:
+                found = [
+                    path
+                    for m, path, op in operations(doc)
+                    if m == method.lower()
+                    and path.endswith(route.path)
+                    and op["operationId"].startswith(route.endpoint.__name__ + "_")
+                ]
+                assert len(found) == 1, (info.name, route.path, found)
+                both.append((method.lower(), found[0]))
+    assert len(both) >= 20
+    for method, path in both:
+        responses = doc["paths"][path][method]["responses"]
+        assert {"200", "201"} <= set(responses), (method, path)
+        schemas = {
+            str(responses[s]["content"]["application/json"]["schema"]) for s in ("200", "201")
+        }
+        assert len(schemas) == 1, (method, path, schemas)

@@ -22,6 +22,7 @@ from setia.core.api import (
     Page,
     ReadCaller,
     SessionDep,
+    answered,
     decode_cursor,
     encode_cursor,
     problems,
@@ -375,7 +376,10 @@ def _doc(session: SessionDep, tenant_id: uuid.UUID, body: SegmentIn) -> seg_serv
 
 
 @router.post(
-    "/segments", response_model=SegmentOut, status_code=201, responses=problems(403, 404, 409)
+    "/segments",
+    response_model=SegmentOut,
+    status_code=201,
+    responses={**problems(403, 404, 409), **answered(SegmentOut, 200)},
 )
 def create_segment(
     body: SegmentIn, response: Response, session: SessionDep, caller: AdminCaller

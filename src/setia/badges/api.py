@@ -22,7 +22,7 @@ from setia.badges.schemas import (
     MemberBadgesOut,
     ProgressOut,
 )
-from setia.core.api import AdminCaller, PosCaller, ReadCaller, SessionDep, problems, write
+from setia.core.api import AdminCaller, PosCaller, ReadCaller, SessionDep, answered, problems, write
 from setia.core.i18n import LOCALES, pick
 from setia.members import service as members
 from setia.programs import service as programs
@@ -77,7 +77,7 @@ def definition_out(d: BadgeDefinition, tenant: Tenant, locale: str) -> Definitio
     "/badges",
     response_model=DefinitionOut,
     status_code=201,
-    responses=problems(400, 403, 404, 409),
+    responses={**problems(400, 403, 404, 409), **answered(DefinitionOut, 200)},
 )
 def create_badge(
     body: DefinitionIn,

@@ -35,6 +35,7 @@ from setia.core.api import (
     PosCaller,
     ReadCaller,
     SessionDep,
+    answered,
     decode_cursor,
     encode_cursor,
     problems,
@@ -225,7 +226,7 @@ def receipt(
     "/causes/{cause_id}/donations",
     response_model=DonationOut,
     status_code=201,
-    responses=problems(400, 403, 404, 409),
+    responses={**problems(400, 403, 404, 409), **answered(DonationOut, 200)},
 )
 def donate(
     cause_id: uuid.UUID,
@@ -272,7 +273,11 @@ def donate(
 # --------------------------------------------------------------------------- admin
 
 
-@router.put("/causes/{code}", response_model=CauseOut, responses=problems(403, 404, 409))
+@router.put(
+    "/causes/{code}",
+    response_model=CauseOut,
+    responses={**problems(403, 404, 409), **answered(CauseOut, 201)},
+)
 def put_cause(
     code: str,
     body: CauseIn,

@@ -24,6 +24,7 @@ from setia.core.api import (
     PosCaller,
     ReadCaller,
     SessionDep,
+    answered,
     problems,
     write,
 )
@@ -50,7 +51,7 @@ def points_quote(body: QuoteIn, session: SessionDep, caller: ReadCaller) -> Quot
     "/checkout/points-payments",
     response_model=PointsPaymentOut,
     status_code=201,
-    responses=problems(403, 404, 409),
+    responses={**problems(403, 404, 409), **answered(PointsPaymentOut, 200)},
 )
 def create_points_payment(
     body: PointsPaymentIn,
@@ -144,7 +145,7 @@ def get_order(order_id: OrderId, session: SessionDep, caller: ReadCaller) -> Ord
     "/checkout/orders/{order_id}/refund",
     response_model=RefundOut,
     status_code=201,
-    responses=problems(403, 404, 409),
+    responses={**problems(403, 404, 409), **answered(RefundOut, 200)},
 )
 def refund_order(
     order_id: OrderId,

@@ -55,6 +55,17 @@ def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
+def answered(model: Any, status: int) -> dict[int | str, dict[str, Any]]:
+    """The other success of a write that is safe to repeat: ``200`` when a repeat finds what
+    the first call created (``201``), or ``201`` when the first call of a ``PUT`` creates."""
+    description = (
+        "Already done: the same request again answers what the first call did"
+        if status == 200
+        else "Created by this call (a later one answers 200)"
+    )
+    return {status: {"model": model, "description": description}}
+
+
 class ServiceBusy(SetiaError):
     status = 503
     code = "database_busy"

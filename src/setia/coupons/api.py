@@ -21,6 +21,7 @@ from setia.core.api import (
     PosCaller,
     ReadCaller,
     SessionDep,
+    answered,
     decode_cursor,
     encode_cursor,
     problems,
@@ -167,7 +168,7 @@ def _name(names: dict[str, str], locale: str) -> str:
     "/coupon-campaigns",
     response_model=CampaignOut,
     status_code=201,
-    responses=problems(403, 404, 409),
+    responses={**problems(403, 404, 409), **answered(CampaignOut, 200)},
 )
 def create_campaign(
     body: CampaignIn,
@@ -241,7 +242,7 @@ def update_campaign(
     "/coupon-campaigns/{campaign_id}/codes/generate",
     response_model=BatchOut,
     status_code=201,
-    responses=problems(403, 404, 409),
+    responses={**problems(403, 404, 409), **answered(BatchOut, 200)},
 )
 def generate_codes(
     campaign_id: uuid.UUID,
@@ -284,7 +285,7 @@ def generate_codes(
     "/coupon-campaigns/{campaign_id}/codes/import",
     response_model=BatchOut,
     status_code=201,
-    responses=problems(403, 404, 409, 413),
+    responses={**problems(403, 404, 409, 413), **answered(BatchOut, 200)},
 )
 def import_codes(
     campaign_id: uuid.UUID,
@@ -480,7 +481,7 @@ def validate(
     "/coupons/redeem",
     response_model=RedemptionOut,
     status_code=201,
-    responses=problems(403, 404, 409),
+    responses={**problems(403, 404, 409), **answered(RedemptionOut, 200)},
 )
 def redeem(
     body: RedeemIn,

@@ -5,7 +5,7 @@ from typing import Any
 from fastapi import APIRouter, Body, Response
 from sqlalchemy.orm import Session
 
-from setia.core.api import PosCaller, ReadCaller, SessionDep, problems, write
+from setia.core.api import PosCaller, ReadCaller, SessionDep, answered, problems, write
 from setia.core.config import get_settings
 from setia.core.errors import InvalidInput
 from setia.events import batch, service
@@ -16,7 +16,10 @@ router = APIRouter(prefix="/v1/events", tags=["events"])
 
 
 @router.post(
-    "", response_model=EventResult, status_code=201, responses=problems(403, 404, 409, 413)
+    "",
+    response_model=EventResult,
+    status_code=201,
+    responses={**problems(403, 404, 409, 413), **answered(EventResult, 200)},
 )
 def record_event(event: EventIn, session: SessionDep, caller: PosCaller, response: Response) -> Any:
     """Record what a member did. Sending the same `id` again returns the first result (200);

@@ -15,6 +15,7 @@ from setia.core.api import (
     PosCaller,
     ReadCaller,
     SessionDep,
+    answered,
     decode_cursor,
     encode_cursor,
     problems,
@@ -122,7 +123,7 @@ def _operation(
     "/members/{member_id}/points/redeem",
     response_model=OperationOut,
     status_code=201,
-    responses=problems(403, 404, 409),
+    responses={**problems(403, 404, 409), **answered(OperationOut, 200)},
 )
 def redeem(
     member_id: uuid.UUID,
@@ -163,7 +164,7 @@ def redeem(
     "/members/{member_id}/points/holds",
     response_model=HoldOut,
     status_code=201,
-    responses=problems(403, 404, 409),
+    responses={**problems(403, 404, 409), **answered(HoldOut, 200)},
 )
 def create_hold(
     member_id: uuid.UUID,
@@ -299,7 +300,7 @@ def void_hold(
     "/members/{member_id}/points/adjust",
     response_model=OperationOut,
     status_code=201,
-    responses=problems(403, 404, 409),
+    responses={**problems(403, 404, 409), **answered(OperationOut, 200)},
 )
 def adjust(
     member_id: uuid.UUID,
@@ -344,7 +345,7 @@ def adjust(
     "/members/{member_id}/points/transfer",
     response_model=OperationOut,
     status_code=201,
-    responses=problems(403, 404, 409),
+    responses={**problems(403, 404, 409), **answered(OperationOut, 200)},
 )
 def transfer(
     member_id: uuid.UUID,

@@ -16,6 +16,7 @@ from setia.core.api import (
     PosCaller,
     ReadCaller,
     SessionDep,
+    answered,
     decode_cursor,
     encode_cursor,
     problems,
@@ -155,7 +156,7 @@ def retire_plan(plan_id: uuid.UUID, session: SessionDep, caller: AdminCaller) ->
     "/subscriptions",
     response_model=SubscriptionOut,
     status_code=201,
-    responses=problems(403, 404, 409),
+    responses={**problems(403, 404, 409), **answered(SubscriptionOut, 200)},
 )
 def start_subscription(
     body: SubscriptionIn,
@@ -267,7 +268,7 @@ def resume_subscription(
     "/subscription-payments",
     response_model=PaymentOut,
     status_code=201,
-    responses=problems(403, 404, 409),
+    responses={**problems(403, 404, 409), **answered(PaymentOut, 200)},
 )
 def record_payment(
     body: PaymentIn, session: SessionDep, caller: PosCaller, response: Response

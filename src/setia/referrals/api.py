@@ -20,6 +20,7 @@ from setia.core.api import (
     PosCaller,
     ReadCaller,
     SessionDep,
+    answered,
     decode_cursor,
     encode_cursor,
     problems,
@@ -179,7 +180,11 @@ def get_settings(
     return settings_out(service.settings_of(session, program), program)
 
 
-@router.put("/referrals/settings", response_model=ReferralSettingsOut, responses=problems(403, 404))
+@router.put(
+    "/referrals/settings",
+    response_model=ReferralSettingsOut,
+    responses={**problems(403, 404), **answered(ReferralSettingsOut, 201)},
+)
 def put_settings(
     body: ReferralSettingsIn,
     session: SessionDep,
@@ -319,7 +324,7 @@ def share(member_id: uuid.UUID, body: ShareIn, session: SessionDep, caller: PosC
     "/referrals",
     response_model=ReferralOut,
     status_code=201,
-    responses=problems(403, 404, 409, 422),
+    responses={**problems(403, 404, 409, 422), **answered(ReferralOut, 200)},
 )
 def attach(
     body: ReferralIn, session: SessionDep, caller: PosCaller, response: Response

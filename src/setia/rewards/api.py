@@ -17,6 +17,7 @@ from setia.core.api import (
     PosCaller,
     ReadCaller,
     SessionDep,
+    answered,
     decode_cursor,
     encode_cursor,
     problems,
@@ -112,7 +113,7 @@ def redemption_out(session: Session, red: RewardRedemption, created: bool = Fals
 @router.put(
     "/programs/{program_id}/rewards/{code}",
     response_model=RewardOut,
-    responses=problems(403, 404, 409),
+    responses={**problems(403, 404, 409), **answered(RewardOut, 201)},
     status_code=200,
 )
 def put_reward(
@@ -286,7 +287,7 @@ def member_rewards(
     "/members/{member_id}/redemptions",
     response_model=RedemptionOut,
     status_code=201,
-    responses=problems(403, 404, 409),
+    responses={**problems(403, 404, 409), **answered(RedemptionOut, 200)},
 )
 def redeem(
     member_id: uuid.UUID,

@@ -16,6 +16,7 @@ from setia.core.api import (
     PosCaller,
     ReadCaller,
     SessionDep,
+    answered,
     decode_cursor,
     encode_cursor,
     problems,
@@ -139,7 +140,7 @@ def _operation(
     "/members/{member_id}/wallet/credits",
     response_model=WalletOperationOut,
     status_code=201,
-    responses=problems(403, 404, 409, 422),
+    responses={**problems(403, 404, 409, 422), **answered(WalletOperationOut, 200)},
 )
 def credit_wallet(
     member_id: uuid.UUID,
@@ -179,7 +180,7 @@ def credit_wallet(
     "/members/{member_id}/wallet/debits",
     response_model=WalletOperationOut,
     status_code=201,
-    responses=problems(403, 404, 409, 422),
+    responses={**problems(403, 404, 409, 422), **answered(WalletOperationOut, 200)},
 )
 def debit_wallet(
     member_id: uuid.UUID,
@@ -242,7 +243,7 @@ def hold_out(session: Session, program: Program, hold: Transfer) -> WalletHoldOu
     "/members/{member_id}/wallet/holds",
     response_model=WalletHoldOut,
     status_code=201,
-    responses=problems(403, 404, 409, 422),
+    responses={**problems(403, 404, 409, 422), **answered(WalletHoldOut, 200)},
 )
 def create_wallet_hold(
     member_id: uuid.UUID,
@@ -359,7 +360,7 @@ def void_wallet_hold(
     "/wallet-debits/{transfer_id}/refund",
     response_model=RefundOut,
     status_code=201,
-    responses=problems(403, 404, 409, 422),
+    responses={**problems(403, 404, 409, 422), **answered(RefundOut, 200)},
 )
 def refund_wallet_debit(
     transfer_id: uuid.UUID,
