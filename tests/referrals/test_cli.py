@@ -71,3 +71,9 @@ def test_the_operator_commands(run: Invoke, world: World, tmp_path: Path) -> Non
     assert top[0]["referee_spend"] == "75000"
     bad = run("referrals", "funnel", "--tenant", t, "--from", "yesterday")
     assert bad.exit_code != 0
+    for command in ("funnel", "top"):
+        backwards = run(
+            "referrals", command, "--tenant", t, "--from", "2026-12-01", "--to", "2026-11-01"
+        )
+        assert backwards.exit_code == 1, backwards.output
+        assert "from must not be after to" in backwards.output

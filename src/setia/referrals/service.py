@@ -1277,6 +1277,11 @@ def _between(column: Any, lo: datetime | None, hi: datetime | None) -> list[Any]
     return conds
 
 
+def _check_range(start: date | None, end: date | None) -> None:
+    if start and end and start > end:
+        raise InvalidInput("from must not be after to", extra={"field": "from"})
+
+
 def funnel(
     session: Session,
     tenant: Tenant,
@@ -1289,6 +1294,7 @@ def funnel(
     """Counts per stage, each stage counted by when it happened (shares when shared, sign-ups
     when made, qualified/rewarded/rejected/cancelled when decided); ``held`` and ``pending``
     are sign-ups of the period still in that state."""
+    _check_range(start, end)
     lo, hi = local_bounds(start, end, tenant.timezone)
     base = [Referral.program_id == program.id]
     if member_id is not None:
@@ -1349,6 +1355,7 @@ def top_advocates(
 ) -> list[dict[str, Any]]:
     """Members whose code brought the most qualified referrals in the period (sign-ups made in
     the period), with what their referees spent (orders net of refunds, in the period)."""
+    _check_range(start, end)
     lo, hi = local_bounds(start, end, tenant.timezone)
     rows = session.execute(
         select(Referral.referrer_id, Referral.status, func.count())
