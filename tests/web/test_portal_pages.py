@@ -498,7 +498,7 @@ def test_badges_page_and_the_leaderboard_choice(
     on = p.post("/portal/badges/leaderboard", {"opted_in": "1", "display_name": ""})
     assert on.status_code == 303
     after = p.get("/portal/badges")
-    assert "You are shown as Budi S." in after.text
+    assert "You are shown as “Budi S.”." in after.text
     consent = client.get(
         f"/v1/members/{member_id}/leaderboard-consent", headers=tenant.headers
     ).json()
