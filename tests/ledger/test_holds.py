@@ -390,3 +390,98 @@ def test_a_retried_operation_answers_what_the_first_did(
     b = balance(db, tenant, ani, utcnow())
     assert b["available"] == 500 - 60 + 40 - 30 - 25
     assert_db_sound(db)
+
+
+def test_a_retried_resolution_or_transfer_answers_the_debt_it_repaid(
+    db: Database, client: TestClient, tenant: TenantFixture
+) -> None:
+    """With a debt to repay, a retried void, partial capture and transfer answer the same
+    ``debt_repaid`` as the first call, and repay nothing more."""
+    from sqlalchemy import update
+
+    from setia.programs.models import Program
+    from tests.events.helpers import purchase, refund
+
+    with db.session() as s:
+        s.execute(
+            update(Program)
+            .where(Program.id == tenant.program_id)
+            .values(allow_member_transfers=True)
+        )
+        s.commit()
+    h = tenant.headers
+
+    def indebted(n: int) -> tuple[uuid.UUID, dict[str, Any]]:
+        phone = f"0812-6666-000{n}"
+        r = client.post(
+            "/v1/events",
+            json=purchase(f"d{n}", member={"phone": phone}, amount="100000"),
+            headers=h,
+        )
+        member = uuid.UUID(r.json()["member_id"])
+        held = hold(client, tenant, member, 80)
+        client.post(
+            "/v1/events",
+            json=refund(f"dr{n}", f"O-d{n}", member={"phone": phone}, amount="100000"),
+            headers=h,
+        )
+        assert balance(db, tenant, member, utcnow())["debt"] == 80
+        return member, held
+
+    member, held = indebted(0)
+    for _ in range(2):  # the retry with the same key is the first call's answer
+        r = client.post(
+            f"/v1/holds/{held['hold_id']}/capture",
+            json={"points": 30},
+            headers={**h, "Idempotency-Key": "cap"},
+        )
+        assert r.status_code == 200, r.text
+    b = balance(db, tenant, member, utcnow())
+    assert (b["available"], b["debt"]) == (0, 30)
+
+    # the ledger's own answers (what the API's holds do not show): first and retry alike
+    _other, held2 = indebted(1)
+    with db.session() as s:
+        hold_row = ledger.get_hold(s, [tenant.program_id], uuid.UUID(held2["hold_id"]))
+        ctx = ledger.Context(
+            program_id=tenant.program_id,
+            idempotency_key="void-1",
+            request_hash=ledger.request_hash({"void": held2["hold_id"]}),
+            source_type="test",
+        )
+        first = ledger.resolve_hold(s, ctx, hold_row, action="void")
+        s.commit()
+    with db.session() as s:
+        hold_row = ledger.get_hold(s, [tenant.program_id], uuid.UUID(held2["hold_id"]))
+        again = ledger.resolve_hold(
+            s,
+            ledger.Context(
+                program_id=tenant.program_id,
+                idempotency_key="void-1",
+                request_hash=ledger.request_hash({"void": held2["hold_id"]}),
+                source_type="test",
+            ),
+            hold_row,
+            action="void",
+        )
+    assert first.amounts == again.amounts == {"released": 80, "debt_repaid": 80}
+    assert (first.created, again.created) == (True, False)
+
+    # a transfer to a member in debt repays it; the retry says so again
+    giver = new_member(db, tenant, "G-1")
+    grant(db, tenant, giver, 100, None, "gift")
+    third, _held3 = indebted(2)
+    body = {"to_member_id": str(third), "points": 50}
+    answers = [
+        client.post(
+            f"/v1/members/{giver}/points/transfer",
+            json=body,
+            headers={**h, "Idempotency-Key": "tr"},
+        )
+        for _ in range(2)
+    ]
+    assert [a.status_code for a in answers] == [201, 200]
+    assert answers[0].json()["amounts"] == answers[1].json()["amounts"]
+    assert answers[0].json()["amounts"] == {"amount": 50, "debt_repaid": 50}
+    assert balance(db, tenant, third, utcnow())["debt"] == 30
+    assert_db_sound(db)

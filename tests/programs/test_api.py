@@ -70,3 +70,18 @@ def test_an_adjustment_beyond_the_ledger_is_refused(
         )
         assert r.status_code == 422, r.text
         assert r.json()["errors"][0]["loc"][-1] == "points"
+
+
+def test_an_earn_rate_that_would_overflow_the_ledger_is_refused(
+    client: TestClient, tenant: TenantFixture
+) -> None:
+    """Each number alone is fine; together they would give a large purchase more points
+    than the ledger's counters hold."""
+    url = f"/v1/programs/{tenant.program_id}"
+    before = client.get(url, headers=tenant.headers).json()
+    r = client.patch(
+        url, json={"earn_points": 1_000_000, "earn_per_amount": "0.0001"}, headers=tenant.headers
+    )
+    assert r.status_code == 422, r.text
+    assert (r.json()["code"], r.json()["field"]) == ("invalid_input", "earn_per_amount")
+    assert client.get(url, headers=tenant.headers).json() == before

@@ -65,6 +65,36 @@ def test_settings_need_an_admin_key(world: World, client: Any) -> None:
     assert r.status_code == 401
 
 
+def test_a_share_text_stored_before_the_check_is_filled_safely(world: World) -> None:
+    """A text saved before specs were refused ({code:>99999999} would build 100 MB) has its
+    plain placeholders filled and the rest left as written."""
+    from sqlalchemy import update as sql_update
+
+    from setia.referrals.models import ReferralSettings
+
+    siti = world.member("Siti", locale="id")
+    with world.db.session() as s:
+        s.execute(
+            sql_update(ReferralSettings).values(
+                share_texts={"id": "Kode {code} {code:>99999999} {name!r} {link"}
+            )
+        )
+        s.commit()
+    r = world.client.get(f"/v1/members/{siti}/referral", headers=world.h)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["share_texts"]["id"] == "Kode {code} {code:>99999999} {name!r} {link"
+    with world.db.session() as s:
+        s.execute(
+            sql_update(ReferralSettings).values(
+                share_texts={"id": "Kode {code} untuk {name}: {code:>99999999} {name!r}"}
+            )
+        )
+        s.commit()
+    text = world.client.get(f"/v1/members/{siti}/referral", headers=world.h).json()["share_texts"]
+    assert text["id"] == f"Kode {body['code']} untuk Siti: {{code:>99999999}} {{name!r}}"
+
+
 def test_personal_code_link_and_share_texts(world: World) -> None:
     siti = world.member("Siti", locale="ms")
     r = world.client.get(f"/v1/members/{siti}/referral", headers=world.h)

@@ -90,7 +90,9 @@ def test_a_badge_code_used_in_two_programs_is_each_programs_own(
     """Codes are unique per program: the console shows the chosen program's, and the API
     finds it with ``program_id`` (without it, the default program's)."""
     second = _second_program(db, tenant)
-    for program_id, name in ((None, "Kopi Lima (utama)"), (second, "Kopi Lima (mitra)")):
+    # the second program's first: ids are time-ordered, so the default program's must win
+    # by being the default, not by being older
+    for program_id, name in ((second, "Kopi Lima (mitra)"), (None, "Kopi Lima (utama)")):
         body = {
             "code": "kopi5",
             "names": {"id": name},

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from setia.core.db import new_id
 from setia.core.errors import InvalidInput, NotFound
+from setia.core.money import MAX_AMOUNT
 from setia.core.time import add_months, as_utc, days, end_of_period, utcnow, zone
 from setia.ledger import service as ledger
 from setia.programs.models import Program, ProgramRevision
@@ -66,9 +67,21 @@ def snapshot(program: Program) -> dict[str, Any]:
     }
 
 
+# The most points one purchase may earn at the base rate: its largest amount (MAX_AMOUNT)
+# must stay far inside the ledger's 64-bit counters.
+MAX_POINTS_PER_PURCHASE = 10**18
+
+
 def _check(program: Program) -> None:
     if program.earn_points < 0 or program.earn_per_amount <= 0:
         raise InvalidInput("earn_points must be >= 0 and earn_per_amount > 0")
+    if MAX_AMOUNT * program.earn_points / program.earn_per_amount > MAX_POINTS_PER_PURCHASE:
+        raise InvalidInput(
+            f"an earn rate of {program.earn_points} points per {program.earn_per_amount} would "
+            "give a large purchase more points than the ledger can hold; "
+            "raise earn_per_amount or lower earn_points",
+            extra={"field": "earn_per_amount"},
+        )
     if program.rounding not in ROUNDINGS:
         raise InvalidInput("rounding must be floor, ceil or round")
     if (

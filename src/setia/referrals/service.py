@@ -456,8 +456,29 @@ def share_texts(
     for lang in LOCALES:
         text = pick(texts, lang)
         if text:
-            out[lang] = text.format(**values)
+            out[lang] = _fill(text, values)
     return out
+
+
+def _fill(text: str, values: dict[str, str]) -> str:
+    """The placeholders of a share text replaced as they are, nothing else of ``format``
+    (a text saved before ``_check_template`` refused specs is filled safely too; anything
+    it cannot read is left as written)."""
+    try:
+        parts = list(string.Formatter().parse(text))
+    except ValueError:
+        return text
+    out: list[str] = []
+    for literal, name, spec, conversion in parts:
+        out.append(literal)
+        if name is None:
+            continue
+        if name in values and not spec and not conversion:
+            out.append(values[name])
+        else:  # written back as it was, unfilled
+            shown = name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "")
+            out.append("{" + shown + "}")
+    return "".join(out)
 
 
 def record_share(
