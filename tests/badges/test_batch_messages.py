@@ -10,25 +10,17 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, assume, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings
 
 from setia.badges.service import matcher
 from setia.core.db import Database
+from setia.rules import engine
 from setia.rules.conditions import (
-    ANY,
-    BOOL,
-    DATE,
-    NUMBER,
-    OPS,
-    STRING,
-    STRINGS,
-    ConditionError,
     compile_condition,
-    validate,
 )
 from tests.badges.support import define, purchase, send, send_batch, topics
 from tests.conftest import TenantFixture
+from tests.rules import strategies as gen
 
 MONTHLY = {"type": "month", "recurring": True}
 
@@ -109,6 +101,8 @@ CONDITIONS: list[dict[str, Any]] = [
     {"field": "event.store", "op": "in", "value": ["dago", "braga"]},
     {"field": "event.store", "op": "not_in", "value": ["dago"]},
     {"field": "event.store", "op": "exists"},
+    {"field": "event.local_date", "op": "gt", "value": "2026-06-01"},
+    {"field": "event.local_time", "op": "between", "value": ["08:00", "11:00"]},
     {"items": {"where": {"field": "item.category", "op": "eq", "value": "coffee"}}},
     {"items": {"where": {"field": "item.category", "op": "eq", "value": "tea"}}},
     {"items": {"min_quantity": 3}},
@@ -126,8 +120,14 @@ CONDITIONS: list[dict[str, Any]] = [
     },
 ]
 EVENTS: list[dict[str, Any]] = [
-    {"channel": "app", "amount": Decimal("70000"), "store": "dago"},
-    {"channel": "pos", "amount": Decimal("200000")},
+    {
+        "channel": "app",
+        "amount": Decimal("70000"),
+        "store": "dago",
+        "local_date": "2026-11-25",
+        "local_time": "09:30",
+    },
+    {"channel": "pos", "amount": Decimal("200000"), "local_date": "2026-01-31"},
     {"channel": "pos", "amount": Decimal("30000"), "store": "braga"},
     {},
 ]
@@ -142,138 +142,20 @@ def test_matchers_agree_with_the_rules(condition: dict[str, Any]) -> None:
             assert yes_no(ctx) is rule(ctx).ok, (event, items)
 
 
-# Any condition the rules accept, against contexts whose values are of any JSON-ish type:
-# the matcher's decided-once comparisons must agree with the rules everywhere.
-_FIELDS = {
-    "event.channel": STRING,
-    "event.amount": NUMBER,
-    "event.local_date": DATE,
-    "event.local_day_of_week": STRING,
-    "event.attributes.tier": ANY,
-    "member.is_first_purchase": BOOL,
-    "member.tags": STRINGS,
-    "item.category": STRING,
-    "item.quantity": NUMBER,
-}
-_SCALARS = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(-5, 200_000),
-    st.decimals(-10, 200_000, allow_nan=False, places=2),
-    st.floats(allow_nan=True, allow_infinity=True, width=32),
-    st.sampled_from(["app", "pos", "sat", "coffee", "2026-11-25", "150000", " 7 ", "x", ""]),
-)
-_VALUES = st.one_of(_SCALARS, st.lists(_SCALARS, max_size=3))
-
-
-_TYPED = {
-    STRING: st.sampled_from(["app", "pos", "sat", "coffee", "x", ""]),
-    STRINGS: st.sampled_from(["vip", "staff"]),
-    NUMBER: st.one_of(
-        st.integers(-5, 200_000),
-        st.decimals(-10, 200_000, allow_nan=False, places=2),
-        st.sampled_from(["150000", " 7 ", "0.5"]),
-    ),
-    DATE: st.sampled_from(["2026-11-25", "2026-12-31", "2026-01-01"]),
-    BOOL: st.booleans(),
-    ANY: _SCALARS,
-}
-
-
-@st.composite
-def _leaf(draw: st.DrawFn, item: bool = False) -> dict[str, Any]:
-    names = [n for n in _FIELDS if n.startswith("item.") == item]
-    name = draw(st.sampled_from(names))
-    kind = _FIELDS[name]
-    op = draw(st.sampled_from([op for op, kinds in OPS.items() if kind in kinds]))
-    node: dict[str, Any] = {"field": name, "op": op}
-    # mostly a value of the field's type (what the rules accept), sometimes anything
-    typed = _TYPED[kind]
-    if op in ("in", "not_in"):
-        value = st.lists(typed, min_size=1, max_size=3)
-    elif op == "between":
-        value = st.lists(typed, min_size=2, max_size=2)
-    else:
-        value = typed
-    if op != "exists" or draw(st.booleans()):
-        node["value"] = draw(value if draw(st.integers(0, 5)) else _VALUES)
-    return node
-
-
-def _tree(item: bool = False) -> st.SearchStrategy[dict[str, Any]]:
-    leaves: st.SearchStrategy[dict[str, Any]] = _leaf(item)
-    if not item:
-        leaves = leaves | st.builds(
-            lambda where, q: {"items": {**({"where": where} if where else {}), **q}},
-            st.none() | _tree(item=True),
-            st.sampled_from([{}, {"min_quantity": 3}, {"min_amount": "40000"}]),
-        )
-    return st.recursive(
-        leaves,
-        lambda inner: st.one_of(
-            st.lists(inner, min_size=1, max_size=3).map(lambda c: {"all": c}),
-            st.lists(inner, min_size=1, max_size=3).map(lambda c: {"any": c}),
-            inner.map(lambda c: {"not": c}),
-        ),
-        max_leaves=4,
-    )
-
-
-_LINE = st.fixed_dictionaries(
-    {},
-    optional={"category": _SCALARS, "quantity": _SCALARS, "amount": _SCALARS, "sku": _SCALARS},
-)
-_CONTEXT = st.fixed_dictionaries(
-    {
-        "event": st.fixed_dictionaries(
-            {},
-            optional={
-                "channel": _VALUES,
-                "amount": _VALUES,
-                "local_date": _VALUES,
-                "local_day_of_week": _VALUES,
-                "attributes": st.fixed_dictionaries({}, optional={"tier": _VALUES}) | _SCALARS,
-            },
-        ),
-        "member": st.fixed_dictionaries(
-            {}, optional={"is_first_purchase": _VALUES, "tags": _VALUES}
-        ),
-        "items": st.lists(_LINE, max_size=3),
-    }
-)
-
-
+# Any condition the rules accept (the rules' own strategies), on any event as recording
+# builds its context: the matchers' decided-once comparisons must agree with the rules.
 @settings(
     max_examples=400,
     deadline=None,
-    suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow],
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-@given(condition=_tree(), contexts=st.lists(_CONTEXT, min_size=1, max_size=4))
+@given(tree=gen.condition_trees, event=gen.contexts(), where=gen.item_trees)
 def test_matchers_agree_with_the_rules_on_any_values(
-    condition: dict[str, Any], contexts: list[dict[str, Any]]
+    tree: dict[str, Any], event: dict[str, Any], where: dict[str, Any]
 ) -> None:
-    try:
-        validate(condition)
-    except ConditionError:
-        assume(False)
-    yes_no, rule = matcher(condition), compile_condition(condition)
-    for ctx in contexts:
-        assert yes_no(ctx) is rule(ctx).ok, ctx
-
-
-@settings(
-    max_examples=300,
-    deadline=None,
-    suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow],
-)
-@given(where=_tree(item=True), lines=st.lists(_LINE, min_size=1, max_size=4))
-def test_line_matchers_agree_with_the_rules(
-    where: dict[str, Any], lines: list[dict[str, Any]]
-) -> None:
-    try:
-        validate(where, item=True)
-    except ConditionError:
-        assume(False)
+    ctx = engine.build_context(**event)
+    assert matcher(tree)(ctx) is compile_condition(tree)(ctx).ok, ctx
+    # a definition's items_where: asked of each line, as the rules ask {"item": line}
     on_line, rule = matcher(where, line=True), compile_condition(where)
-    for line in lines:
+    for line in ctx["items"]:
         assert on_line(line) is rule({"item": line}).ok, line

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from setia.core.db import Database
@@ -16,7 +16,9 @@ from setia.core.time import utcnow
 from setia.jobs.service import run_due
 from setia.ledger import service as ledger
 from setia.ledger.models import REDEEMED, Account, Lot, LotMovement, Transfer
+from setia.programs.models import Program
 from tests.conftest import TenantFixture
+from tests.events.helpers import purchase, refund
 from tests.ledger.support import (
     assert_db_sound,
     balance,
@@ -315,34 +317,47 @@ def test_hold_past_its_timeout_cannot_be_captured_before_the_job_runs(
     assert_db_sound(db)
 
 
+def allow_transfers(db: Database, t: TenantFixture) -> None:
+    with db.session() as s:
+        s.execute(
+            update(Program).where(Program.id == t.program_id).values(allow_member_transfers=True)
+        )
+        s.commit()
+
+
+def indebted(
+    db: Database, client: TestClient, t: TenantFixture, phone: str, tag: str
+) -> tuple[uuid.UUID, dict[str, Any]]:
+    """A member whose order (100 points) was refunded while 80 of them were held: 80 owed."""
+    r = client.post(
+        "/v1/events",
+        json=purchase(f"{tag}-buy", member={"phone": phone}, amount="100000"),
+        headers=t.headers,
+    )
+    assert r.status_code == 201, r.text
+    member = uuid.UUID(r.json()["member_id"])
+    held = hold(client, t, member, 80)
+    r = client.post(
+        "/v1/events",
+        json=refund(f"{tag}-refund", f"O-{tag}-buy", member={"phone": phone}, amount="100000"),
+        headers=t.headers,
+    )
+    assert r.status_code == 201, r.text
+    b = balance(db, t, member, utcnow())
+    assert (b["available"], b["held"], b["debt"]) == (0, 80, 80)
+    return member, held
+
+
 def test_points_a_hold_gives_back_repay_a_debt_first(
     db: Database, client: TestClient, tenant: TenantFixture
 ) -> None:
     """A refund while points are held leaves a debt; what the void (or the rest of a partial
     capture) gives back repays it before the member can spend it again."""
-    from tests.events.helpers import purchase, refund
-
     h = tenant.headers
     for n, (action, body, left) in enumerate(
         (("void", None, (0, 0)), ("capture", {"points": 30}, (0, 30)))
     ):
-        phone = f"0812-5555-000{n}"
-        r = client.post(
-            "/v1/events",
-            json=purchase(f"p{n}", member={"phone": phone}, amount="100000"),
-            headers=h,
-        )
-        assert r.status_code == 201, r.text
-        member = uuid.UUID(r.json()["member_id"])
-        held = hold(client, tenant, member, 80)
-        r = client.post(
-            "/v1/events",
-            json=refund(f"r{n}", f"O-p{n}", member={"phone": phone}, amount="100000"),
-            headers=h,
-        )
-        assert r.status_code == 201, r.text
-        b = balance(db, tenant, member, utcnow())
-        assert (b["available"], b["held"], b["debt"]) == (0, 80, 80)
+        member, held = indebted(db, client, tenant, f"0812-5555-000{n}", f"p{n}")
         r = client.post(f"/v1/holds/{held['hold_id']}/{action}", json=body, headers=h)
         assert r.status_code == 200, r.text
         b = balance(db, tenant, member, utcnow())
@@ -357,17 +372,7 @@ def test_a_retried_operation_answers_what_the_first_did(
 ) -> None:
     """Redeem, adjust (both ways) and transfer, each sent twice with one Idempotency-Key: the
     retry is done once and answers the first answer's amounts (a debt repaid included)."""
-    from sqlalchemy import update
-
-    from setia.programs.models import Program
-
-    with db.session() as s:
-        s.execute(
-            update(Program)
-            .where(Program.id == tenant.program_id)
-            .values(allow_member_transfers=True)
-        )
-        s.commit()
+    allow_transfers(db, tenant)
     ani, budi = new_member(db, tenant, "C-1"), new_member(db, tenant, "C-2")
     grant(db, tenant, ani, 500, None, "g")
     calls = [
@@ -397,38 +402,10 @@ def test_a_retried_resolution_or_transfer_answers_the_debt_it_repaid(
 ) -> None:
     """With a debt to repay, a retried void, partial capture and transfer answer the same
     ``debt_repaid`` as the first call, and repay nothing more."""
-    from sqlalchemy import update
-
-    from setia.programs.models import Program
-    from tests.events.helpers import purchase, refund
-
-    with db.session() as s:
-        s.execute(
-            update(Program)
-            .where(Program.id == tenant.program_id)
-            .values(allow_member_transfers=True)
-        )
-        s.commit()
+    allow_transfers(db, tenant)
     h = tenant.headers
 
-    def indebted(n: int) -> tuple[uuid.UUID, dict[str, Any]]:
-        phone = f"0812-6666-000{n}"
-        r = client.post(
-            "/v1/events",
-            json=purchase(f"d{n}", member={"phone": phone}, amount="100000"),
-            headers=h,
-        )
-        member = uuid.UUID(r.json()["member_id"])
-        held = hold(client, tenant, member, 80)
-        client.post(
-            "/v1/events",
-            json=refund(f"dr{n}", f"O-d{n}", member={"phone": phone}, amount="100000"),
-            headers=h,
-        )
-        assert balance(db, tenant, member, utcnow())["debt"] == 80
-        return member, held
-
-    member, held = indebted(0)
+    member, held = indebted(db, client, tenant, "0812-6666-0000", "d0")
     for _ in range(2):  # the retry with the same key is the first call's answer
         r = client.post(
             f"/v1/holds/{held['hold_id']}/capture",
@@ -440,7 +417,7 @@ def test_a_retried_resolution_or_transfer_answers_the_debt_it_repaid(
     assert (b["available"], b["debt"]) == (0, 30)
 
     # the ledger's own answers (what the API's holds do not show): first and retry alike
-    _other, held2 = indebted(1)
+    _other, held2 = indebted(db, client, tenant, "0812-6666-0001", "d1")
     with db.session() as s:
         hold_row = ledger.get_hold(s, [tenant.program_id], uuid.UUID(held2["hold_id"]))
         ctx = ledger.Context(
@@ -470,7 +447,7 @@ def test_a_retried_resolution_or_transfer_answers_the_debt_it_repaid(
     # a transfer to a member in debt repays it; the retry says so again
     giver = new_member(db, tenant, "G-1")
     grant(db, tenant, giver, 100, None, "gift")
-    third, _held3 = indebted(2)
+    third, _held3 = indebted(db, client, tenant, "0812-6666-0002", "d2")
     body = {"to_member_id": str(third), "points": 50}
     answers = [
         client.post(

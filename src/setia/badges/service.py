@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import operator
 import re
 import uuid
 from collections import defaultdict
@@ -71,6 +70,7 @@ from setia.outbox.models import OutboxMessage
 from setia.programs import service as programs
 from setia.programs.models import Program
 from setia.rules.conditions import (
+    _ORDER_OPS,
     ANY,
     DATE,
     NUMBER,
@@ -717,20 +717,12 @@ def _finder(parts: tuple[str, ...], line: bool) -> Callable[[Any], Any]:
 
 
 _TEXT_KINDS = frozenset((STRING, DATE, TIME))
-_ORDERINGS: dict[str, Callable[[Any, Any], bool]] = {
-    "eq": operator.eq,
-    "ne": operator.ne,
-    "gt": operator.gt,
-    "gte": operator.ge,
-    "lt": operator.lt,
-    "lte": operator.le,
-}
 
 
 def _tester(kind: str, op: str, expected: Any) -> Callable[[Any], bool]:
     """``_compare(kind, op, actual, expected)`` as a function of ``actual`` (present, not
     null), the common cases decided once: text against text, numbers against a number."""
-    compare_to = _ORDERINGS.get(op)
+    compare_to = _ORDER_OPS.get(op)
     text = isinstance(expected, str)
     if kind in _TEXT_KINDS and compare_to is not None and text:
         if op == "ne":
@@ -1026,12 +1018,9 @@ def shown(spec_measure: str, value: Decimal, target: Decimal) -> int:
 
 
 def _state(row: Row) -> dict[str, Any]:
-    """The row's state, decoded the first time an event needs it (most rows read for a run
-    are counters, or never touched by its events)."""
-    state = row.state
-    if state.__class__ is str:
-        state = row.state = json.loads(state) if state else {}
-    return cast(dict[str, Any], state)
+    """The row's state, decoded the first time an event needs it."""
+    state = row.state = _decoded(row.state)
+    return state
 
 
 def _apply(spec: Spec, row: Row, contribution: Any, at: datetime) -> str | None:

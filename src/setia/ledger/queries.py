@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from setia.core.errors import NotFound
 from setia.ledger.models import ISSUANCE, Account, Entry, Lot, Transfer
 from setia.ledger.service import MemberAccounts, member_accounts
-from setia.members.models import Member
+from setia.members.chains import merged_ids
 
 
 def balance(
@@ -82,7 +82,7 @@ def _lifetime(
     accounts; indexed by account) rather than the transfers' account columns, which have no
     index: that walked the program's whole ledger on every balance."""
     member_accs = [accounts.points, accounts.pending]
-    for merged_id in _merged_ids(session, member_id):
+    for merged_id in merged_ids(session, member_id):
         try:
             merged = member_accounts(session, program_id, merged_id, create=False)
         except NotFound:  # merged before it ever had an account in this program
@@ -115,22 +115,6 @@ def _lifetime(
         "expired": int(debited.get("EXPIRE") or 0),
         "reversed": int(debited.get("REVERSAL") or 0),
     }
-
-
-def _merged_ids(session: Session, member_id: uuid.UUID) -> list[uuid.UUID]:
-    """The records merged into this member, and those merged into them."""
-    found: list[uuid.UUID] = []
-    wanted = [member_id]
-    while wanted:
-        wanted = list(
-            session.execute(
-                select(Member.id).where(
-                    Member.merged_into_id.in_(wanted), Member.status == "merged"
-                )
-            ).scalars()
-        )
-        found += wanted
-    return found
 
 
 ACCOUNT_LABELS = {"POINTS": "available", "PENDING": "pending", "DEBT": "debt"}

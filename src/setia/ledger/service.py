@@ -64,7 +64,7 @@ from setia.ledger.models import (
     LotMovement,
     Transfer,
 )
-from setia.members.models import Member
+from setia.members.chains import survivor_id
 
 
 class InsufficientPoints(Conflict):
@@ -1156,7 +1156,7 @@ def return_spent(session: Session, ctx: Context, *, original: Transfer, amount: 
     ):
         raise LedgerCorrupt(f"transfer {original.id} is not a member's spend")
     # A member merged since the spend: what comes back goes to the surviving member.
-    member_id = _survivor(session, member_account.member_id)
+    member_id = survivor_id(session, member_account.member_id)
     accounts = None
     if member_account.code == POINTS:
         accounts = member_accounts(session, ctx.program_id, member_id)
@@ -1241,19 +1241,6 @@ def return_spent(session: Session, ctx: Context, *, original: Transfer, amount: 
         raise LedgerCorrupt(f"the lots of transfer {original.id} account for {amount - left}")
     repaid = _repay_debt(session, ctx, accounts, amount)
     return Result(transfer_id, created=True, amounts={"returned": amount, "debt_repaid": repaid})
-
-
-def _survivor(session: Session, member_id: uuid.UUID) -> uuid.UUID:
-    """Follow ``merged_into_id`` to the member that holds the history now."""
-    seen = {member_id}
-    while True:
-        nxt = session.execute(
-            select(Member.merged_into_id).where(Member.id == member_id)
-        ).scalar_one_or_none()
-        if nxt is None or nxt in seen:
-            return member_id
-        seen.add(nxt)
-        member_id = nxt
 
 
 def get_transfer(session: Session, program_id: uuid.UUID, transfer_id: uuid.UUID) -> Transfer:

@@ -18,6 +18,7 @@ from setia.core.errors import Conflict, InvalidInput, NotFound
 from setia.core.time import utcnow, zone
 from setia.ledger import queries as ledger_queries
 from setia.ledger import service as ledger
+from setia.members.chains import merged_ids, survivor_id
 from setia.members.models import ConsentChange, Member
 from setia.outbox.service import publish, publish_many
 from setia.programs.models import Program
@@ -315,14 +316,9 @@ def find_member(
 
 def _survivor(session: Session, member: Member) -> Member:
     """The member a merged record was merged into (through a chain of merges)."""
-    seen = 0
-    while member.status == "merged" and member.merged_into_id and seen < 10:
-        into = session.get(Member, member.merged_into_id)
-        if into is None:
-            break
-        member = into
-        seen += 1
-    return member
+    if member.status != "merged":
+        return member
+    return session.get(Member, survivor_id(session, member.id)) or member
 
 
 def search_members(
@@ -495,24 +491,16 @@ def merge_members(
 
 def merged_records(session: Session, tenant_id: uuid.UUID, member_id: uuid.UUID) -> list[Member]:
     """The members merged into this one, and those merged into them: the same person."""
-    merged: list[Member] = []
-    wanted = [member_id]
-    while wanted:
-        # Sorted here: an ORDER BY id would lead SQLite to the tenant's (tenant_id, id)
-        # index, a walk of its members, instead of the merged_into_id index.
-        found = sorted(
-            session.execute(
-                select(Member).where(
-                    Member.merged_into_id.in_(wanted),
-                    Member.tenant_id == tenant_id,
-                    Member.status == "merged",
-                )
-            ).scalars(),
-            key=lambda m: m.id,
-        )
-        merged.extend(found)
-        wanted = [m.id for m in found]
-    return merged
+    ids = merged_ids(session, member_id)
+    if not ids:
+        return []
+    rows = {
+        m.id: m
+        for m in session.execute(
+            select(Member).where(Member.id.in_(ids), Member.tenant_id == tenant_id)
+        ).scalars()
+    }
+    return [rows[i] for i in ids if i in rows]
 
 
 def export_member(session: Session, tenant: Tenant, member: Member) -> dict[str, Any]:

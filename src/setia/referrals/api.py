@@ -405,8 +405,6 @@ def funnel(
     one referrer or everyone, in a period of local days (tenant's zone). Each stage counts
     when it happened; `held`/`pending` are the period's sign-ups still in that state."""
     program = programs.get_program(session, caller.tenant.id, program_id)
-    if from_ and to and from_ > to:
-        raise InvalidInput("from must not be after to", extra={"field": "from"})
     return FunnelOut.model_validate(
         service.funnel(session, caller.tenant, program, start=from_, end=to, member_id=member_id)
     )
@@ -424,8 +422,6 @@ def top(
     """Top advocates: most qualified referrals among sign-ups of the period, then the most
     their referees spent (orders net of refunds, in the period)."""
     program = programs.get_program(session, caller.tenant.id, program_id)
-    if from_ and to and from_ > to:
-        raise InvalidInput("from must not be after to", extra={"field": "from"})
     rows = service.top_advocates(session, caller.tenant, program, start=from_, end=to, limit=limit)
     return [
         AdvocateOut(**{**r, "referee_spend": to_str(r["referee_spend"], program.currency)})

@@ -285,17 +285,18 @@ def _check_template(text: str, field: str) -> None:
         if name is None:
             continue
         if name not in PLACEHOLDERS or spec or conversion:
-            shown = (
-                "{"
-                + name
-                + (f"!{conversion}" if conversion else "")
-                + (f":{spec}" if spec else "")
-                + "}"
-            )
             raise InvalidInput(
-                f"{field} may only use the placeholders {allowed}, as they are: not {shown}",
+                f"{field} may only use the placeholders {allowed}, as they are: "
+                f"not {_as_written(name, spec, conversion)}",
                 extra={"field": field},
             )
+
+
+def _as_written(name: str, spec: str | None, conversion: str | None) -> str:
+    """A replacement field as the template wrote it."""
+    return (
+        "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+    )
 
 
 def put_settings(
@@ -476,8 +477,7 @@ def _fill(text: str, values: dict[str, str]) -> str:
         if name in values and not spec and not conversion:
             out.append(values[name])
         else:  # written back as it was, unfilled
-            shown = name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "")
-            out.append("{" + shown + "}")
+            out.append(_as_written(name, spec, conversion))
     return "".join(out)
 
 
