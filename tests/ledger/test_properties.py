@@ -127,6 +127,27 @@ class Model:
     def held(self, member: uuid.UUID) -> int:
         return sum(h.amount for h in self.holds if h.owner == member and h.state == "open")
 
+    def _due(self, member: uuid.UUID, at: datetime) -> list[MLot]:
+        return [
+            lot
+            for lot in self.lots_in(member, POINTS)
+            if lot.remaining > 0 and lot.expires_at is not None and lot.expires_at <= at
+        ]
+
+    def spendable(self, member: uuid.UUID, at: datetime) -> int:
+        """Available points less those past expiry at ``at`` (the job has not run yet)."""
+        return self.available(member) - sum(lot.remaining for lot in self._due(member, at))
+
+    def expire_due(self, member: uuid.UUID, at: datetime) -> int:
+        """What the ledger does before points leave an account: its lots past expiry at
+        ``at`` expire first, as the job would have expired them."""
+        total = 0
+        for lot in self._due(member, at):
+            total += lot.remaining
+            lot.expired += lot.remaining
+            lot.remaining = 0
+        return total
+
     # lots
     def add_lot(
         self,
@@ -174,8 +195,10 @@ class Model:
         assert left == 0, "model bug: consumed more than available"
         return taken
 
-    def repay(self, member: uuid.UUID, landed: int) -> int:
+    def repay(self, member: uuid.UUID, landed: int, at: datetime) -> int:
         repay = min(self.debt[member], landed)
+        if repay > 0 and self.expire_due(member, at):
+            repay = min(repay, self.available(member))
         if repay > 0:
             self.consume(member, repay)
             self.debt[member] -= repay
@@ -213,7 +236,7 @@ class Model:
             member = self.survivor[member]
         return member
 
-    def return_spent(self, spend: MSpend, amount: int) -> int:
+    def return_spent(self, spend: MSpend, amount: int, at: datetime) -> int:
         """Back to the lots the spend took from, latest expiry first; a lot that is no
         longer the (surviving) member's is recreated with its dates. Returns debt repaid."""
         owner = self.final(spend.owner)
@@ -239,7 +262,7 @@ class Model:
         assert left == 0
         spend.taken = [(lot, n) for lot, n in rest if n]
         spend.returned += amount
-        return self.repay(owner, amount)
+        return self.repay(owner, amount, at)
 
     # operations
     def earn(
@@ -251,6 +274,7 @@ class Model:
         pending_until: datetime | None,
         expires_at: datetime | None,
         source: tuple[str | None, str | None],
+        at: datetime,
     ) -> None:
         is_pending = pending_until is not None and pending_until > utcnow()
         self.add_lot(
@@ -263,9 +287,9 @@ class Model:
             source=source,
         )
         if not is_pending:
-            self.repay(member, amount)
+            self.repay(member, amount, at)
 
-    def refund(self, order: MOrder, amount: int) -> dict[str, int]:
+    def refund(self, order: MOrder, amount: int, at: datetime) -> dict[str, int]:
         refunded = order.refunded + amount
         target = (
             order.earned if refunded >= order.amount else order.earned * refunded // order.amount
@@ -274,6 +298,7 @@ class Model:
         out = {"points_reversed": to_reverse}
         if to_reverse:
             source = ("order", order.order_id)
+            self.expire_due(order.owner, at)
             # The order's expired points went back to the program once; each covers at most
             # one refunded point, before anything is taken from the member.
             expired = sum(x.expired for x in self.lots if x.source == source)
@@ -313,7 +338,8 @@ class Model:
         order.reversed += to_reverse
         return out
 
-    def transfer(self, src: uuid.UUID, dst: uuid.UUID, amount: int) -> None:
+    def transfer(self, src: uuid.UUID, dst: uuid.UUID, amount: int, at: datetime) -> None:
+        self.expire_due(src, at)
         for lot, take in self.consume(src, amount):
             self.add_lot(
                 dst,
@@ -324,9 +350,9 @@ class Model:
                 expires_at=lot.expires_at,
                 source=("member_transfer", str(dst)),
             )
-        self.repay(dst, amount)
+        self.repay(dst, amount, at)
 
-    def merge(self, source: uuid.UUID, survivor: uuid.UUID) -> None:
+    def merge(self, source: uuid.UUID, survivor: uuid.UUID, at: datetime) -> None:
         for account, amount in ((POINTS, self.available(source)), (PENDING, self.pending(source))):
             if amount > 0:
                 for lot in self.lots_in(source, account):
@@ -335,7 +361,7 @@ class Model:
         owed = self.debt.pop(source, 0)
         if owed > 0:
             self.debt[survivor] += owed
-            self.repay(survivor, self.available(survivor))
+            self.repay(survivor, self.available(survivor), at)
         for order in self.orders:
             if order.owner == source:
                 order.owner = survivor
@@ -348,7 +374,7 @@ class Model:
             lot.account = POINTS
             released += lot.remaining
             if lot.remaining > 0:
-                self.repay(lot.owner, lot.remaining)
+                self.repay(lot.owner, lot.remaining, now)
         for hold in self.holds:
             if hold.state == "open" and hold.expires_at <= now:
                 self.give_back(hold, hold.amount)
@@ -424,6 +450,8 @@ class LedgerMachine(RuleBasedStateMachine):
             actor="test",
             source_type=payload.get("source_type"),
             source_id=payload.get("source_id"),
+            # the operation's time: points past expiry by then expire before any leave
+            effective_at=self.clock,
         )
 
     def _op(self, fn: Callable[[Session], ledger.Result], key: str) -> ledger.Result:
@@ -516,6 +544,7 @@ class LedgerMachine(RuleBasedStateMachine):
                     else None
                 ),
                 source=("order", f"O{n}"),
+                at=occurred,
             )
         self.events.append((payload, rec.result))
 
@@ -558,7 +587,8 @@ class LedgerMachine(RuleBasedStateMachine):
             event("refund: more than is left")
             return
         rec = post_event(self.db, self.t, payload)
-        expected = self.model.refund(order, amount)
+        # recorded at the time it is posted (expiry dates are whole hours from the start)
+        expected = self.model.refund(order, amount, utcnow())
         event(f"refund: {', '.join(k for k, v in sorted(expected.items()) if v) or 'nothing'}")
         got = {k: v for k, v in rec.result["refund"].items() if k in expected}
         assert got == expected
@@ -585,12 +615,13 @@ class LedgerMachine(RuleBasedStateMachine):
         def call(s: Session) -> ledger.Result:
             return ledger.spend(s, ctx, member_id=member, amount=amount)
 
-        if amount > self.model.available(member):
+        if amount > self.model.spendable(member, self.clock):
             with pytest.raises(ledger.InsufficientPoints):
                 tx(self.db, call)
             event("redeem: insufficient")
             return
         res = self._op(call, ctx.idempotency_key)
+        self.model.expire_due(member, self.clock)
         taken = self.model.consume(member, amount)
         self.model.spends.append(MSpend(res.transfer_id, member, amount, taken))
         event("redeem: done")
@@ -606,7 +637,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 s, ctx, member_id=member, amount=amount, hold_for=timedelta(minutes=HOLD_MINUTES)
             )
 
-        if amount > self.model.available(member):
+        if amount > self.model.spendable(member, self.clock):
             with pytest.raises(ledger.InsufficientPoints):
                 tx(self.db, call)
             event("hold: insufficient")
@@ -620,6 +651,7 @@ class LedgerMachine(RuleBasedStateMachine):
             assert hold.expires_at is not None
             return hold.expires_at
 
+        self.model.expire_due(member, self.clock)
         taken = self.model.consume(member, amount)
         self.model.holds.append(MHold(res.transfer_id, member, amount, tx(self.db, expiry), taken))
 
@@ -676,7 +708,7 @@ class LedgerMachine(RuleBasedStateMachine):
             event("return: more than spent, refused")
             return
         res = self._op(call, ctx.idempotency_key)
-        repaid = self.model.return_spent(spend, amount)
+        repaid = self.model.return_spent(spend, amount, self.clock)
         assert res.amounts == {"returned": amount, "debt_repaid": repaid}
         event("return: " + ("all" if spend.returned == spend.amount else "part"))
 
@@ -723,7 +755,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 s, ctx, member_id=member, delta=delta, earned_at=earned_at, expires_at=expires
             )
 
-        if delta < 0 and -delta > self.model.available(member):
+        if delta < 0 and -delta > self.model.spendable(member, self.clock):
             with pytest.raises(ledger.InsufficientPoints):
                 tx(self.db, call)
             event("adjust: insufficient")
@@ -738,8 +770,10 @@ class LedgerMachine(RuleBasedStateMachine):
                 pending_until=None,
                 expires_at=expires,
                 source=("adjustment", None),
+                at=self.clock,
             )
         else:
+            self.model.expire_due(member, self.clock)
             self.model.consume(member, -delta)
 
     @precondition(lambda self: len(self.active) >= 2)
@@ -764,14 +798,14 @@ class LedgerMachine(RuleBasedStateMachine):
                 s, ctx, from_member=src, to_member=dst, amount=amount
             )
 
-        if amount > self.model.available(src):
+        if amount > self.model.spendable(src, self.clock):
             with pytest.raises(ledger.InsufficientPoints):
                 tx(self.db, call)
             event("transfer: insufficient")
             return
         self._op(call, ctx.idempotency_key)
         event("transfer: done" + (" (repays debt)" if self.model.debt[dst] else ""))
-        self.model.transfer(src, dst, amount)
+        self.model.transfer(src, dst, amount, self.clock)
 
     def _replay_operation(self, k: int) -> None:
         call, transfer_id, _key = self.ops[k % len(self.ops)]
@@ -848,7 +882,7 @@ class LedgerMachine(RuleBasedStateMachine):
         event("merge: with debt" if self.model.debt[source] else "merge: done")
         tx(self.db, call)
         self.touched.update((source, survivor))
-        self.model.merge(source, survivor)
+        self.model.merge(source, survivor, utcnow())
         self.active.remove(source)
 
     # time
@@ -926,7 +960,9 @@ class LedgerMachine(RuleBasedStateMachine):
         for member in self.touched:
             b = queries.balance(s, pid, member, now=self.clock)
             seen = (b["available"], b["held"], b["pending"], b["debt"])
-            assert seen == want[member], f"member {member}: balance {seen} != {want[member]}"
+            # points past expiry that the job has not expired yet are not available
+            shown = (m.spendable(member, self.clock), *want[member][1:])
+            assert seen == shown, f"member {member}: balance {seen} != {shown}"
         self.touched.clear()
         # Every lot with points left sits where the model says, with what the model says.
         rows = s.execute(

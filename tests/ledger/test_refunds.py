@@ -4,7 +4,7 @@ debt or write-off when the points were already spent; reversal from the pending 
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -80,11 +80,14 @@ def refund(
     return result
 
 
-def redeem(db: Database, t: TenantFixture, member_id: uuid.UUID, points: int) -> None:
+def redeem(
+    db: Database, t: TenantFixture, member_id: uuid.UUID, points: int, at: datetime | None = None
+) -> None:
     ctx = ledger.Context(
         program_id=t.program_id,
         idempotency_key=f"redeem-{next(_ids)}",
         request_hash=ledger.request_hash({"points": points}),
+        effective_at=at,  # a redemption recorded late: points valid then are spendable
     )
     tx(db, lambda s: ledger.spend(s, ctx, member_id=member_id, amount=points))
 
@@ -381,7 +384,8 @@ def test_refund_after_the_orders_points_expired_takes_nothing_more(
     now = utcnow()
     purchase(db, tenant, "OLD", 100_000, occurred=now - timedelta(days=45))
     member = member_by_external_id(db, tenant, "C-1")
-    redeem(db, tenant, member, 30)  # 30 of OLD's points spent, 70 left to expire
+    # 30 of OLD's points spent while they were valid, 70 left to expire
+    redeem(db, tenant, member, 30, at=now - timedelta(days=30))
     assert run_due(db, now=now).expired_points == 70
     purchase(db, tenant, "NEW", 50_000, occurred=now - timedelta(days=1))
     assert now_balance(db, tenant, member) == (50, 0, 0)

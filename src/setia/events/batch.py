@@ -690,6 +690,8 @@ class _Batch:
 
         activity: list[tier_activity.Activity] = []
         last_seen: dict[uuid.UUID, datetime] = {}
+        # The tenant's programs that expire points after inactivity (usually none).
+        dormant = ledger.inactivity_programs(session, tenant_id)
         recorded: list[tuple[_Plain, dict[str, Any], uuid.UUID]] = []
         orders_so_far: dict[uuid.UUID, list[datetime]] = defaultdict(list)
         tags: dict[uuid.UUID, list[str]] = {}
@@ -739,6 +741,12 @@ class _Batch:
             owed = debt[0] - debt[1]
             if owed > 0 and (not all(pending_flags) or badge_run.counts(event.type)):
                 break  # the points (or a badge's) would repay a debt: the full path does that
+            if dormant and any(
+                ledger.inactive(last_seen.get(mid, member.last_activity_at), months, occurred_at)
+                for _program, months in dormant
+            ):
+                break  # the member comes back after the inactivity period: the full path
+                # expires their points first, as the job would have
 
             event_id = new_id()
             event_s = str(event_id)

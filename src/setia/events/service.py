@@ -208,6 +208,9 @@ def record_event(session: Session, tenant: Tenant, event: EventIn) -> Recorded:
             "result": {},
         },
     )
+    # A member back after a program's inactivity period: their points there expire first, as
+    # the job would have expired them (this event's activity would otherwise save them).
+    ledger.expire_inactive(session, tenant.id, member.id, member.last_activity_at, occurred_at)
     if event.type == "purchase":
         assert currency is not None
         amount = _money(event.amount, currency, "amount")
@@ -352,6 +355,9 @@ def _earn(
             check_existing=False,
         )
         out["awards"].append(earning.award_answer(award, program.revision, res.transfer_id))
+        if repaid := res.amounts.get("debt_repaid", 0):
+            # points that landed at once repaid the member's debt first
+            out["debt_repaid"] = out.get("debt_repaid", 0) + repaid
         publish(
             session,
             tenant.id,

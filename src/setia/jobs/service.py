@@ -156,6 +156,7 @@ def run_due(db: Database, now: datetime | None = None, *, analytics: bool = True
             actor="job",
             source_type=hold.source_type,
             source_id=hold.source_id,
+            effective_at=at,
         )
         try:
             res = ledger.resolve_hold(session, ctx, hold, action="expire")
@@ -175,23 +176,11 @@ def run_due(db: Database, now: datetime | None = None, *, analytics: bool = True
         )
 
     def expire(session: Session, lot_id: uuid.UUID, at: datetime, reason: str = "expiry") -> None:
+        # the ledger writes the points.expired message with the transfer
         points = ledger.expire_lot(session, lot_id, now=at, reason=reason)
         if points:
-            lot = session.get(Lot, lot_id)
-            assert lot is not None
             report.expired_lots += 1
             report.expired_points += points
-            publish(
-                session,
-                _tenant_of(session, lot.program_id),
-                "points.expired",
-                {
-                    "member_id": str(lot.member_id),
-                    "points": points,
-                    "lot_id": str(lot_id),
-                    "reason": reason,
-                },
-            )
 
     def find_inactive(session: Session, at: datetime) -> list[uuid.UUID]:
         found: list[uuid.UUID] = []

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from setia.core.errors import NotFound
 from setia.ledger.models import ISSUANCE, Account, Entry, Lot, Transfer
-from setia.ledger.service import MemberAccounts, member_accounts
+from setia.ledger.service import MemberAccounts, due_points, member_accounts
 from setia.members.chains import merged_ids
 
 
@@ -42,12 +42,16 @@ def balance(
         .group_by(Lot.pending_until)
         .order_by(Lot.pending_until)
     ).all()
+    # Lots past their expiry date that the expiry job has not reached yet are not the
+    # member's any more: neither available nor "expiring soon" (spending expires them first).
+    due = due_points(session, program_id, member_id, accounts.points, now)
     expiring_rows = session.execute(
         select(Lot.expires_at, func.sum(Lot.remaining))
         .where(
-            Lot.account_id == accounts.points,
+            # pending points too: they will be available only until then
+            Lot.account_id.in_([accounts.points, accounts.pending]),
             Lot.remaining > 0,
-            Lot.expires_at.is_not(None),
+            Lot.expires_at > now,
             Lot.expires_at <= now + timedelta(days=soon_days),
         )
         .group_by(Lot.expires_at)
@@ -55,7 +59,7 @@ def balance(
     ).all()
     totals = _lifetime(session, program_id, member_id, accounts) if lifetime else None
     return {
-        "available": pts.credits_posted - pts.debits_posted - pts.debits_pending,
+        "available": pts.credits_posted - pts.debits_posted - pts.debits_pending - due,
         "held": pts.debits_pending,
         "pending": pend.credits_posted - pend.debits_posted,
         "pending_lots": [
@@ -66,6 +70,21 @@ def balance(
         "debt": debt.debits_posted - debt.credits_posted,
         "lifetime": totals,
     }
+
+
+def spendable(
+    session: Session, program_id: uuid.UUID, member_id: uuid.UUID, *, now: datetime
+) -> int:
+    """The member's available points (``balance``'s ``available``) alone: 0 for a member
+    without accounts in the program (none are opened by asking)."""
+    try:
+        accounts = member_accounts(session, program_id, member_id, create=False)
+    except NotFound:
+        return 0
+    points = session.get(Account, accounts.points)
+    assert points is not None
+    held = points.credits_posted - points.debits_posted - points.debits_pending
+    return held - due_points(session, program_id, member_id, accounts.points, now)
 
 
 def _lifetime(
@@ -177,4 +196,4 @@ def liability(session: Session, program_id: uuid.UUID) -> int:
     return int(value)
 
 
-__all__ = ["ISSUANCE", "balance", "liability", "statement"]
+__all__ = ["ISSUANCE", "balance", "liability", "spendable", "statement"]

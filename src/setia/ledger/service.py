@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -42,7 +42,7 @@ from sqlalchemy.orm import Session
 
 from setia.core.db import new_id
 from setia.core.errors import Conflict, IdempotencyKeyReused, NotFound, SetiaError
-from setia.core.time import utcnow
+from setia.core.time import add_months, utcnow
 from setia.ledger.models import (
     ADJUSTMENT,
     DEBT,
@@ -65,6 +65,8 @@ from setia.ledger.models import (
     Transfer,
 )
 from setia.members.chains import survivor_id
+from setia.members.models import Member
+from setia.programs.models import Program
 
 
 class InsufficientPoints(Conflict):
@@ -218,6 +220,39 @@ _LOCK = (
     .order_by(_accounts.c.id)
     .with_for_update()
 )
+# A member's lots past their expiry date that still hold points (the expiry index).
+_DUE_LOTS = (
+    select(_lots.c.id, _lots.c.remaining, _lots.c.source_type, _lots.c.source_id)
+    .where(
+        _lots.c.account_id == bindparam("account_id", type_=Uuid()),
+        _lots.c.expires_at <= bindparam("now", type_=_lots.c.expires_at.type),
+        _lots.c.remaining > 0,
+    )
+    .order_by(_lots.c.expires_at, _lots.c.id)
+)
+_DUE_POINTS = select(func.coalesce(func.sum(_lots.c.remaining), 0)).where(
+    _lots.c.account_id == bindparam("account_id", type_=Uuid()),
+    _lots.c.expires_at <= bindparam("now", type_=_lots.c.expires_at.type),
+    _lots.c.remaining > 0,
+)
+_HELD_LOTS = (
+    select(_lots.c.id, _lots.c.remaining, _lots.c.source_type, _lots.c.source_id)
+    .where(_lots.c.account_id == bindparam("account_id", type_=Uuid()), _lots.c.remaining > 0)
+    .order_by(_lots.c.id)
+)
+_HELD_POINTS = select(func.coalesce(func.sum(_lots.c.remaining), 0)).where(
+    _lots.c.account_id == bindparam("account_id", type_=Uuid()), _lots.c.remaining > 0
+)
+_LAST_ACTIVITY = select(Member.last_activity_at).where(
+    Member.id == bindparam("member_id", type_=Uuid())
+)
+_INACTIVITY_PROGRAMS = select(Program.id, Program.expiry_months).where(
+    Program.tenant_id == bindparam("tenant_id", type_=Uuid()),
+    Program.expiry_policy == "inactivity",
+)
+_TENANT_OF_PROGRAM = select(Program.tenant_id).where(
+    Program.id == bindparam("program_id", type_=Uuid())
+)
 _INSERT_TRANSFER = insert(_transfers)
 _INSERT_ENTRY = insert(_entries)
 _INSERT_LOT = insert(_lots)
@@ -322,6 +357,20 @@ def _lock(session: Session, account_ids: list[uuid.UUID]) -> None:
 def _available(session: Session, account_id: uuid.UUID) -> int:
     value = session.execute(_AVAILABLE, {"account_id": account_id}).scalar_one()
     return int(value)
+
+
+def due_points(
+    session: Session, program_id: uuid.UUID, member_id: uuid.UUID, points: uuid.UUID, now: datetime
+) -> int:
+    """Points of the member's lots that are no longer theirs at ``now`` (past their expiry
+    date, or all after the program's inactivity period) and that the expiry job has not
+    expired yet: counted in the account's balance, but not the member's to spend."""
+    program = session.get(Program, program_id)
+    if program is not None and program.expiry_policy == "inactivity":
+        last = session.execute(_LAST_ACTIVITY, {"member_id": member_id}).scalar_one_or_none()
+        if inactive(last, program.expiry_months, now):
+            return int(session.execute(_HELD_POINTS, {"account_id": points}).scalar_one())
+    return int(session.execute(_DUE_POINTS, {"account_id": points, "now": now}).scalar_one())
 
 
 def _owed(session: Session, debt_account_id: uuid.UUID) -> int:
@@ -671,13 +720,19 @@ def earn(
     )
     result = Result(transfer_id, created=True, lot_id=lot_id, amounts={"earned": amount})
     if not is_pending:
-        result.amounts["debt_repaid"] = _repay_debt(session, ctx, accounts, amount)
+        result.amounts["debt_repaid"] = _repay_debt(session, ctx, member_id, accounts, amount)
     return result
 
 
-def _repay_debt(session: Session, ctx: Context, accounts: MemberAccounts, landed: int) -> int:
+def _repay_debt(
+    session: Session, ctx: Context, member_id: uuid.UUID, accounts: MemberAccounts, landed: int
+) -> int:
+    """Repay the member's debt from points that just landed in the available balance (never
+    from points past expiry: those expire first). Returns the points repaid."""
     owed = _owed(session, accounts.debt)
     repay = min(owed, landed)
+    if repay > 0 and _expire_due(session, ctx, member_id, accounts.points):
+        repay = min(repay, _available(session, accounts.points))
     if repay > 0:
         transfer_id = _move(
             session,
@@ -710,6 +765,7 @@ def release_lot(session: Session, lot_id: uuid.UUID, *, now: datetime) -> int:
         source_type=lot.source_type,
         source_id=lot.source_id,
         actor="job",
+        effective_at=now,
     )
     session.execute(
         update(Lot)
@@ -726,7 +782,7 @@ def release_lot(session: Session, lot_id: uuid.UUID, *, now: datetime) -> int:
             amount=amount,
             code="RELEASE",
         )
-        _repay_debt(session, ctx, accounts, amount)
+        _repay_debt(session, ctx, lot.member_id, accounts, amount)
     return amount
 
 
@@ -736,29 +792,144 @@ def expire_lot(
     """Expire what is left of an available lot (a job). Returns the points expired."""
     lot = session.execute(select(Lot).where(Lot.id == lot_id)).scalar_one()
     accounts = member_accounts(session, lot.program_id, lot.member_id)
-    expired_acc = program_account(session, lot.program_id, EXPIRED)
-    _lock(session, [accounts.points, expired_acc])
+    _lock(session, [accounts.points])
     lot = session.execute(
         select(Lot).where(Lot.id == lot_id).execution_options(populate_existing=True)
     ).scalar_one()
     if lot.remaining == 0 or lot.account_id != accounts.points:
         return 0
     amount = lot.remaining
-    ctx = Context(
-        program_id=lot.program_id,
-        idempotency_key=f"expire:{lot.id}:{new_id()}",
-        request_hash=request_hash({"expire": str(lot.id), "amount": amount}),
-        source_type=lot.source_type,
-        source_id=lot.source_id,
-        actor="job",
-        reason=reason,
-        effective_at=now,
-    )
-    transfer_id = _move(
-        session, ctx, debit=accounts.points, credit=expired_acc, amount=amount, code="EXPIRE"
-    )
-    _lot_change(session, lot.id, -amount, transfer_id)
+    _expire(session, lot.program_id, lot.member_id, accounts.points, [lot], now, reason, "job")
     return amount
+
+
+def _expire_due(session: Session, ctx: Context, member_id: uuid.UUID, points: uuid.UUID) -> int:
+    """Expire what is no longer the member's at the operation's time (its ``effective_at``,
+    else now), as the expiry job would, before points leave the account: points past expiry
+    are never spent, moved, taken back by a refund or used to repay a debt, whether or not
+    the job has run yet. The account must be locked. Returns the points expired (0, after
+    one look-up on the lots' expiry index, when none are due)."""
+    now = ctx.effective_at or utcnow()
+    due, reason = _due_lots(session, ctx.program_id, member_id, points, now)
+    if not due:
+        return 0
+    _expire(session, ctx.program_id, member_id, points, due, now, reason, "system")
+    return sum(int(lot.remaining) for lot in due)
+
+
+def inactive(last_activity_at: datetime | None, months: int, at: datetime) -> bool:
+    """Whether a member last active then has been inactive long enough at ``at`` for a
+    program that expires points after ``months`` without activity (the job's rule; a
+    member with no activity at all is never expired this way)."""
+    return last_activity_at is not None and last_activity_at < add_months(at, -months)
+
+
+def _due_lots(
+    session: Session, program_id: uuid.UUID, member_id: uuid.UUID, points: uuid.UUID, now: datetime
+) -> tuple[Sequence[Any], str]:
+    """The account's lots that are no longer the member's at ``now``, and why: every lot
+    with points left when the program expires points after inactivity and the member has
+    been inactive that long; else those past their expiry date."""
+    program = session.get(Program, program_id)
+    if program is not None and program.expiry_policy == "inactivity":
+        last = session.execute(_LAST_ACTIVITY, {"member_id": member_id}).scalar_one_or_none()
+        if inactive(last, program.expiry_months, now):
+            return session.execute(_HELD_LOTS, {"account_id": points}).all(), "inactivity"
+    return session.execute(_DUE_LOTS, {"account_id": points, "now": now}).all(), "expiry"
+
+
+def expire_inactive(
+    session: Session,
+    tenant_id: uuid.UUID,
+    member_id: uuid.UUID,
+    last_activity_at: datetime | None,
+    at: datetime,
+) -> int:
+    """Before an event brings a member back: in each program of the tenant that expires
+    points after inactivity, expire the member's points if they had been inactive that long
+    at ``at``, as the job would have (the event's activity would otherwise save them).
+    Returns the points expired."""
+    if last_activity_at is None:
+        return 0
+    total = 0
+    for program_id, months in inactivity_programs(session, tenant_id):
+        if not inactive(last_activity_at, months, at):
+            continue
+        try:
+            accounts = member_accounts(session, program_id, member_id, create=False)
+        except NotFound:
+            continue
+        _lock(session, [accounts.points])
+        lots = session.execute(_HELD_LOTS, {"account_id": accounts.points}).all()
+        if lots:
+            _expire(
+                session, program_id, member_id, accounts.points, lots, at, "inactivity", "system"
+            )
+            total += sum(int(lot.remaining) for lot in lots)
+    return total
+
+
+def inactivity_programs(session: Session, tenant_id: uuid.UUID) -> list[tuple[uuid.UUID, int]]:
+    """The tenant's programs that expire points after inactivity, with their months (read
+    once per session)."""
+    cache: dict[uuid.UUID, list[tuple[uuid.UUID, int]]] = session.info.setdefault(
+        "inactivity_programs", {}
+    )
+    found = cache.get(tenant_id)
+    if found is None:
+        rows = session.execute(_INACTIVITY_PROGRAMS, {"tenant_id": tenant_id}).all()
+        found = cache[tenant_id] = [(r[0], int(r[1])) for r in rows]
+    return found
+
+
+def _expire(
+    session: Session,
+    program_id: uuid.UUID,
+    member_id: uuid.UUID,
+    points: uuid.UUID,
+    lots: Sequence[Any],
+    now: datetime,
+    reason: str,
+    actor: str,
+) -> None:
+    """Move what is left of each lot (``id``, ``remaining``, ``source_type``, ``source_id``;
+    the account locked) to the program's EXPIRED account, with a ``points.expired`` message.
+
+    EXPIRED is locked here, after the member's accounts, and no other lock is taken after
+    it: every path that expires points locks it last (the job's, the ones before a spend),
+    so two of them never wait for each other in a cycle (PostgreSQL)."""
+    from setia.outbox.service import publish
+
+    expired_acc = program_account(session, program_id, EXPIRED)
+    _lock(session, [expired_acc])
+    tenant_id = session.execute(_TENANT_OF_PROGRAM, {"program_id": program_id}).scalar_one()
+    for lot in lots:
+        amount = int(lot.remaining)
+        ctx = Context(
+            program_id=program_id,
+            idempotency_key=f"expire:{lot.id}:{new_id()}",
+            request_hash=request_hash({"expire": str(lot.id), "amount": amount}),
+            source_type=lot.source_type,
+            source_id=lot.source_id,
+            actor=actor,
+            reason=reason,
+            effective_at=now,
+        )
+        transfer_id = _move(
+            session, ctx, debit=points, credit=expired_acc, amount=amount, code="EXPIRE"
+        )
+        _lot_change(session, lot.id, -amount, transfer_id)
+        publish(
+            session,
+            tenant_id,
+            "points.expired",
+            {
+                "member_id": str(member_id),
+                "points": amount,
+                "lot_id": str(lot.id),
+                "reason": reason,
+            },
+        )
 
 
 def spend(
@@ -784,6 +955,7 @@ def spend(
     _lock(session, [accounts.points, target])
     if (found := _found_after_lock(session, ctx)) is not None:
         return _again(session, ctx, found, spent)
+    _expire_due(session, ctx, member_id, accounts.points)
     if min_balance:
         available = _available(session, accounts.points)
         if available < min_balance:
@@ -866,9 +1038,9 @@ def resolve_hold(
         raise HoldNotOpen(f"hold {hold.id} was already resolved")
 
     def repaid(released: int) -> dict[str, int]:
-        if accounts is None or released <= 0:
+        if accounts is None or owner is None or owner.member_id is None or released <= 0:
             return {}
-        paid = _repay_debt(session, ctx, accounts, released)
+        paid = _repay_debt(session, ctx, owner.member_id, accounts, released)
         return {"debt_repaid": paid} if paid else {}
 
     if action == "capture":
@@ -969,6 +1141,7 @@ def transfer_between_members(
     src = member_accounts(session, ctx.program_id, from_member)
     dst = member_accounts(session, ctx.program_id, to_member)
     _lock(session, [src.points, dst.points, dst.debt])
+    _expire_due(session, ctx, from_member, src.points)
     transfer_id = _move(session, ctx, debit=src.points, credit=dst.points, amount=amount, code=code)
     for lot, take in _consume(session, src.points, amount, transfer_id):
         _new_lot(
@@ -983,7 +1156,7 @@ def transfer_between_members(
             expires_at=lot.expires_at,
             released=True,
         )
-    repaid = _repay_debt(session, ctx, dst, amount)
+    repaid = _repay_debt(session, ctx, to_member, dst, amount)
     return Result(transfer_id, created=True, amounts={"amount": amount, "debt_repaid": repaid})
 
 
@@ -1013,6 +1186,8 @@ def reverse_order_points(
     issuance = program_account(session, ctx.program_id, ISSUANCE)
     write_off = program_account(session, ctx.program_id, WRITE_OFF)
     _lock(session, [accounts.points, accounts.pending, accounts.debt, issuance, write_off])
+    # The order's points past expiry count as already expired, as if the job had run.
+    _expire_due(session, ctx, member_id, accounts.points)
     out = dict.fromkeys(REVERSAL_PARTS, 0)
     expired = -int(
         session.execute(
@@ -1110,7 +1285,9 @@ def move_member(
     if owed > 0:
         _move(session, ctx, debit=dst.debt, credit=src.debt, amount=owed, code="MERGE")
         moved["debt"] = owed
-        moved["debt_repaid"] = _repay_debt(session, ctx, dst, _available(session, dst.points))
+        moved["debt_repaid"] = _repay_debt(
+            session, ctx, survivor, dst, _available(session, dst.points)
+        )
     if wallet_balance(session, program_id, source)["available"] > 0:
         s_wallet = wallet_account(session, program_id, source)
         d_wallet = wallet_account(session, program_id, survivor)
@@ -1239,7 +1416,7 @@ def return_spent(session: Session, ctx: Context, *, original: Transfer, amount: 
         left -= give
     if left:
         raise LedgerCorrupt(f"the lots of transfer {original.id} account for {amount - left}")
-    repaid = _repay_debt(session, ctx, accounts, amount)
+    repaid = _repay_debt(session, ctx, member_id, accounts, amount)
     return Result(transfer_id, created=True, amounts={"returned": amount, "debt_repaid": repaid})
 
 

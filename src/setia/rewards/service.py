@@ -671,16 +671,9 @@ def member_catalog(
 
 
 def _points_available(session: Session, program_id: uuid.UUID, member_id: uuid.UUID) -> int:
-    from setia.ledger.models import POINTS, Account
+    from setia.ledger.queries import spendable
 
-    row = session.execute(
-        select(Account.credits_posted - Account.debits_posted - Account.debits_pending).where(
-            Account.program_id == program_id,
-            Account.member_id == member_id,
-            Account.code == POINTS,
-        )
-    ).scalar_one_or_none()
-    return int(row or 0)
+    return spendable(session, program_id, member_id, now=utcnow())
 
 
 # --------------------------------------------------------------------------- counters
