@@ -785,11 +785,15 @@ def _redeem(
             have = balances.get(member_id, 0)
             if have < people[n].saving_for:
                 continue
+            last_visit, store = visits[n]
+            at = min(last_visit + timedelta(minutes=2), window_end - timedelta(seconds=1))
+            # less what expired since the week's job ran (the spend expires it first)
+            have = queries.spendable(s, program_id, member_id, now=at)
+            if have < people[n].saving_for:
+                continue
             affordable = [r for r in cat.REWARDS if r.points <= have]
             goal = [r for r in affordable if r.points == people[n].saving_for]
             reward = goal[0] if goal and rng.random() < 0.8 else rng.choice(affordable)
-            last_visit, store = visits[n]
-            at = min(last_visit + timedelta(minutes=2), window_end - timedelta(seconds=1))
             k = totals.redemptions + 1
             ctx = ledger.Context(
                 program_id=program_id,

@@ -895,9 +895,10 @@ def _expire(
     """Move what is left of each lot (``id``, ``remaining``, ``source_type``, ``source_id``;
     the account locked) to the program's EXPIRED account, with a ``points.expired`` message.
 
-    EXPIRED is locked here, after the member's accounts, and no other lock is taken after
-    it: every path that expires points locks it last (the job's, the ones before a spend),
-    so two of them never wait for each other in a cycle (PostgreSQL)."""
+    EXPIRED is locked here, after the member's accounts: every path that expires points
+    locks it last (the job's, the ones before a spend), so two of them never wait for each
+    other in a cycle (PostgreSQL). The exception, ``expire_inactive`` before an event's
+    earn, relies on the API's retry of a deadlocked transaction."""
     from setia.outbox.service import publish
 
     expired_acc = program_account(session, program_id, EXPIRED)
