@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from setia.core.db import Database
+from setia.tenants import service as tenants
 from tests.badges.support import define, progress, purchase, send
 from tests.conftest import TenantFixture, make_tenant
 from tests.events.helpers import row_counts
@@ -257,6 +258,50 @@ def test_a_one_month_definition_can_be_edited_and_posted_back(
     r = client.post("/v1/badges", json={**again, "rewards": {"points": 50}}, headers=h)
     assert r.status_code == 200, r.text
     assert r.json()["id"] == got["id"]
+
+
+def test_a_one_month_definition_keeps_its_bounds_when_the_tenant_changes_time_zone(
+    client: TestClient, db: Database, tenant: TenantFixture
+) -> None:
+    """December in Jakarta is another window than December in Kuala Lumpur: after the move,
+    the definition's answer sent back (or a patch that leaves the period alone) changes
+    nothing (with members' progress on it, a moved window would even be refused); naming the
+    month alone keeps it too."""
+    h = tenant.headers
+    body = {**BASE, "code": "desember", "period": {"type": "month", "month": "2026-12"}}
+    assert client.post("/v1/badges", json=body, headers=h).status_code == 201
+    before = client.get("/v1/badges/desember", headers=h).json()
+    with db.session() as s:
+        tenants.update_tenant(s, tenant.tenant_id, {"timezone": "Asia/Kuala_Lumpur"}, actor="t")
+        s.commit()
+    got = client.get("/v1/badges/desember", headers=h).json()
+    assert got["period"] == before["period"]  # still midnight in Jakarta, still "2026-12"
+    again = {k: got[k] for k in ("code", "kind", "names", "descriptions", "criteria", "period")}
+    r = client.post("/v1/badges", json={**again, "rewards": got["rewards"]}, headers=h)
+    assert r.status_code == 200, r.text
+    for patch in (
+        {"period": got["period"]},
+        {"period": {"type": "month", "month": "2026-12"}},
+        {"criteria": got["criteria"]},
+        {"rewards": {"points": 75}},
+    ):
+        r = client.patch("/v1/badges/desember", json=patch, headers=h)
+        assert r.status_code == 200, (patch, r.text)
+        assert r.json()["period"] == before["period"]
+    # The month's window in the new zone, given explicitly, moves it there.
+    moved = {
+        "type": "month",
+        "month": "2026-12",
+        "starts_at": "2026-11-30T16:00:00+00:00",
+        "ends_at": "2026-12-31T16:00:00+00:00",
+    }
+    r = client.patch("/v1/badges/desember", json={"period": moved}, headers=h)
+    assert r.status_code == 200, r.text
+    assert r.json()["period"]["starts_at"] == "2026-11-30T16:00:00+00:00"
+    # Any other bounds are still refused.
+    wrong = {**moved, "starts_at": "2026-11-30T12:00:00+00:00"}
+    r = client.patch("/v1/badges/desember", json={"period": wrong}, headers=h)
+    assert r.status_code == 422, r.text
 
 
 def test_another_tenant_cannot_see_or_change_a_definition(

@@ -220,14 +220,32 @@ def _local_month_window(month: str, tz_name: str) -> tuple[datetime, datetime]:
     return as_utc(start), as_utc(end)
 
 
+def _stored_month(
+    d: BadgeDefinition | None, month: str, tz_name: str
+) -> tuple[datetime, datetime] | None:
+    """A stored single-month definition's bounds, when it is that month (as its answer
+    names it in the tenant's zone)."""
+    if d is None or d.period != "month" or d.recurring or d.starts_at is None or not d.ends_at:
+        return None
+    if period_of(d, tz_name).get("month") != month:
+        return None
+    return as_utc(d.starts_at), as_utc(d.ends_at)
+
+
 def normalize(
     session: Session,
     tenant: Tenant,
     criteria: CriteriaIn,
     period: PeriodIn,
     rewards: RewardsIn,
+    current: BadgeDefinition | None = None,
 ) -> Normalized:
-    """Check a definition; every error names the field to fix (``criteria.field``, ...)."""
+    """Check a definition; every error names the field to fix (``criteria.field``, ...).
+
+    ``current``: the stored definition the body replaces or repeats. Its single month keeps
+    the bounds it was stored with when the body names the same month (alone, or with those
+    bounds): after the tenant's time zone changed, the month's window in the new zone is
+    another one, and an unchanged definition sent back must stay unchanged."""
     measure = criteria.measure
     if criteria.event_type == "refund":
         raise _bad("criteria.event_type", "refunds do not count toward badges")
@@ -294,15 +312,17 @@ def normalize(
             if period.month is None:
                 raise _bad("period.month", 'give the month ("YYYY-MM") or recurring: true')
             window = _local_month_window(period.month, tenant.timezone)
-            # Bounds other than the month's own (as a definition's answer gives them back)
-            # would say two different things.
-            if (starts and starts != window[0]) or (ends and ends != window[1]):
+            kept = _stored_month(current, period.month, tenant.timezone)
+            if starts is None and ends is None:
+                starts, ends = kept or window
+            elif (starts, ends) not in (window, kept):
+                # Bounds other than the month's own (as a definition's answer gives them
+                # back) would say two different things.
                 raise _bad(
                     "period.starts_at",
                     "a one-month period is the month itself: give the month without "
                     "starts_at and ends_at",
                 )
-            starts, ends = window
     else:
         if recurring:
             raise _bad("period.recurring", "only a month period recurs")
@@ -446,12 +466,12 @@ def create_definition(
 ) -> tuple[BadgeDefinition, bool]:
     """Create a definition; the same code with the same body again returns it (created
     False), the same code with another body is ``409 badge_code_taken``."""
-    n = normalize(session, tenant, body.criteria, body.period, body.rewards)
     found = session.execute(
         select(BadgeDefinition).where(
             BadgeDefinition.program_id == program.id, BadgeDefinition.code == body.code
         )
     ).scalar_one_or_none()
+    n = normalize(session, tenant, body.criteria, body.period, body.rewards, current=found)
     if found is not None:
         if _same(found, body, n):
             return found, False
@@ -549,7 +569,7 @@ def update_definition(
         criteria = patch.criteria or CriteriaIn.model_validate(criteria_of(d))
         period = patch.period or PeriodIn.model_validate(period_input(d, tenant.timezone))
         rewards = patch.rewards or RewardsIn.model_validate(rewards_of(d))
-        n = normalize(session, tenant, criteria, period, rewards)
+        n = normalize(session, tenant, criteria, period, rewards, current=d)
         changed = (
             n.event_type,
             n.measure,
@@ -585,6 +605,7 @@ def update_definition(
             CriteriaIn.model_validate(criteria_of(d)),
             PeriodIn.model_validate(period_input(d, tenant.timezone)),
             patch.rewards,
+            current=d,
         )
         d.reward_points = n.reward_points
         d.reward_coupon_campaign_id = n.reward_coupon_campaign_id
