@@ -453,6 +453,9 @@ def test_batch_answers_per_event_and_keeps_the_valid_ones(
         "unknown_currency",
         "event_id_reused",
     ]
+    # each problem names the event it is about, as a pointer into the request's body
+    instances = [i["error"]["instance"] for i in out["results"] if i["error"]]
+    assert instances == [f"/v1/events/batch#/events/{n}" for n in (1, 2, 3, 5, 6)]
     assert (out["created"], out["duplicates"], out["failed"]) == (2, 0, 5)
     after = row_counts(db)
     assert after["events"] == before["events"] + 2

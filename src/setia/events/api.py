@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Body, Response
+from fastapi import APIRouter, Body, Request, Response
 from sqlalchemy.orm import Session
 
 from setia.core.api import PosCaller, ReadCaller, SessionDep, answered, problems, write
@@ -41,6 +41,7 @@ validation_problem = batch.validation_problem
 
 @router.post("/batch", response_model=BatchOut, responses=problems(403, 413))
 def record_events(
+    request: Request,
     session: SessionDep,
     caller: PosCaller,
     body: BatchIn = Body(
@@ -78,6 +79,10 @@ def record_events(
             f"a batch holds at most {limit} events; got {len(body.events)}", code="batch_too_large"
         )
     out = write(session, lambda: record_batch(session, caller.tenant, body.events))
+    for item in out.results:
+        if item.error is not None:
+            # which event of the request the problem is about (a JSON pointer into the body)
+            item.error["instance"] = f"{request.url.path}#/events/{item.index}"
     # Encoded here from the typed answer: FastAPI would validate the 1,000 results again
     # against ``BatchOut`` before encoding them (the response model still documents it).
     return Response(content=out.model_dump_json(), media_type="application/json")
