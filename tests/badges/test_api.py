@@ -304,6 +304,27 @@ def test_a_one_month_definition_keeps_its_bounds_when_the_tenant_changes_time_zo
     assert r.status_code == 422, r.text
 
 
+@pytest.mark.parametrize("new_zone", ["UTC", "Pacific/Honolulu", "Asia/Tokyo"])
+def test_a_one_month_definition_keeps_its_month_in_any_new_time_zone(
+    client: TestClient, db: Database, tenant: TenantFixture, new_zone: str
+) -> None:
+    """West of Jakarta the stored start is still 30 November there: the answer must still
+    say December, and the month alone keeps it."""
+    h = tenant.headers
+    body = {**BASE, "code": "desember", "period": {"type": "month", "month": "2026-12"}}
+    assert client.post("/v1/badges", json=body, headers=h).status_code == 201
+    before = client.get("/v1/badges/desember", headers=h).json()["period"]
+    with db.session() as s:
+        tenants.update_tenant(s, tenant.tenant_id, {"timezone": new_zone}, actor="t")
+        s.commit()
+    assert client.get("/v1/badges/desember", headers=h).json()["period"] == before
+    r = client.patch(
+        "/v1/badges/desember", json={"period": {"type": "month", "month": "2026-12"}}, headers=h
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["period"] == before
+
+
 def test_another_tenant_cannot_see_or_change_a_definition(
     client: TestClient, db: Database, tenant: TenantFixture
 ) -> None:

@@ -383,3 +383,106 @@ def test_a_purchase_answer_says_what_repaid_the_debt(db: Database, tenant: Tenan
     assert "debt_repaid" not in rec.result["points"]  # nothing owed any more
     assert balance(db, tenant, member, utcnow())["available"] == 55
     assert_db_sound(db)
+
+
+def member_purchase(external_id: str, order: str, amount: int, days_ago: float) -> dict[str, Any]:
+    return {**purchase_body(order, amount, days_ago), "member": {"external_id": external_id}}
+
+
+def test_a_member_back_after_inactivity_repays_a_debt_from_the_new_points(
+    db: Database, tenant: TenantFixture
+) -> None:
+    """The returning event counts as activity before it earns: the points it earns are not
+    judged by the old activity (they would all expire again)."""
+    inactivity(db, tenant)
+    configure(db, tenant, refund_shortfall="debt")
+    buy(db, tenant, "O1", 100_000, days_ago=240)
+    member = member_by_external_id(db, tenant, "C-1")
+    c = ctx(tenant, "redeem")
+
+    def spend_back_then(s: Any) -> Any:
+        ledger.set_clock(s, utcnow() - timedelta(days=239))  # spent while still active
+        return ledger.spend(s, c, member_id=member, amount=100)
+
+    tx(db, spend_back_then)
+    body = {
+        "id": "refund-O1",
+        "type": "refund",
+        "occurred_at": (utcnow() - timedelta(days=238)).isoformat(),
+        "member": {"external_id": "C-1"},
+        "order_id": "O1",
+        "amount": "100000",
+    }
+    assert post_event(db, tenant, body).result["refund"]["debt"] == 100
+    rec = post_event(db, tenant, purchase_body("O2", 300_000, days_ago=0.01))
+    assert rec.result["points"]["debt_repaid"] == 100
+    b = balance(db, tenant, member, utcnow())
+    assert (b["available"], b["debt"], b["lifetime"]["expired"]) == (200, 0, 0)
+    assert_db_sound(db)
+
+
+def test_a_merge_expires_each_records_points_that_are_gone(
+    db: Database, tenant: TenantFixture, client: TestClient
+) -> None:
+    """An inactive duplicate's points do not survive by moving into an active member (the
+    job would have expired them); the survivor's own points stay."""
+    inactivity(db, tenant)
+    assert post_event(db, tenant, member_purchase("OLD-1", "OA", 85_000, days_ago=240)).created
+    assert post_event(db, tenant, member_purchase("NEW-1", "OB", 10_000, days_ago=1)).created
+    source = member_by_external_id(db, tenant, "OLD-1")
+    survivor = member_by_external_id(db, tenant, "NEW-1")
+    r = client.post(
+        f"/v1/members/{survivor}/merge",
+        json={"source_member_id": str(source), "reason": "duplicate"},
+        headers=tenant.headers,
+    )
+    assert r.status_code == 200, r.text
+    b = balance(db, tenant, survivor, utcnow())
+    assert (b["available"], b["lifetime"]["expired"]) == (10, 85)
+    assert [(m["points"], m["reason"]) for m in expired_messages(db)] == [(85, "inactivity")]
+    assert run_due(db, now=utcnow()).expired_points == 0
+    assert_db_sound(db)
+
+
+def test_a_late_refund_takes_the_same_points_whether_or_not_the_job_ran(
+    db: Database, tenant: TenantFixture
+) -> None:
+    """The ledger judges expiry when it processes an operation, as the job does, not at
+    the date the operation carries: a refund dated a week ago cannot take points that have
+    expired since."""
+    answers = []
+    for run_job_first in (False, True):
+        t = make_tenant(db)
+        one_month_expiry(db, t, refund_shortfall="debt")
+        tag = "job" if run_job_first else "nojob"
+        buy(db, t, f"B-{tag}", 30_000, days_ago=8)
+        member = member_by_external_id(db, t, "C-1")
+        redeem(db, t, member, 30)
+        buy(db, t, f"A-{tag}", 40_000, days_ago=36)  # imported late: expired days ago
+        if run_job_first:
+            assert run_due(db, now=utcnow()).expired_points == 40
+        body = {
+            "id": f"refund-{tag}",
+            "type": "refund",
+            "occurred_at": (utcnow() - timedelta(days=7)).isoformat(),
+            "member": {"external_id": "C-1"},
+            "order_id": f"B-{tag}",
+            "amount": "30000",
+        }
+        out = post_event(db, t, body).result["refund"]
+        answers.append((out["from_available"], out["debt"]))
+    assert answers[0] == answers[1] == (0, 30)
+    assert_db_sound(db)
+
+
+def test_the_job_writes_one_message_per_lot_it_expires(db: Database, tenant: TenantFixture) -> None:
+    one_month_expiry(db, tenant)
+    buy(db, tenant, "A", 20_000, days_ago=45)
+    buy(db, tenant, "B", 30_000, days_ago=40)
+    member = member_by_external_id(db, tenant, "C-1")
+    report = run_due(db, now=utcnow())
+    assert (report.expired_lots, report.expired_points) == (2, 50)
+    got = sorted((m["points"], m["reason"], m["member_id"]) for m in expired_messages(db))
+    assert got == [(20, "expiry", str(member)), (30, "expiry", str(member))]
+    assert run_due(db, now=utcnow()).expired_lots == 0
+    assert len(expired_messages(db)) == 2

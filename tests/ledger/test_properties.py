@@ -195,9 +195,9 @@ class Model:
         assert left == 0, "model bug: consumed more than available"
         return taken
 
-    def repay(self, member: uuid.UUID, landed: int, at: datetime) -> int:
+    def repay(self, member: uuid.UUID, landed: int, at: datetime, expire: bool = True) -> int:
         repay = min(self.debt[member], landed)
-        if repay > 0 and self.expire_due(member, at):
+        if repay > 0 and expire and self.expire_due(member, at):
             repay = min(repay, self.available(member))
         if repay > 0:
             self.consume(member, repay)
@@ -353,6 +353,9 @@ class Model:
         self.repay(dst, amount, at)
 
     def merge(self, source: uuid.UUID, survivor: uuid.UUID, at: datetime) -> None:
+        # each record's points gone by now expire first; the repayment below expires nothing
+        self.expire_due(source, at)
+        self.expire_due(survivor, at)
         for account, amount in ((POINTS, self.available(source)), (PENDING, self.pending(source))):
             if amount > 0:
                 for lot in self.lots_in(source, account):
@@ -361,7 +364,7 @@ class Model:
         owed = self.debt.pop(source, 0)
         if owed > 0:
             self.debt[survivor] += owed
-            self.repay(survivor, self.available(survivor), at)
+            self.repay(survivor, self.available(survivor), at, expire=False)
         for order in self.orders:
             if order.owner == source:
                 order.owner = survivor
@@ -450,8 +453,6 @@ class LedgerMachine(RuleBasedStateMachine):
             actor="test",
             source_type=payload.get("source_type"),
             source_id=payload.get("source_id"),
-            # the operation's time: points past expiry by then expire before any leave
-            effective_at=self.clock,
         )
 
     def _op(self, fn: Callable[[Session], ledger.Result], key: str) -> ledger.Result:
@@ -544,7 +545,7 @@ class LedgerMachine(RuleBasedStateMachine):
                     else None
                 ),
                 source=("order", f"O{n}"),
-                at=occurred,
+                at=utcnow(),
             )
         self.events.append((payload, rec.result))
 
@@ -587,7 +588,6 @@ class LedgerMachine(RuleBasedStateMachine):
             event("refund: more than is left")
             return
         rec = post_event(self.db, self.t, payload)
-        # recorded at the time it is posted (expiry dates are whole hours from the start)
         expected = self.model.refund(order, amount, utcnow())
         event(f"refund: {', '.join(k for k, v in sorted(expected.items()) if v) or 'nothing'}")
         got = {k: v for k, v in rec.result["refund"].items() if k in expected}
@@ -615,13 +615,13 @@ class LedgerMachine(RuleBasedStateMachine):
         def call(s: Session) -> ledger.Result:
             return ledger.spend(s, ctx, member_id=member, amount=amount)
 
-        if amount > self.model.spendable(member, self.clock):
+        if amount > self.model.spendable(member, utcnow()):
             with pytest.raises(ledger.InsufficientPoints):
                 tx(self.db, call)
             event("redeem: insufficient")
             return
         res = self._op(call, ctx.idempotency_key)
-        self.model.expire_due(member, self.clock)
+        self.model.expire_due(member, utcnow())
         taken = self.model.consume(member, amount)
         self.model.spends.append(MSpend(res.transfer_id, member, amount, taken))
         event("redeem: done")
@@ -637,7 +637,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 s, ctx, member_id=member, amount=amount, hold_for=timedelta(minutes=HOLD_MINUTES)
             )
 
-        if amount > self.model.spendable(member, self.clock):
+        if amount > self.model.spendable(member, utcnow()):
             with pytest.raises(ledger.InsufficientPoints):
                 tx(self.db, call)
             event("hold: insufficient")
@@ -651,7 +651,7 @@ class LedgerMachine(RuleBasedStateMachine):
             assert hold.expires_at is not None
             return hold.expires_at
 
-        self.model.expire_due(member, self.clock)
+        self.model.expire_due(member, utcnow())
         taken = self.model.consume(member, amount)
         self.model.holds.append(MHold(res.transfer_id, member, amount, tx(self.db, expiry), taken))
 
@@ -708,7 +708,7 @@ class LedgerMachine(RuleBasedStateMachine):
             event("return: more than spent, refused")
             return
         res = self._op(call, ctx.idempotency_key)
-        repaid = self.model.return_spent(spend, amount, self.clock)
+        repaid = self.model.return_spent(spend, amount, utcnow())
         assert res.amounts == {"returned": amount, "debt_repaid": repaid}
         event("return: " + ("all" if spend.returned == spend.amount else "part"))
 
@@ -755,7 +755,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 s, ctx, member_id=member, delta=delta, earned_at=earned_at, expires_at=expires
             )
 
-        if delta < 0 and -delta > self.model.spendable(member, self.clock):
+        if delta < 0 and -delta > self.model.spendable(member, utcnow()):
             with pytest.raises(ledger.InsufficientPoints):
                 tx(self.db, call)
             event("adjust: insufficient")
@@ -770,10 +770,10 @@ class LedgerMachine(RuleBasedStateMachine):
                 pending_until=None,
                 expires_at=expires,
                 source=("adjustment", None),
-                at=self.clock,
+                at=utcnow(),
             )
         else:
-            self.model.expire_due(member, self.clock)
+            self.model.expire_due(member, utcnow())
             self.model.consume(member, -delta)
 
     @precondition(lambda self: len(self.active) >= 2)
@@ -798,14 +798,14 @@ class LedgerMachine(RuleBasedStateMachine):
                 s, ctx, from_member=src, to_member=dst, amount=amount
             )
 
-        if amount > self.model.spendable(src, self.clock):
+        if amount > self.model.spendable(src, utcnow()):
             with pytest.raises(ledger.InsufficientPoints):
                 tx(self.db, call)
             event("transfer: insufficient")
             return
         self._op(call, ctx.idempotency_key)
         event("transfer: done" + (" (repays debt)" if self.model.debt[dst] else ""))
-        self.model.transfer(src, dst, amount, self.clock)
+        self.model.transfer(src, dst, amount, utcnow())
 
     def _replay_operation(self, k: int) -> None:
         call, transfer_id, _key = self.ops[k % len(self.ops)]

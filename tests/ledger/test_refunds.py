@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from setia.core.db import Database
 from setia.core.time import utcnow
@@ -87,9 +88,13 @@ def redeem(
         program_id=t.program_id,
         idempotency_key=f"redeem-{next(_ids)}",
         request_hash=ledger.request_hash({"points": points}),
-        effective_at=at,  # a redemption recorded late: points valid then are spendable
     )
-    tx(db, lambda s: ledger.spend(s, ctx, member_id=member_id, amount=points))
+
+    def run(s: Session) -> ledger.Result:
+        ledger.set_clock(s, at)  # a redemption made back then: points valid then are spendable
+        return ledger.spend(s, ctx, member_id=member_id, amount=points)
+
+    tx(db, run)
 
 
 def now_balance(db: Database, t: TenantFixture, member_id: uuid.UUID) -> tuple[int, int, int]:

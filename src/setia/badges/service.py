@@ -383,7 +383,11 @@ def criteria_of(d: BadgeDefinition) -> dict[str, Any]:
 def period_of(d: BadgeDefinition, tz_name: str) -> dict[str, Any]:
     out: dict[str, Any] = {"type": d.period, "recurring": d.recurring}
     if d.period == "month" and not d.recurring and d.starts_at is not None:
-        local = as_utc(d.starts_at).astimezone(zone(tz_name))
+        # Named by its middle: after the tenant's zone moved west, the stored start (midnight
+        # in the old zone) falls on the last day of the month before.
+        start = as_utc(d.starts_at)
+        middle = start + (as_utc(d.ends_at) - start) / 2 if d.ends_at else start
+        local = middle.astimezone(zone(tz_name))
         out["month"] = f"{local.year:04d}-{local.month:02d}"
     if d.starts_at is not None:
         out["starts_at"] = as_utc(d.starts_at).isoformat()

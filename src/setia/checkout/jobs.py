@@ -21,6 +21,7 @@ from setia.checkout.models import HELD, PointsPayment
 from setia.core.db import Database
 from setia.core.errors import SetiaError
 from setia.core.time import utcnow
+from setia.ledger import service as ledger
 
 BATCH = 200
 
@@ -42,6 +43,7 @@ def run_due(db: Database, now: datetime | None = None) -> CheckoutReport:
     done: set[uuid.UUID] = set()
     while True:
         with db.session() as session:
+            ledger.set_clock(session, now)  # the ledger judges expiry at the run's time
             stmt = (
                 select(PointsPayment.id)
                 .where(PointsPayment.status == HELD, PointsPayment.expires_at <= now)

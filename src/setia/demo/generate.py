@@ -788,6 +788,7 @@ def _redeem(
             last_visit, store = visits[n]
             at = min(last_visit + timedelta(minutes=2), window_end - timedelta(seconds=1))
             # less what expired since the week's job ran (the spend expires it first)
+            ledger.set_clock(s, at)
             have = queries.spendable(s, program_id, member_id, now=at)
             if have < people[n].saving_for:
                 continue
@@ -931,6 +932,8 @@ def build_demo(
             for j in range(0, len(window), CHUNK):
                 chunk = window[j : j + CHUNK]
                 with db.session() as s:
+                    # replayed as of the week's due work: what expired by then is expired
+                    ledger.set_clock(s, w_start)
                     out = record_batch(s, tenant, chunk)
                 if out.failed:
                     bad = next(r for r in out.results if r.error is not None)

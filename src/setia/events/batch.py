@@ -692,6 +692,7 @@ class _Batch:
         last_seen: dict[uuid.UUID, datetime] = {}
         # The tenant's programs that expire points after inactivity (usually none).
         dormant = ledger.inactivity_programs(session, tenant_id)
+        ledger_now = ledger.clock(session)
         recorded: list[tuple[_Plain, dict[str, Any], uuid.UUID]] = []
         orders_so_far: dict[uuid.UUID, list[datetime]] = defaultdict(list)
         tags: dict[uuid.UUID, list[str]] = {}
@@ -742,7 +743,7 @@ class _Batch:
             if owed > 0 and (not all(pending_flags) or badge_run.counts(event.type)):
                 break  # the points (or a badge's) would repay a debt: the full path does that
             if dormant and any(
-                ledger.inactive(last_seen.get(mid, member.last_activity_at), months, occurred_at)
+                ledger.inactive(last_seen.get(mid, member.last_activity_at), months, ledger_now)
                 for _program, months in dormant
             ):
                 break  # the member comes back after the inactivity period: the full path

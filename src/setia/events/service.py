@@ -209,8 +209,12 @@ def record_event(session: Session, tenant: Tenant, event: EventIn) -> Recorded:
         },
     )
     # A member back after a program's inactivity period: their points there expire first, as
-    # the job would have expired them (this event's activity would otherwise save them).
-    ledger.expire_inactive(session, tenant.id, member.id, member.last_activity_at, occurred_at)
+    # the job would have expired them; then the event's activity counts, before anything is
+    # earned (points earned now must not be judged by the old activity).
+    ledger.expire_inactive(session, tenant.id, member.id, member.last_activity_at)
+    if member.last_activity_at is None or occurred_at > member.last_activity_at:
+        session.execute(_SET_ACTIVITY, {"member_id": member.id, "last_activity_at": occurred_at})
+        member.last_activity_at = occurred_at
     if event.type == "purchase":
         assert currency is not None
         amount = _money(event.amount, currency, "amount")
@@ -228,9 +232,6 @@ def record_event(session: Session, tenant: Tenant, event: EventIn) -> Recorded:
         # Badges and challenges count it (refunds never take progress back).
         badges.on_event(session, tenant, program, member, event, event_id, occurred_at, amount)
     session.execute(_SET_RESULT, {"event_id": event_id, "result": result, "amount": amount})
-    if member.last_activity_at is None or occurred_at > member.last_activity_at:
-        session.execute(_SET_ACTIVITY, {"member_id": member.id, "last_activity_at": occurred_at})
-        member.last_activity_at = occurred_at
     publish(
         session,
         tenant.id,

@@ -84,6 +84,7 @@ def _loop(
     done: set[uuid.UUID] = set()
     while True:
         with db.session() as session:
+            ledger.set_clock(session, now)  # the ledger judges expiry at the run's time
             ids = [i for i in find(session, now) if i not in done]
             if not ids:
                 return

@@ -725,13 +725,20 @@ def earn(
 
 
 def _repay_debt(
-    session: Session, ctx: Context, member_id: uuid.UUID, accounts: MemberAccounts, landed: int
+    session: Session,
+    ctx: Context,
+    member_id: uuid.UUID,
+    accounts: MemberAccounts,
+    landed: int,
+    *,
+    expire: bool = True,
 ) -> int:
     """Repay the member's debt from points that just landed in the available balance (never
-    from points past expiry: those expire first). Returns the points repaid."""
+    from points past expiry: those expire first, unless the caller already expired them).
+    Returns the points repaid."""
     owed = _owed(session, accounts.debt)
     repay = min(owed, landed)
-    if repay > 0 and _expire_due(session, ctx, member_id, accounts.points):
+    if repay > 0 and expire and _expire_due(session, ctx, member_id, accounts.points):
         repay = min(repay, _available(session, accounts.points))
     if repay > 0:
         transfer_id = _move(
@@ -803,18 +810,50 @@ def expire_lot(
     return amount
 
 
+def clock(session: Session) -> datetime:
+    """The moment the ledger decides what has expired at: now, when the operation is
+    processed, as the expiry job does (an event's or operation's own ``effective_at`` does
+    not matter: points gone by now are gone, whatever date the operation carries). A replay
+    of history (the demo) or the jobs run for a given ``now`` set the session's clock with
+    ``set_clock``."""
+    at: datetime | None = session.info.get(_CLOCK)
+    return at if at is not None else utcnow()
+
+
+def set_clock(session: Session, at: datetime | None) -> None:
+    """Make ``clock`` answer ``at`` in this session (None: the real time again)."""
+    if at is None:
+        session.info.pop(_CLOCK, None)
+    else:
+        session.info[_CLOCK] = at
+
+
+_CLOCK = "setia.ledger.clock"
+
+
 def _expire_due(session: Session, ctx: Context, member_id: uuid.UUID, points: uuid.UUID) -> int:
-    """Expire what is no longer the member's at the operation's time (its ``effective_at``,
-    else now), as the expiry job would, before points leave the account: points past expiry
-    are never spent, moved, taken back by a refund or used to repay a debt, whether or not
-    the job has run yet. The account must be locked. Returns the points expired (0, after
-    one look-up on the lots' expiry index, when none are due)."""
-    now = ctx.effective_at or utcnow()
+    """Expire what is no longer the member's at ``clock`` (now), as the expiry job would,
+    before points leave the account: points past expiry are never spent, moved, taken back
+    by a refund or used to repay a debt, whether or not the job has run yet. The account
+    must be locked. Returns the points expired (0, after one look-up on the lots' expiry
+    index, when none are due)."""
+    now = clock(session)
     due, reason = _due_lots(session, ctx.program_id, member_id, points, now)
     if not due:
         return 0
     _expire(session, ctx.program_id, member_id, points, due, now, reason, "system")
     return sum(int(lot.remaining) for lot in due)
+
+
+def _expiry_lock(
+    session: Session, program_id: uuid.UUID, member_id: uuid.UUID, points: uuid.UUID
+) -> list[uuid.UUID]:
+    """The program's EXPIRED account when the member has points to expire before this
+    operation takes points out (read before locking), so that it is locked with the
+    operation's other accounts, in id order; else nothing to add."""
+    if due_points(session, program_id, member_id, points, clock(session)):
+        return [program_account(session, program_id, EXPIRED)]
+    return []
 
 
 def inactive(last_activity_at: datetime | None, months: int, at: datetime) -> bool:
@@ -839,31 +878,43 @@ def _due_lots(
 
 
 def expire_inactive(
-    session: Session,
-    tenant_id: uuid.UUID,
-    member_id: uuid.UUID,
-    last_activity_at: datetime | None,
-    at: datetime,
+    session: Session, tenant_id: uuid.UUID, member_id: uuid.UUID, last_activity_at: datetime | None
 ) -> int:
     """Before an event brings a member back: in each program of the tenant that expires
-    points after inactivity, expire the member's points if they had been inactive that long
-    at ``at``, as the job would have (the event's activity would otherwise save them).
-    Returns the points expired."""
+    points after inactivity, expire the member's points if they have been inactive that
+    long by now (``clock``), as the job would have; the caller then records the activity,
+    before anything is earned. Returns the points expired.
+
+    It locks the accounts the event's points will touch (the member's, the program's
+    issuance) together with EXPIRED, in id order (PostgreSQL)."""
     if last_activity_at is None:
         return 0
+    now = clock(session)
     total = 0
     for program_id, months in inactivity_programs(session, tenant_id):
-        if not inactive(last_activity_at, months, at):
+        if not inactive(last_activity_at, months, now):
             continue
         try:
             accounts = member_accounts(session, program_id, member_id, create=False)
         except NotFound:
             continue
-        _lock(session, [accounts.points])
         lots = session.execute(_HELD_LOTS, {"account_id": accounts.points}).all()
+        if not lots:
+            continue
+        _lock(
+            session,
+            [
+                accounts.points,
+                accounts.pending,
+                accounts.debt,
+                program_account(session, program_id, ISSUANCE),
+                program_account(session, program_id, EXPIRED),
+            ],
+        )
+        lots = session.execute(_HELD_LOTS, {"account_id": accounts.points}).all()  # locked now
         if lots:
             _expire(
-                session, program_id, member_id, accounts.points, lots, at, "inactivity", "system"
+                session, program_id, member_id, accounts.points, lots, now, "inactivity", "system"
             )
             total += sum(int(lot.remaining) for lot in lots)
     return total
@@ -895,10 +946,9 @@ def _expire(
     """Move what is left of each lot (``id``, ``remaining``, ``source_type``, ``source_id``;
     the account locked) to the program's EXPIRED account, with a ``points.expired`` message.
 
-    EXPIRED is locked here, after the member's accounts: every path that expires points
-    locks it last (the job's, the ones before a spend), so two of them never wait for each
-    other in a cycle (PostgreSQL). The exception, ``expire_inactive`` before an event's
-    earn, relies on the API's retry of a deadlocked transaction."""
+    EXPIRED is locked here if the caller has not locked it with its other accounts (see
+    ``_expiry_lock``); the paths that lock it this late are rare (docs/ledger.md, "Locking
+    and concurrency"), and a deadlock rolls the whole transaction back."""
     from setia.outbox.service import publish
 
     expired_acc = program_account(session, program_id, EXPIRED)
@@ -953,7 +1003,8 @@ def spend(
         return _again(session, ctx, found, spent)
     accounts = member_accounts(session, ctx.program_id, member_id)
     target = program_account(session, ctx.program_id, to_account)
-    _lock(session, [accounts.points, target])
+    expiring = _expiry_lock(session, ctx.program_id, member_id, accounts.points)
+    _lock(session, [accounts.points, target, *expiring])
     if (found := _found_after_lock(session, ctx)) is not None:
         return _again(session, ctx, found, spent)
     _expire_due(session, ctx, member_id, accounts.points)
@@ -1141,7 +1192,8 @@ def transfer_between_members(
         )
     src = member_accounts(session, ctx.program_id, from_member)
     dst = member_accounts(session, ctx.program_id, to_member)
-    _lock(session, [src.points, dst.points, dst.debt])
+    expiring = _expiry_lock(session, ctx.program_id, from_member, src.points)
+    _lock(session, [src.points, dst.points, dst.debt, *expiring])
     _expire_due(session, ctx, from_member, src.points)
     transfer_id = _move(session, ctx, debit=src.points, credit=dst.points, amount=amount, code=code)
     for lot, take in _consume(session, src.points, amount, transfer_id):
@@ -1186,7 +1238,11 @@ def reverse_order_points(
     accounts = member_accounts(session, ctx.program_id, member_id)
     issuance = program_account(session, ctx.program_id, ISSUANCE)
     write_off = program_account(session, ctx.program_id, WRITE_OFF)
-    _lock(session, [accounts.points, accounts.pending, accounts.debt, issuance, write_off])
+    expiring = _expiry_lock(session, ctx.program_id, member_id, accounts.points)
+    _lock(
+        session,
+        [accounts.points, accounts.pending, accounts.debt, issuance, write_off, *expiring],
+    )
     # The order's points past expiry count as already expired, as if the job had run.
     _expire_due(session, ctx, member_id, accounts.points)
     out = dict.fromkeys(REVERSAL_PARTS, 0)
@@ -1266,7 +1322,17 @@ def move_member(
     """
     src = member_accounts(session, program_id, source)
     dst = member_accounts(session, program_id, survivor)
-    _lock(session, [src.points, src.pending, src.debt, dst.points, dst.pending, dst.debt])
+    expiring = [
+        *_expiry_lock(session, program_id, source, src.points),
+        *_expiry_lock(session, program_id, survivor, dst.points),
+    ]
+    _lock(
+        session, [src.points, src.pending, src.debt, dst.points, dst.pending, dst.debt, *expiring]
+    )
+    # Each record's points that are gone by now (by date, or by that record's own inactivity)
+    # expire before anything moves, as the job would have expired them.
+    _expire_due(session, ctx, source, src.points)
+    _expire_due(session, ctx, survivor, dst.points)
     moved = {"points": 0, "pending": 0, "debt": 0}
     for kind, s_acc, d_acc in (
         ("points", src.points, dst.points),
@@ -1286,8 +1352,10 @@ def move_member(
     if owed > 0:
         _move(session, ctx, debit=dst.debt, credit=src.debt, amount=owed, code="MERGE")
         moved["debt"] = owed
+        # expired above, each record by its own activity: the survivor's stored activity is
+        # not yet the merged one, and must not expire what just moved in
         moved["debt_repaid"] = _repay_debt(
-            session, ctx, survivor, dst, _available(session, dst.points)
+            session, ctx, survivor, dst, _available(session, dst.points), expire=False
         )
     if wallet_balance(session, program_id, source)["available"] > 0:
         s_wallet = wallet_account(session, program_id, source)

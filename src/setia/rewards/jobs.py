@@ -21,6 +21,7 @@ from setia.core.db import Database
 from setia.core.errors import SetiaError
 from setia.core.time import utcnow
 from setia.coupons.models import Coupon
+from setia.ledger import service as ledger
 from setia.rewards import service
 from setia.rewards.models import RewardRedemption
 
@@ -68,6 +69,7 @@ def run_due(db: Database, now: datetime | None = None) -> RewardsReport:
     after: uuid.UUID | None = None
     while True:
         with db.session() as session:
+            ledger.set_clock(session, at)  # the ledger judges expiry at the run's time
             ids = _claim(session, at, after)
             if not ids:
                 return report
