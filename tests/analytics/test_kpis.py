@@ -74,8 +74,11 @@ def refund(db: Database, t: TenantFixture, member: str, order: str, amount: int,
     assert rec.created
 
 
-def ctx(t: TenantFixture, when: str) -> ledger.Context:
+def ctx(t: TenantFixture, when: str, s: Session | None = None) -> ledger.Context:
+    """A write at ``when``; with the session, the ledger's clock is set to it (a replay)."""
     n = next(_ids)
+    if s is not None:
+        ledger.set_clock(s, at(when))
     return ledger.Context(
         program_id=t.program_id,
         idempotency_key=f"kpi-{n}",
@@ -159,11 +162,15 @@ def history(db: Database, t: TenantFixture) -> None:
     )
     assert run_due(db, at("2026-02-16T00:00:00")).expired_points == 500
     a = member_by_external_id(db, t, "A")
-    res = tx(db, lambda s: ledger.spend(s, ctx(t, "2026-02-06T03:00:00"), member_id=a, amount=45))
+    res = tx(
+        db, lambda s: ledger.spend(s, ctx(t, "2026-02-06T03:00:00", s), member_id=a, amount=45)
+    )
     spent = tx(db, lambda s: ledger.get_transfer(s, t.program_id, res.transfer_id))
     tx(
         db,
-        lambda s: ledger.return_spent(s, ctx(t, "2026-02-07T03:00:00"), original=spent, amount=5),
+        lambda s: ledger.return_spent(
+            s, ctx(t, "2026-02-07T03:00:00", s), original=spent, amount=5
+        ),
     )
 
 

@@ -88,8 +88,10 @@ class Runner:
         self.model: dict[str, int] = defaultdict(int)
         self.n = 0
 
-    def ctx(self, at: datetime) -> ledger.Context:
+    def ctx(self, s: Session, at: datetime) -> ledger.Context:
+        """The write's context, at ``at``: a replay, so the ledger's clock is set to it too."""
         self.n += 1
+        ledger.set_clock(s, at)
         return ledger.Context(
             program_id=self.program_id,
             idempotency_key=f"k{self.n}",
@@ -108,7 +110,7 @@ class Runner:
         expires = None if life is None else at + timedelta(minutes=life)
         ledger.earn(
             s,
-            self.ctx(at),
+            self.ctx(s, at),
             member_id=self.members[i],
             amount=pts,
             earned_at=at,
@@ -122,7 +124,7 @@ class Runner:
             return None
         res = ledger.spend(
             s,
-            self.ctx(at),
+            self.ctx(s, at),
             member_id=self.members[i],
             amount=pts,
             hold_for=timedelta(minutes=30) if hold else None,
@@ -143,7 +145,7 @@ class Runner:
         take = pts if action == "capture" else max(1, pts // 2)
         res = ledger.resolve_hold(
             s,
-            self.ctx(at + timedelta(minutes=1)),
+            self.ctx(s, at + timedelta(minutes=1)),
             held,
             action="void" if action == "void" else "capture",
             amount=None if action == "void" else take,
@@ -164,7 +166,7 @@ class Runner:
         n = min(pts, original.amount - int(given))
         if n > 0:
             at = START + timedelta(minutes=minute)
-            ledger.return_spent(s, self.ctx(at), original=original, amount=n)
+            ledger.return_spent(s, self.ctx(s, at), original=original, amount=n)
             self.model["redeemed"] -= n
             self.model["returned"] += n
 
@@ -175,7 +177,12 @@ class Runner:
             return
         at = START + timedelta(minutes=minute)
         ledger.adjust(
-            s, self.ctx(at), member_id=self.members[i], delta=delta, earned_at=at, expires_at=None
+            s,
+            self.ctx(s, at),
+            member_id=self.members[i],
+            delta=delta,
+            earned_at=at,
+            expires_at=None,
         )
         self.model["earned" if delta > 0 else "adjusted_out"] += abs(delta)
 
@@ -185,7 +192,7 @@ class Runner:
     def wallet(self, s: Session, i: int, amount: int, minute: int) -> None:
         at = START + timedelta(minutes=minute)
         ledger.wallet_credit(
-            s, self.ctx(at), member_id=self.members[i], amount=amount, code="TOPUP"
+            s, self.ctx(s, at), member_id=self.members[i], amount=amount, code="TOPUP"
         )
         self.model["wallet"] += amount
 

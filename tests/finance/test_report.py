@@ -34,9 +34,11 @@ class History:
         self.db = db
         self.t = t
         self.n = 0
+        self.when: datetime | None = None
 
     def ctx(self, when: str, source: tuple[str, str] | None = None) -> ledger.Context:
         self.n += 1
+        self.when = at(when)  # the next write happens then: the ledger's clock (see run)
         return ledger.Context(
             program_id=self.t.program_id,
             idempotency_key=f"h{self.n}",
@@ -47,7 +49,11 @@ class History:
         )
 
     def run(self, fn: Callable[[Session], Any]) -> Any:
-        return tx(self.db, fn)
+        def at_the_time(s: Session) -> Any:
+            ledger.set_clock(s, self.when)  # a replay: what had expired by then is expired
+            return fn(s)
+
+        return tx(self.db, at_the_time)
 
     def earn(
         self,
