@@ -486,3 +486,29 @@ def test_the_job_writes_one_message_per_lot_it_expires(db: Database, tenant: Ten
     assert got == [(20, "expiry", str(member)), (30, "expiry", str(member))]
     assert run_due(db, now=utcnow()).expired_lots == 0
     assert len(expired_messages(db)) == 2
+
+
+@pytest.mark.parametrize("path", ["one by one", "batch"])
+def test_a_history_imported_oldest_first_keeps_an_active_members_points(
+    db: Database, tenant: TenantFixture, path: str
+) -> None:
+    """A purchase every four months for two years, under six months' inactivity: the member
+    was never inactive, whatever order the events arrive in."""
+    inactivity(db, tenant)
+    bodies = [purchase_body(f"H{n}", 10_000, days_ago=720 - 120 * n) for n in range(6)]
+    if path == "batch":
+
+        def run(s: Any) -> Any:
+            out = record_batch(s, s.get(Tenant, tenant.tenant_id), bodies)
+            s.commit()
+            return out
+
+        assert tx(db, run).created == 6
+    else:
+        for body in bodies:
+            assert post_event(db, tenant, body).created
+    member = member_by_external_id(db, tenant, "C-1")
+    b = balance(db, tenant, member, utcnow())
+    assert (b["available"], b["lifetime"]["expired"]) == (60, 0)
+    assert expired_messages(db) == []
+    assert run_due(db, now=utcnow()).expired_points == 0

@@ -743,7 +743,11 @@ class _Batch:
             if owed > 0 and (not all(pending_flags) or badge_run.counts(event.type)):
                 break  # the points (or a badge's) would repay a debt: the full path does that
             if dormant and any(
-                ledger.inactive(last_seen.get(mid, member.last_activity_at), months, ledger_now)
+                ledger.inactive(
+                    last_seen.get(mid, member.last_activity_at),
+                    months,
+                    min(occurred_at, ledger_now),
+                )
                 for _program, months in dormant
             ):
                 break  # the member comes back after the inactivity period: the full path

@@ -211,7 +211,7 @@ def record_event(session: Session, tenant: Tenant, event: EventIn) -> Recorded:
     # A member back after a program's inactivity period: their points there expire first, as
     # the job would have expired them; then the event's activity counts, before anything is
     # earned (points earned now must not be judged by the old activity).
-    ledger.expire_inactive(session, tenant.id, member.id, member.last_activity_at)
+    ledger.expire_inactive(session, tenant.id, member.id, member.last_activity_at, occurred_at)
     if member.last_activity_at is None or occurred_at > member.last_activity_at:
         session.execute(_SET_ACTIVITY, {"member_id": member.id, "last_activity_at": occurred_at})
         member.last_activity_at = occurred_at

@@ -845,17 +845,6 @@ def _expire_due(session: Session, ctx: Context, member_id: uuid.UUID, points: uu
     return sum(int(lot.remaining) for lot in due)
 
 
-def _expiry_lock(
-    session: Session, program_id: uuid.UUID, member_id: uuid.UUID, points: uuid.UUID
-) -> list[uuid.UUID]:
-    """The program's EXPIRED account when the member has points to expire before this
-    operation takes points out (read before locking), so that it is locked with the
-    operation's other accounts, in id order; else nothing to add."""
-    if due_points(session, program_id, member_id, points, clock(session)):
-        return [program_account(session, program_id, EXPIRED)]
-    return []
-
-
 def inactive(last_activity_at: datetime | None, months: int, at: datetime) -> bool:
     """Whether a member last active then has been inactive long enough at ``at`` for a
     program that expires points after ``months`` without activity (the job's rule; a
@@ -878,18 +867,23 @@ def _due_lots(
 
 
 def expire_inactive(
-    session: Session, tenant_id: uuid.UUID, member_id: uuid.UUID, last_activity_at: datetime | None
+    session: Session,
+    tenant_id: uuid.UUID,
+    member_id: uuid.UUID,
+    last_activity_at: datetime | None,
+    occurred_at: datetime,
 ) -> int:
     """Before an event brings a member back: in each program of the tenant that expires
-    points after inactivity, expire the member's points if they have been inactive that
-    long by now (``clock``), as the job would have; the caller then records the activity,
-    before anything is earned. Returns the points expired.
+    points after inactivity, expire the member's points if the gap before this event (up to
+    now, ``clock``) is longer than the period, as the job would have; the caller then
+    records the activity, before anything is earned. Judged at the event's own date, so a
+    history imported oldest first keeps what the member kept. Returns the points expired.
 
     It locks the accounts the event's points will touch (the member's, the program's
-    issuance) together with EXPIRED, in id order (PostgreSQL)."""
+    issuance) in id order, then EXPIRED last (PostgreSQL)."""
     if last_activity_at is None:
         return 0
-    now = clock(session)
+    now = min(occurred_at, clock(session))
     total = 0
     for program_id, months in inactivity_programs(session, tenant_id):
         if not inactive(last_activity_at, months, now):
@@ -908,7 +902,6 @@ def expire_inactive(
                 accounts.pending,
                 accounts.debt,
                 program_account(session, program_id, ISSUANCE),
-                program_account(session, program_id, EXPIRED),
             ],
         )
         lots = session.execute(_HELD_LOTS, {"account_id": accounts.points}).all()  # locked now
@@ -946,9 +939,10 @@ def _expire(
     """Move what is left of each lot (``id``, ``remaining``, ``source_type``, ``source_id``;
     the account locked) to the program's EXPIRED account, with a ``points.expired`` message.
 
-    EXPIRED is locked here if the caller has not locked it with its other accounts (see
-    ``_expiry_lock``); the paths that lock it this late are rare (docs/ledger.md, "Locking
-    and concurrency"), and a deadlock rolls the whole transaction back."""
+    EXPIRED is locked here, after the member's accounts: whoever expires points (the job,
+    whose claim already holds the members' accounts, or an operation before it takes
+    points out) locks it last, so that they never wait for each other in a cycle
+    (PostgreSQL); see docs/ledger.md, "Locking and concurrency"."""
     from setia.outbox.service import publish
 
     expired_acc = program_account(session, program_id, EXPIRED)
@@ -1003,8 +997,7 @@ def spend(
         return _again(session, ctx, found, spent)
     accounts = member_accounts(session, ctx.program_id, member_id)
     target = program_account(session, ctx.program_id, to_account)
-    expiring = _expiry_lock(session, ctx.program_id, member_id, accounts.points)
-    _lock(session, [accounts.points, target, *expiring])
+    _lock(session, [accounts.points, target])
     if (found := _found_after_lock(session, ctx)) is not None:
         return _again(session, ctx, found, spent)
     _expire_due(session, ctx, member_id, accounts.points)
@@ -1192,8 +1185,7 @@ def transfer_between_members(
         )
     src = member_accounts(session, ctx.program_id, from_member)
     dst = member_accounts(session, ctx.program_id, to_member)
-    expiring = _expiry_lock(session, ctx.program_id, from_member, src.points)
-    _lock(session, [src.points, dst.points, dst.debt, *expiring])
+    _lock(session, [src.points, dst.points, dst.debt])
     _expire_due(session, ctx, from_member, src.points)
     transfer_id = _move(session, ctx, debit=src.points, credit=dst.points, amount=amount, code=code)
     for lot, take in _consume(session, src.points, amount, transfer_id):
@@ -1238,11 +1230,7 @@ def reverse_order_points(
     accounts = member_accounts(session, ctx.program_id, member_id)
     issuance = program_account(session, ctx.program_id, ISSUANCE)
     write_off = program_account(session, ctx.program_id, WRITE_OFF)
-    expiring = _expiry_lock(session, ctx.program_id, member_id, accounts.points)
-    _lock(
-        session,
-        [accounts.points, accounts.pending, accounts.debt, issuance, write_off, *expiring],
-    )
+    _lock(session, [accounts.points, accounts.pending, accounts.debt, issuance, write_off])
     # The order's points past expiry count as already expired, as if the job had run.
     _expire_due(session, ctx, member_id, accounts.points)
     out = dict.fromkeys(REVERSAL_PARTS, 0)
@@ -1322,13 +1310,7 @@ def move_member(
     """
     src = member_accounts(session, program_id, source)
     dst = member_accounts(session, program_id, survivor)
-    expiring = [
-        *_expiry_lock(session, program_id, source, src.points),
-        *_expiry_lock(session, program_id, survivor, dst.points),
-    ]
-    _lock(
-        session, [src.points, src.pending, src.debt, dst.points, dst.pending, dst.debt, *expiring]
-    )
+    _lock(session, [src.points, src.pending, src.debt, dst.points, dst.pending, dst.debt])
     # Each record's points that are gone by now (by date, or by that record's own inactivity)
     # expire before anything moves, as the job would have expired them.
     _expire_due(session, ctx, source, src.points)

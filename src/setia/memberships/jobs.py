@@ -21,6 +21,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from setia.core.db import Database
 from setia.core.errors import SetiaError
 from setia.core.time import utcnow
+from setia.ledger import service as ledger
 from setia.memberships import service
 from setia.memberships.models import LIVE, Subscription
 from setia.tenants.models import Tenant
@@ -60,6 +61,7 @@ def _loop(
     due: Select[Any],
     work: Callable[[Session, Subscription], None],
     report: MembershipReport,
+    at: datetime,
 ) -> None:
     """Claim due subscriptions a batch at a time, in id order after the last batch (so one
     that is due but has nothing to do yet, a past-due one inside its grace days, never
@@ -67,6 +69,7 @@ def _loop(
     after: uuid.UUID | None = None
     while True:
         with db.session() as session:
+            ledger.set_clock(session, at)  # the ledger judges expiry at the run's time
             stmt = due
             if after is not None:
                 stmt = stmt.where(Subscription.id > after)
@@ -120,6 +123,6 @@ def run_due(db: Database, now: datetime | None = None) -> MembershipReport:
     def bonus(session: Session, sub: Subscription) -> None:
         report.bonus_grants += service.grant_bonuses(session, tenant_of(session, sub), sub, at)
 
-    _loop(db, ended, advance, report)
-    _loop(db, bonus_due, bonus, report)
+    _loop(db, ended, advance, report, at)
+    _loop(db, bonus_due, bonus, report, at)
     return report

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from setia.core.db import Database
 from setia.core.errors import SetiaError
 from setia.core.time import utcnow
+from setia.ledger import service as ledger
 from setia.programs.models import Program
 from setia.referrals import service
 from setia.referrals.models import Referral, ReferralSettings
@@ -37,6 +38,7 @@ def run_due(db: Database, now: datetime | None = None) -> service.JobReport:
         done: set[uuid.UUID] = set()
         while True:
             with db.session() as session:
+                ledger.set_clock(session, now)  # the ledger judges expiry at the run's time
                 program = session.get(Program, program_id)
                 settings = service.get_settings(session, program_id)
                 if program is None or settings is None:

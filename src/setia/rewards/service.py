@@ -672,8 +672,9 @@ def member_catalog(
 
 def _points_available(session: Session, program_id: uuid.UUID, member_id: uuid.UUID) -> int:
     from setia.ledger.queries import spendable
+    from setia.ledger.service import clock
 
-    return spendable(session, program_id, member_id, now=utcnow())
+    return spendable(session, program_id, member_id, now=clock(session))
 
 
 # --------------------------------------------------------------------------- counters

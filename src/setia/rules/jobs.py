@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from setia.core.db import Database
 from setia.core.time import as_utc, zone
+from setia.ledger import service as ledger
 from setia.members.models import Member
 from setia.programs.models import Program
 from setia.rules.models import Rule
@@ -49,6 +50,7 @@ def run_date_triggers(db: Database, now: datetime) -> int:
     for trigger, programs in work.items():
         for program in programs:
             with db.session() as session:
+                ledger.set_clock(session, now)  # the ledger judges expiry at the run's time
                 tenant = session.get(Tenant, program.tenant_id)
                 assert tenant is not None
                 local_today = as_utc(now).astimezone(zone(tenant.timezone)).date()
