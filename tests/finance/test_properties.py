@@ -55,8 +55,9 @@ op = st.one_of(
 )
 
 
-def available(s: Session, program_id: uuid.UUID, m: uuid.UUID) -> int:
-    return int(queries.balance(s, program_id, m, now=START)["available"])
+def available(s: Session, program_id: uuid.UUID, m: uuid.UUID, at: datetime) -> int:
+    """What the member can spend at ``at`` (points past expiry by then are not theirs)."""
+    return int(queries.balance(s, program_id, m, now=at)["available"])
 
 
 def oracle(s: Session, program_id: uuid.UUID, tz: ZoneInfo) -> dict[date, dict[str, int]]:
@@ -120,7 +121,7 @@ class Runner:
         self.model["earned"] += pts
 
     def _spend(self, s: Session, i: int, pts: int, at: datetime, hold: bool) -> Transfer | None:
-        if available(s, self.program_id, self.members[i]) < pts:
+        if available(s, self.program_id, self.members[i], at) < pts:
             return None
         res = ledger.spend(
             s,
@@ -173,9 +174,9 @@ class Runner:
     def adjust(self, s: Session, i: int, delta: int, minute: int) -> None:
         if delta == 0:
             return
-        if delta < 0 and available(s, self.program_id, self.members[i]) < -delta:
-            return
         at = START + timedelta(minutes=minute)
+        if delta < 0 and available(s, self.program_id, self.members[i], at) < -delta:
+            return
         ledger.adjust(
             s,
             self.ctx(s, at),
