@@ -304,6 +304,22 @@ def purchase_body(order: str, amount: int, days_ago: float) -> dict[str, Any]:
     }
 
 
+def record(db: Database, t: TenantFixture, bodies: list[dict[str, Any]], path: str) -> None:
+    """Record the events one by one, or in one batch; every one must be created."""
+    if path == "batch":
+
+        def run(s: Any) -> Any:
+            out = record_batch(s, s.get(Tenant, t.tenant_id), bodies)
+            s.commit()
+            return out
+
+        out = tx(db, run)
+        assert (out.created, out.failed) == (len(bodies), 0)
+    else:
+        for body in bodies:
+            assert post_event(db, t, body).created
+
+
 def test_after_the_inactivity_period_points_are_gone_before_the_job_runs(
     db: Database, tenant: TenantFixture, client: TestClient
 ) -> None:
@@ -334,18 +350,7 @@ def test_a_member_back_after_the_inactivity_period_keeps_only_the_new_points(
     buy(db, tenant, "OLD", 85_000, days_ago=240)
     member = member_by_external_id(db, tenant, "C-1")
     body = purchase_body("NEW", 30_000, days_ago=0.01)
-    if path == "batch":
-
-        def run(s: Any) -> Any:
-            tenant_row = s.get(Tenant, tenant.tenant_id)
-            out = record_batch(s, tenant_row, [body])
-            s.commit()
-            return out
-
-        out = tx(db, run)
-        assert (out.created, out.failed) == (1, 0)
-    else:
-        assert post_event(db, tenant, body).created
+    record(db, tenant, [body], path)
     assert remaining(db, tenant, member) == [0, 30]
     b = balance(db, tenant, member, utcnow())
     assert (b["available"], b["lifetime"]["expired"]) == (30, 85)
@@ -496,17 +501,7 @@ def test_a_history_imported_oldest_first_keeps_an_active_members_points(
     was never inactive, whatever order the events arrive in."""
     inactivity(db, tenant)
     bodies = [purchase_body(f"H{n}", 10_000, days_ago=720 - 120 * n) for n in range(6)]
-    if path == "batch":
-
-        def run(s: Any) -> Any:
-            out = record_batch(s, s.get(Tenant, tenant.tenant_id), bodies)
-            s.commit()
-            return out
-
-        assert tx(db, run).created == 6
-    else:
-        for body in bodies:
-            assert post_event(db, tenant, body).created
+    record(db, tenant, bodies, path)
     member = member_by_external_id(db, tenant, "C-1")
     b = balance(db, tenant, member, utcnow())
     assert (b["available"], b["lifetime"]["expired"]) == (60, 0)

@@ -230,18 +230,10 @@ _DUE_LOTS = (
     )
     .order_by(_lots.c.expires_at, _lots.c.id)
 )
-_DUE_POINTS = select(func.coalesce(func.sum(_lots.c.remaining), 0)).where(
-    _lots.c.account_id == bindparam("account_id", type_=Uuid()),
-    _lots.c.expires_at <= bindparam("now", type_=_lots.c.expires_at.type),
-    _lots.c.remaining > 0,
-)
 _HELD_LOTS = (
     select(_lots.c.id, _lots.c.remaining, _lots.c.source_type, _lots.c.source_id)
     .where(_lots.c.account_id == bindparam("account_id", type_=Uuid()), _lots.c.remaining > 0)
     .order_by(_lots.c.id)
-)
-_HELD_POINTS = select(func.coalesce(func.sum(_lots.c.remaining), 0)).where(
-    _lots.c.account_id == bindparam("account_id", type_=Uuid()), _lots.c.remaining > 0
 )
 _LAST_ACTIVITY = select(Member.last_activity_at).where(
     Member.id == bindparam("member_id", type_=Uuid())
@@ -249,9 +241,6 @@ _LAST_ACTIVITY = select(Member.last_activity_at).where(
 _INACTIVITY_PROGRAMS = select(Program.id, Program.expiry_months).where(
     Program.tenant_id == bindparam("tenant_id", type_=Uuid()),
     Program.expiry_policy == "inactivity",
-)
-_TENANT_OF_PROGRAM = select(Program.tenant_id).where(
-    Program.id == bindparam("program_id", type_=Uuid())
 )
 _INSERT_TRANSFER = insert(_transfers)
 _INSERT_ENTRY = insert(_entries)
@@ -365,12 +354,8 @@ def due_points(
     """Points of the member's lots that are no longer theirs at ``now`` (past their expiry
     date, or all after the program's inactivity period) and that the expiry job has not
     expired yet: counted in the account's balance, but not the member's to spend."""
-    program = session.get(Program, program_id)
-    if program is not None and program.expiry_policy == "inactivity":
-        last = session.execute(_LAST_ACTIVITY, {"member_id": member_id}).scalar_one_or_none()
-        if inactive(last, program.expiry_months, now):
-            return int(session.execute(_HELD_POINTS, {"account_id": points}).scalar_one())
-    return int(session.execute(_DUE_POINTS, {"account_id": points, "now": now}).scalar_one())
+    due, _reason = _due_lots(session, program_id, member_id, points, now)
+    return sum(int(lot.remaining) for lot in due)
 
 
 def _owed(session: Session, debt_account_id: uuid.UUID) -> int:
@@ -947,7 +932,8 @@ def _expire(
 
     expired_acc = program_account(session, program_id, EXPIRED)
     _lock(session, [expired_acc])
-    tenant_id = session.execute(_TENANT_OF_PROGRAM, {"program_id": program_id}).scalar_one()
+    program = session.get(Program, program_id)
+    assert program is not None
     for lot in lots:
         amount = int(lot.remaining)
         ctx = Context(
@@ -966,7 +952,7 @@ def _expire(
         _lot_change(session, lot.id, -amount, transfer_id)
         publish(
             session,
-            tenant_id,
+            program.tenant_id,
             "points.expired",
             {
                 "member_id": str(member_id),
