@@ -381,6 +381,7 @@ class Model:
         for hold in self.holds:
             if hold.state == "open" and hold.expires_at <= now:
                 self.give_back(hold, hold.amount)
+                self.repay(hold.owner, hold.amount, now)  # a debt first
                 hold.state = "expired"
                 holds += 1
         for lot in self.lots:
@@ -682,8 +683,14 @@ class LedgerMachine(RuleBasedStateMachine):
         assert res.created
         event("capture: " + ("partial" if capture and capture < hold.amount else "full"))
         captured = hold.amount if capture is None else capture
-        assert res.amounts == {"captured": captured, "released": hold.amount - captured}
         kept = self.model.give_back(hold, hold.amount - captured)
+        # points a hold gives back repay a debt first
+        repaid = self.model.repay(hold.owner, hold.amount - captured, utcnow())
+        assert res.amounts == {
+            "captured": captured,
+            "released": hold.amount - captured,
+            **({"debt_repaid": repaid} if repaid else {}),
+        }
         self.model.spends.append(MSpend(res.transfer_id, hold.owner, captured, kept))
         hold.state = "captured"
 
@@ -725,6 +732,7 @@ class LedgerMachine(RuleBasedStateMachine):
         assert res.created
         event("void: done")
         self.model.give_back(hold, hold.amount)
+        self.model.repay(hold.owner, hold.amount, utcnow())  # a debt first
         hold.state = "voided"
 
     def _resolve_a_closed_hold(self, k: int, action: str) -> None:
